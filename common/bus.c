@@ -1,0 +1,417 @@
+#include "bus.h"
+#include "bus_int.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+#include "partition.h"
+
+static const char *const topic_suffixes[KD_TOPIC_COUNT] = {
+    "requests", "deployments", "steps", "traffic", "results", "hosts",
+};
+
+struct kd_producer {
+    rd_kafka_t *rk;
+    const kd_bus_conf_t *conf;
+    char self[300];
+    rd_kafka_resp_err_t async_err;  /* first failed delivery since the last flush */
+};
+
+/* The delivery of one message sent with wait. */
+typedef struct kd_delivery {
+    int done;
+    rd_kafka_resp_err_t err;
+} kd_delivery_t;
+
+const char *kd_topic_suffix(kd_topic_t topic)
+{
+    return topic < KD_TOPIC_COUNT ? topic_suffixes[topic] : "?";
+}
+
+/* ---- configuration ---- */
+
+kd_bus_conf_t *kd_bus_conf_new(void)
+{
+    kd_bus_conf_t *conf = calloc(1, sizeof *conf);
+
+    if (conf && !(conf->prefix = strdup(KD_DEFAULT_TOPIC_PREFIX))) {
+        free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+void kd_bus_conf_free(kd_bus_conf_t *conf)
+{
+    if (!conf)
+        return;
+    for (size_t i = 0; i < conf->prop_count; i++) {
+        free(conf->props[i].name);
+        free(conf->props[i].value);
+    }
+    free(conf->props);
+    free(conf->brokers);
+    free(conf->prefix);
+    kd_signer_free(conf->signer);
+    kd_verifier_free(conf->verifier);
+    free(conf);
+}
+
+static kd_status_t replace_str(char **dst, const char *value, char *err, size_t errsz)
+{
+    char *copy = strdup(value);
+
+    if (!copy)
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    free(*dst);
+    *dst = copy;
+    return KD_OK;
+}
+
+/* Checks a librdkafka property on a scratch configuration, so a typo in a
+ * config file is reported where it is written, not at connect time. */
+static kd_status_t check_rdkafka_prop(const char *name, const char *value, char *err,
+                                      size_t errsz)
+{
+    char rkerr[512];
+    rd_kafka_conf_t *tmp = rd_kafka_conf_new();
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(tmp, name, value, rkerr, sizeof rkerr);
+
+    rd_kafka_conf_destroy(tmp);
+    if (res == RD_KAFKA_CONF_OK)
+        return KD_OK;
+    return kd_err(err, errsz, KD_EINVAL, "%s", rkerr);
+}
+
+static kd_status_t add_prop(kd_bus_conf_t *conf, const char *name, const char *value,
+                            char *err, size_t errsz)
+{
+    kd_prop_t *props;
+    kd_status_t st = check_rdkafka_prop(name, value, err, errsz);
+
+    if (st != KD_OK)
+        return st;
+    for (size_t i = 0; i < conf->prop_count; i++)
+        if (strcmp(conf->props[i].name, name) == 0)
+            return replace_str(&conf->props[i].value, value, err, errsz);
+    props = realloc(conf->props, (conf->prop_count + 1) * sizeof *props);
+    if (!props)
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    conf->props = props;
+    props[conf->prop_count].name = strdup(name);
+    props[conf->prop_count].value = strdup(value);
+    if (!props[conf->prop_count].name || !props[conf->prop_count].value) {
+        free(props[conf->prop_count].name);
+        free(props[conf->prop_count].value);
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    }
+    conf->prop_count++;
+    return KD_OK;
+}
+
+kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *value,
+                            char *err, size_t errsz)
+{
+    if (strcmp(name, "brokers") == 0 || strcmp(name, "bootstrap.servers") == 0)
+        return replace_str(&conf->brokers, value, err, errsz);
+    if (strcmp(name, "topic_prefix") == 0)
+        return replace_str(&conf->prefix, value, err, errsz);
+    if (strcmp(name, "signing_key") == 0) {
+        kd_signer_free(conf->signer);
+        conf->signer = NULL;
+        return kd_signer_load(value, &conf->signer, err, errsz);
+    }
+    if (strcmp(name, "verify_key") == 0) {
+        kd_verifier_free(conf->verifier);
+        conf->verifier = NULL;
+        return kd_verifier_load(value, &conf->verifier, err, errsz);
+    }
+    return add_prop(conf, name, value, err, errsz);
+}
+
+kd_status_t kd_bus_conf_apply(kd_bus_conf_t *conf, const kd_config_t *cfg, char *err,
+                              size_t errsz)
+{
+    static const char *const own[] = {"brokers", "topic_prefix", "signing_key", "verify_key"};
+    size_t n;
+    const kd_config_entry_t *e = kd_config_entries(cfg, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name = NULL;
+        char why[512];
+        kd_status_t st;
+
+        if (strncmp(e[i].key, "kafka.", 6) == 0)
+            name = e[i].key + 6;
+        for (size_t j = 0; !name && j < sizeof own / sizeof own[0]; j++)
+            if (strcmp(e[i].key, own[j]) == 0)
+                name = own[j];
+        if (!name)
+            continue;
+        if ((st = kd_bus_conf_set(conf, name, e[i].value, why, sizeof why)) != KD_OK)
+            return kd_err(err, errsz, st, "%s:%d: %s: %s", kd_config_name(cfg), e[i].line,
+                          e[i].key, why);
+    }
+    return KD_OK;
+}
+
+void kd_bus_conf_env_defaults(kd_bus_conf_t *conf)
+{
+    const char *env = getenv("KDEPLOY_BROKERS");
+
+    if (!conf->brokers && env && *env)
+        replace_str(&conf->brokers, env, NULL, 0);
+}
+
+const char *kd_bus_conf_brokers(const kd_bus_conf_t *conf)
+{
+    return conf->brokers;
+}
+
+const char *kd_bus_topic_name(const kd_bus_conf_t *conf, kd_topic_t topic, char *buf,
+                              size_t bufsz)
+{
+    snprintf(buf, bufsz, "%s%s", conf->prefix, kd_topic_suffix(topic));
+    return buf;
+}
+
+const kd_verifier_t *kd_bus_conf_verifier(const kd_bus_conf_t *conf)
+{
+    return conf->verifier;
+}
+
+/* ---- librdkafka handles ---- */
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    kd_log_level_t lvl = level <= 3 ? KD_LOG_ERROR : level == 4 ? KD_LOG_WARN
+                       : level <= 6 ? KD_LOG_INFO : KD_LOG_DEBUG;
+
+    kd_log(lvl, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int errcode, const char *reason, void *opaque)
+{
+    (void)opaque;
+    if (errcode == RD_KAFKA_RESP_ERR__FATAL)
+        kd_error("kafka %s: fatal: %s", rd_kafka_name(rk), reason);
+    else
+        kd_debug("kafka %s: %s: %s", rd_kafka_name(rk),
+                 rd_kafka_err2name((rd_kafka_resp_err_t)errcode), reason);
+}
+
+static kd_status_t set_all(rd_kafka_conf_t *rc, const char *const *kv, char *err, size_t errsz)
+{
+    char rkerr[512];
+
+    for (; kv[0]; kv += 2)
+        if (rd_kafka_conf_set(rc, kv[0], kv[1], rkerr, sizeof rkerr) != RD_KAFKA_CONF_OK)
+            return kd_err(err, errsz, KD_EINVAL, "%s=%s: %s", kv[0], kv[1], rkerr);
+    return KD_OK;
+}
+
+kd_status_t kd_bus_build_conf(const kd_bus_conf_t *conf, const char *const *defaults,
+                             rd_kafka_conf_t **out, char *err, size_t errsz)
+{
+    static const char *const common[] = {
+        "socket.nagle.disable", "true",
+        "log.connection.close", "false",
+        "reconnect.backoff.ms", "10",
+        "reconnect.backoff.max.ms", "1000",
+        NULL,
+    };
+    rd_kafka_conf_t *rc;
+    kd_status_t st;
+
+    if (!conf->brokers || !*conf->brokers)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "no Kafka brokers: pass --brokers LIST or set KDEPLOY_BROKERS");
+    rc = rd_kafka_conf_new();
+    if ((st = set_all(rc, common, err, errsz)) != KD_OK ||
+        (st = set_all(rc, defaults, err, errsz)) != KD_OK)
+        goto fail;
+    for (size_t i = 0; i < conf->prop_count; i++) {
+        const char *kv[] = {conf->props[i].name, conf->props[i].value, NULL};
+
+        if ((st = set_all(rc, kv, err, errsz)) != KD_OK)
+            goto fail;
+    }
+    {
+        const char *kv[] = {"bootstrap.servers", conf->brokers, NULL};
+
+        if ((st = set_all(rc, kv, err, errsz)) != KD_OK)
+            goto fail;
+    }
+    rd_kafka_conf_set_log_cb(rc, log_cb);
+    rd_kafka_conf_set_error_cb(rc, error_cb);
+    *out = rc;
+    return KD_OK;
+fail:
+    rd_kafka_conf_destroy(rc);
+    return st;
+}
+
+/* ---- producer ---- */
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    kd_producer_t *p = opaque;
+    kd_delivery_t *d = rkm->_private;
+
+    (void)rk;
+    if (d) {
+        d->err = rkm->err;
+        d->done = 1;
+    } else if (rkm->err && !p->async_err) {
+        p->async_err = rkm->err;
+    }
+    if (rkm->err)
+        kd_debug("delivery to %s failed: %s", rd_kafka_topic_name(rkm->rkt),
+                 rd_kafka_err2str(rkm->err));
+}
+
+kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
+                            kd_producer_t **out, char *err, size_t errsz)
+{
+    static const char *const defaults[] = {
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "0",
+        "partitioner", "murmur2_random",
+        "message.timeout.ms", "30000",
+        NULL,
+    };
+    kd_producer_t *p = calloc(1, sizeof *p);
+    rd_kafka_conf_t *rc;
+    char rkerr[512];
+    kd_status_t st;
+
+    if (!p)
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    if ((st = kd_bus_build_conf(conf, defaults, &rc, err, errsz)) != KD_OK) {
+        free(p);
+        return st;
+    }
+    rd_kafka_conf_set_dr_msg_cb(rc, dr_msg_cb);
+    rd_kafka_conf_set_opaque(rc, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, rkerr, sizeof rkerr);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(rc);
+        free(p);
+        return kd_err(err, errsz, KD_EKAFKA, "creating producer: %s", rkerr);
+    }
+    p->conf = conf;
+    kd_self_name(service, p->self, sizeof p->self);
+    *out = p;
+    return KD_OK;
+}
+
+void kd_producer_free(kd_producer_t *p)
+{
+    if (!p)
+        return;
+    if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        kd_warn("producer closed with %d messages undelivered", rd_kafka_outq_len(p->rk));
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+const char *kd_producer_self(const kd_producer_t *p)
+{
+    return p->self;
+}
+
+static bool is_command(const kd_envelope_t *env)
+{
+    return env->body_case == KD_BODY(STEP) || env->body_case == KD_BODY(TRAFFIC);
+}
+
+static kd_status_t make_headers(const kd_producer_t *p, const kd_envelope_t *env,
+                                const uint8_t *value, size_t len,
+                                rd_kafka_headers_t **out, char *err, size_t errsz)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
+    kd_status_t st;
+
+    rd_kafka_header_add(hdrs, KD_HEADER_TYPE, -1, kd_envelope_type(env), -1);
+    if (env->deploy_id && *env->deploy_id)
+        rd_kafka_header_add(hdrs, KD_HEADER_DEPLOY_ID, -1, env->deploy_id, -1);
+    if (p->conf->signer && is_command(env)) {
+        uint8_t sig[KD_SIGNATURE_LEN];
+
+        if ((st = kd_sign(p->conf->signer, value, len, sig, err, errsz)) != KD_OK) {
+            rd_kafka_headers_destroy(hdrs);
+            return st;
+        }
+        rd_kafka_header_add(hdrs, KD_HEADER_SIGNATURE, -1, sig, sizeof sig);
+    }
+    *out = hdrs;
+    return KD_OK;
+}
+
+static kd_status_t wait_delivery(kd_producer_t *p, kd_delivery_t *d, char *err, size_t errsz)
+{
+    while (!d->done)
+        rd_kafka_poll(p->rk, 100);
+    if (d->err)
+        return kd_err(err, errsz, KD_EKAFKA, "delivery failed: %s", rd_kafka_err2str(d->err));
+    return KD_OK;
+}
+
+kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key,
+                             const kd_envelope_t *env, bool wait, char *err, size_t errsz)
+{
+    char name[256];
+    uint8_t *value;
+    size_t len;
+    rd_kafka_headers_t *hdrs;
+    kd_delivery_t d = {0};
+    rd_kafka_resp_err_t rerr;
+    kd_status_t st;
+
+    if ((st = kd_envelope_encode(env, &value, &len, err, errsz)) != KD_OK)
+        return st;
+    if ((st = make_headers(p, env, value, len, &hdrs, err, errsz)) != KD_OK) {
+        free(value);
+        return st;
+    }
+    kd_bus_topic_name(p->conf, topic, name, sizeof name);
+    rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(name),
+                             RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                             RD_KAFKA_V_VALUE(value, len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(wait ? &d : NULL),
+                             RD_KAFKA_V_END);
+    if (rerr) {
+        rd_kafka_headers_destroy(hdrs);
+        free(value);
+        return kd_err(err, errsz, KD_EKAFKA, "producing to %s: %s", name,
+                      rd_kafka_err2str(rerr));
+    }
+    rd_kafka_poll(p->rk, 0);
+    return wait ? wait_delivery(p, &d, err, errsz) : KD_OK;
+}
+
+kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz)
+{
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms);
+
+    if (rerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        return kd_err(err, errsz, KD_ETIMEDOUT, "%d messages still undelivered",
+                      rd_kafka_outq_len(p->rk));
+    if (p->async_err) {
+        rerr = p->async_err;
+        p->async_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        return kd_err(err, errsz, KD_EKAFKA, "delivery failed: %s", rd_kafka_err2str(rerr));
+    }
+    return KD_OK;
+}
+
+void kd_producer_poll(kd_producer_t *p)
+{
+    rd_kafka_poll(p->rk, 0);
+}

@@ -1,0 +1,143 @@
+/* The Kafka bus: kdeploy's producer and consumer over librdkafka.
+ *
+ * Every message is one envelope (protobuf) with the headers `kdeploy-type`
+ * and `kdeploy-deploy-id`, keyed per DESIGN.md, placed by the murmur2
+ * partitioner so other Kafka clients agree on partitions. Any librdkafka
+ * property can be passed through, so SASL/SSL, acks or compression work
+ * against a real cluster; the defaults favour low latency on loopback. */
+#ifndef KD_BUS_H
+#define KD_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "sign.h"
+#include "status.h"
+
+typedef enum {
+    KD_TOPIC_REQUESTS = 0,
+    KD_TOPIC_DEPLOYMENTS,
+    KD_TOPIC_STEPS,
+    KD_TOPIC_TRAFFIC,
+    KD_TOPIC_RESULTS,
+    KD_TOPIC_HOSTS,
+    KD_TOPIC_COUNT
+} kd_topic_t;
+
+#define KD_DEFAULT_TOPIC_PREFIX "kdeploy."
+#define KD_HEADER_TYPE "kdeploy-type"
+#define KD_HEADER_DEPLOY_ID "kdeploy-deploy-id"
+#define KD_HEADER_SIGNATURE "kdeploy-signature"
+
+typedef struct kd_bus_conf kd_bus_conf_t;
+typedef struct kd_producer kd_producer_t;
+typedef struct kd_consumer kd_consumer_t;
+
+/* The topic's name without prefix: "requests", "deployments", ... */
+const char *kd_topic_suffix(kd_topic_t topic);
+
+/* ---- configuration ---- */
+
+kd_bus_conf_t *kd_bus_conf_new(void);
+void kd_bus_conf_free(kd_bus_conf_t *conf);
+/* Sets one option. kdeploy's own: "brokers" (bootstrap list), "topic_prefix",
+ * "signing_key" (private key PEM: sign commands), "verify_key" (public key
+ * PEM: refuse unsigned or forged commands). Any other name is a librdkafka
+ * property, checked at once (unknown names and bad values are refused). */
+kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *value,
+                            char *err, size_t errsz);
+/* Applies "brokers", "topic_prefix", "signing_key", "verify_key" and every
+ * "kafka.<property>" of a config file. Errors name the file and line. */
+kd_status_t kd_bus_conf_apply(kd_bus_conf_t *conf, const kd_config_t *cfg, char *err,
+                              size_t errsz);
+/* Fills the broker list from KDEPLOY_BROKERS when none is set yet. */
+void kd_bus_conf_env_defaults(kd_bus_conf_t *conf);
+const char *kd_bus_conf_brokers(const kd_bus_conf_t *conf);
+/* The full topic name (prefix + suffix) into buf. */
+const char *kd_bus_topic_name(const kd_bus_conf_t *conf, kd_topic_t topic, char *buf,
+                              size_t bufsz);
+/* The verifier configured with "verify_key", or NULL. */
+const kd_verifier_t *kd_bus_conf_verifier(const kd_bus_conf_t *conf);
+
+/* ---- producer ---- */
+
+/* Creates a producer; service names it in envelopes ("planner", "worker"...). */
+kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
+                            kd_producer_t **out, char *err, size_t errsz);
+/* Flushes (up to 10 s) and frees; accepts NULL. */
+void kd_producer_free(kd_producer_t *p);
+/* "<service>@<hostname>:<pid>": the producer field for envelopes. */
+const char *kd_producer_self(const kd_producer_t *p);
+
+/* Publishes env to topic with key. Adds the type and deploy-id headers, and
+ * the signature for step and traffic commands when a signing key is set.
+ * With wait, blocks until the broker acknowledged it (or it failed) and
+ * returns the outcome; without, returns once queued and reports delivery
+ * failures at the next kd_producer_flush(). */
+kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key,
+                             const kd_envelope_t *env, bool wait, char *err, size_t errsz);
+/* Waits for every queued message; returns the first delivery failure since
+ * the last flush, or KD_ETIMEDOUT. */
+kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);
+/* Serves delivery reports without blocking (call now and then when using
+ * sends without wait). */
+void kd_producer_poll(kd_producer_t *p);
+
+/* ---- consumer ---- */
+
+typedef struct kd_consumer_opts {
+    const char *group_id;      /* for committed offsets; required unless read_all */
+    const kd_topic_t *topics;  /* topics to read */
+    size_t topic_count;
+    /* Group mode (default): subscribe as a member of group_id. */
+    /* Partition mode: read only the partition partition_key maps to in
+     * topics[0] (the worker's steps partition), from the committed offset. */
+    const char *partition_key;
+    /* Reader mode: every partition of the topics from the beginning, no
+     * group, no commits; kd_consumer_at_end() tells when all are read. */
+    bool read_all;
+} kd_consumer_opts_t;
+
+/* One message. Strings are NUL-terminated; value is the raw envelope. */
+typedef struct kd_message {
+    kd_topic_t topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    const char *key;        /* "" if none */
+    size_t key_len;
+    const char *type;       /* kdeploy-type header, "" if absent */
+    const char *deploy_id;  /* kdeploy-deploy-id header, "" if absent */
+    const void *value;
+    size_t len;
+    const void *signature;  /* kdeploy-signature header, NULL if absent */
+    size_t signature_len;
+} kd_message_t;
+
+kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t *opts,
+                            kd_consumer_t **out, char *err, size_t errsz);
+/* Leaves the group (if any) and frees; accepts NULL. */
+void kd_consumer_free(kd_consumer_t *c);
+/* Waits up to timeout_ms for a message. KD_OK with *out NULL when none came.
+ * Transient broker errors are logged and not returned; fatal ones are. */
+kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **out,
+                             char *err, size_t errsz);
+/* Commits the offset after m (synchronously) for the consumer's group. */
+kd_status_t kd_consumer_commit(kd_consumer_t *c, const kd_message_t *m, char *err,
+                               size_t errsz);
+/* Reader mode: true once every partition has been read to its end. */
+bool kd_consumer_at_end(const kd_consumer_t *c);
+/* The partition a partition-mode consumer reads, or -1. */
+int32_t kd_consumer_partition(const kd_consumer_t *c);
+void kd_message_free(kd_message_t *m);
+
+/* Decodes m's envelope. For step and traffic commands, when the consumer's
+ * configuration has a verify key, the signature must verify first
+ * (KD_ESIGNATURE otherwise). Also checks the type header matches the body. */
+kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
+                              kd_envelope_t **out, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,98 @@
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+bool kd_cli_common_opt(kd_cli_common_t *cli, int opt, const char *arg)
+{
+    switch (opt) {
+    case KD_OPT_BROKERS: cli->brokers = arg; return true;
+    case KD_OPT_CONFIG: cli->config_path = arg; return true;
+    case KD_OPT_TOPIC_PREFIX: cli->topic_prefix = arg; return true;
+    case KD_OPT_LOG_LEVEL: cli->log_level = arg; return true;
+    case KD_OPT_LOG_JSON: cli->log_json = true; return true;
+    case KD_OPT_PROPERTY:
+        if (cli->prop_count < (int)(sizeof cli->props / sizeof cli->props[0]))
+            cli->props[cli->prop_count++] = arg;
+        return true;
+    default: return false;
+    }
+}
+
+static kd_status_t apply_props(const kd_cli_common_t *cli, kd_bus_conf_t *conf, char *err,
+                               size_t errsz)
+{
+    for (int i = 0; i < cli->prop_count; i++) {
+        char name[256];
+        const char *eq = strchr(cli->props[i], '=');
+        char why[512];
+
+        if (!eq || eq == cli->props[i] || (size_t)(eq - cli->props[i]) >= sizeof name)
+            return kd_err(err, errsz, KD_EINVAL, "-X %s: expected NAME=VALUE", cli->props[i]);
+        snprintf(name, sizeof name, "%.*s", (int)(eq - cli->props[i]), cli->props[i]);
+        if (kd_bus_conf_set(conf, name, eq + 1, why, sizeof why) != KD_OK)
+            return kd_err(err, errsz, KD_EINVAL, "-X %s: %s", cli->props[i], why);
+    }
+    return KD_OK;
+}
+
+static kd_status_t setup_logging(const kd_cli_common_t *cli, const kd_config_t *cfg,
+                                 const char *component, char *err, size_t errsz)
+{
+    const char *level = cli->log_level;
+    const char *format = cfg ? kd_config_get(cfg, "log.format") : NULL;
+    int lvl;
+
+    if (!level && cfg)
+        level = kd_config_get(cfg, "log.level");
+    if (!level)
+        level = getenv("KDEPLOY_LOG_LEVEL");
+    lvl = level ? kd_log_level_parse(level) : KD_LOG_INFO;
+    if (lvl < 0)
+        return kd_err(err, errsz, KD_EINVAL, "log level %s: use error, warn, info or debug",
+                      level);
+    kd_log_setup(component, (kd_log_level_t)lvl,
+                 cli->log_json || (format && strcmp(format, "json") == 0));
+    return KD_OK;
+}
+
+kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
+                         kd_bus_conf_t **conf_out, kd_config_t **cfg_out, char *err,
+                         size_t errsz)
+{
+    kd_config_t *cfg = NULL;
+    kd_bus_conf_t *conf = NULL;
+    kd_status_t st;
+
+    if (cli->config_path && (st = kd_config_load(cli->config_path, &cfg, err, errsz)) != KD_OK)
+        return st;
+    if ((st = setup_logging(cli, cfg, component, err, errsz)) != KD_OK)
+        goto fail;
+    if (!(conf = kd_bus_conf_new())) {
+        st = kd_err(err, errsz, KD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (cfg && (st = kd_bus_conf_apply(conf, cfg, err, errsz)) != KD_OK)
+        goto fail;
+    if (cli->brokers && (st = kd_bus_conf_set(conf, "brokers", cli->brokers, err, errsz)) != KD_OK)
+        goto fail;
+    if (cli->topic_prefix &&
+        (st = kd_bus_conf_set(conf, "topic_prefix", cli->topic_prefix, err, errsz)) != KD_OK)
+        goto fail;
+    if ((st = apply_props(cli, conf, err, errsz)) != KD_OK)
+        goto fail;
+    kd_bus_conf_env_defaults(conf);
+    *conf_out = conf;
+    if (cfg_out)
+        *cfg_out = cfg;
+    else
+        kd_config_free(cfg);
+    return KD_OK;
+fail:
+    kd_bus_conf_free(conf);
+    kd_config_free(cfg);
+    return st;
+}

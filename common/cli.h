@@ -1,0 +1,58 @@
+/* What every kdeploy command-line tool shares: the bus options
+ * (--brokers, --config, --topic-prefix, -X kafka.property=value) and
+ * logging options (--log-level, --log-json), parsed alike everywhere. */
+#ifndef KD_CLI_H
+#define KD_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "bus.h"
+
+typedef struct kd_cli_common {
+    const char *brokers;
+    const char *config_path;
+    const char *topic_prefix;
+    const char *log_level;
+    bool log_json;
+    const char *props[64];  /* -X name=value, in order */
+    int prop_count;
+} kd_cli_common_t;
+
+/* Option codes of the common options (above any single-character code). */
+enum {
+    KD_OPT_BROKERS = 1000,
+    KD_OPT_CONFIG,
+    KD_OPT_TOPIC_PREFIX,
+    KD_OPT_LOG_LEVEL,
+    KD_OPT_LOG_JSON,
+    KD_OPT_PROPERTY = 'X'
+};
+
+#define KD_CLI_COMMON_LONGOPTS                                                \
+    {"brokers", required_argument, NULL, KD_OPT_BROKERS},                    \
+    {"config", required_argument, NULL, KD_OPT_CONFIG},                      \
+    {"topic-prefix", required_argument, NULL, KD_OPT_TOPIC_PREFIX},          \
+    {"log-level", required_argument, NULL, KD_OPT_LOG_LEVEL},                \
+    {"log-json", no_argument, NULL, KD_OPT_LOG_JSON}
+
+#define KD_CLI_COMMON_HELP                                                    \
+    "  --brokers LIST        Kafka bootstrap servers (or KDEPLOY_BROKERS)\n"  \
+    "  --config FILE         YAML config file (brokers, topic_prefix, kafka.*)\n" \
+    "  --topic-prefix P      topic name prefix (default kdeploy.)\n"          \
+    "  -X NAME=VALUE         any librdkafka property (repeatable)\n"          \
+    "  --log-level L         error, warn, info (default) or debug\n"          \
+    "  --log-json            log JSON lines instead of text\n"
+
+/* Takes one getopt result; returns true if it was a common option. */
+bool kd_cli_common_opt(kd_cli_common_t *cli, int opt, const char *arg);
+
+/* Sets up logging for component, loads the config file (if any) and builds
+ * the bus configuration: config file first, then command-line options, then
+ * KDEPLOY_BROKERS when no broker list was given. cfg_out (optional) receives
+ * the loaded config for the caller's own keys (NULL if none). */
+kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
+                         kd_bus_conf_t **conf_out, kd_config_t **cfg_out, char *err,
+                         size_t errsz);
+
+#endif

@@ -1,0 +1,382 @@
+/* The consumer half of the bus: group members (planner), one-partition
+ * readers (a worker reads only its host's partition of `steps`), and
+ * whole-topic readers (status, replay). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "bus_int.h"
+#include "ids.h"
+#include "log.h"
+#include "partition.h"
+
+struct kd_consumer {
+    rd_kafka_t *rk;
+    const kd_bus_conf_t *conf;
+    bool read_all;
+    int32_t partition;                          /* partition mode, else -1 */
+    rd_kafka_topic_partition_list_t *assigned;  /* partition and reader modes */
+    bool *at_eof;                               /* reader mode: per assigned partition */
+};
+
+/* A message and the librdkafka message it came from. */
+typedef struct kd_message_int {
+    kd_message_t pub;
+    rd_kafka_message_t *rkm;
+    char *key;
+    char *type;
+    char *deploy_id;
+} kd_message_int_t;
+
+static const int metadata_timeout_ms = 10000;
+
+static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, char *err,
+                              size_t errsz)
+{
+    static const char *const defaults[] = {
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "session.timeout.ms", "6000",
+        "heartbeat.interval.ms", "1000",
+        "fetch.wait.max.ms", "100",
+        "fetch.error.backoff.ms", "20",
+        NULL,
+    };
+    char reader_group[64];
+    const char *extra[] = {"group.id", o->group_id, "enable.partition.eof",
+                           o->read_all ? "true" : "false", NULL};
+    rd_kafka_conf_t *rc;
+    char rkerr[512];
+    kd_status_t st;
+
+    if (!o->group_id) {
+        /* Readers never join or commit, but librdkafka wants a group id. */
+        char uuid[KD_UUID_LEN];
+
+        kd_uuid_new(uuid);
+        snprintf(reader_group, sizeof reader_group, "kdeploy-reader-%s", uuid);
+        extra[1] = reader_group;
+    }
+    if ((st = kd_bus_build_conf(c->conf, defaults, &rc, err, errsz)) != KD_OK)
+        return st;
+    for (size_t i = 0; extra[i]; i += 2)
+        if (rd_kafka_conf_set(rc, extra[i], extra[i + 1], rkerr, sizeof rkerr) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(rc);
+            return kd_err(err, errsz, KD_EINVAL, "%s", rkerr);
+        }
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rc, rkerr, sizeof rkerr);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(rc);
+        return kd_err(err, errsz, KD_EKAFKA, "creating consumer: %s", rkerr);
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    return KD_OK;
+}
+
+static kd_status_t partition_count(kd_consumer_t *c, const char *topic, int *count, char *err,
+                                   size_t errsz)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rerr;
+    kd_status_t st = KD_OK;
+
+    if (!rkt)
+        return kd_err(err, errsz, KD_EKAFKA, "%s: %s", topic,
+                      rd_kafka_err2str(rd_kafka_last_error()));
+    rerr = rd_kafka_metadata(c->rk, 0, rkt, &md, metadata_timeout_ms);
+    if (rerr)
+        st = kd_err(err, errsz, KD_EKAFKA, "metadata of %s: %s", topic, rd_kafka_err2str(rerr));
+    else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt <= 0)
+        st = kd_err(err, errsz, KD_ENOTFOUND, "topic %s does not exist on %s", topic,
+                    kd_bus_conf_brokers(c->conf));
+    else
+        *count = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return st;
+}
+
+static kd_status_t assign_partition(kd_consumer_t *c, const kd_consumer_opts_t *o, char *err,
+                                    size_t errsz)
+{
+    char topic[256];
+    int count;
+    kd_status_t st;
+    rd_kafka_resp_err_t rerr;
+
+    kd_bus_topic_name(c->conf, o->topics[0], topic, sizeof topic);
+    if ((st = partition_count(c, topic, &count, err, errsz)) != KD_OK)
+        return st;
+    c->partition = kd_partition_for_key(o->partition_key, strlen(o->partition_key), count);
+    c->assigned = rd_kafka_topic_partition_list_new(1);
+    /* STORED: resume at the group's committed offset, else auto.offset.reset. */
+    rd_kafka_topic_partition_list_add(c->assigned, topic, c->partition)->offset =
+        RD_KAFKA_OFFSET_STORED;
+    if ((rerr = rd_kafka_assign(c->rk, c->assigned)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, KD_EKAFKA, "assigning %s[%d]: %s", topic, c->partition,
+                      rd_kafka_err2str(rerr));
+    return KD_OK;
+}
+
+static kd_status_t assign_all(kd_consumer_t *c, const kd_consumer_opts_t *o, char *err,
+                              size_t errsz)
+{
+    rd_kafka_resp_err_t rerr;
+    kd_status_t st;
+
+    c->assigned = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < o->topic_count; i++) {
+        char topic[256];
+        int count;
+
+        kd_bus_topic_name(c->conf, o->topics[i], topic, sizeof topic);
+        if ((st = partition_count(c, topic, &count, err, errsz)) != KD_OK)
+            return st;
+        for (int part = 0; part < count; part++)
+            rd_kafka_topic_partition_list_add(c->assigned, topic, part)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    c->at_eof = calloc((size_t)c->assigned->cnt + 1, sizeof *c->at_eof);
+    if (!c->at_eof)
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    if ((rerr = rd_kafka_assign(c->rk, c->assigned)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, KD_EKAFKA, "assigning: %s", rd_kafka_err2str(rerr));
+    return KD_OK;
+}
+
+static kd_status_t subscribe(kd_consumer_t *c, const kd_consumer_opts_t *o, char *err,
+                             size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)o->topic_count);
+    rd_kafka_resp_err_t rerr;
+
+    for (size_t i = 0; i < o->topic_count; i++) {
+        char topic[256];
+
+        kd_bus_topic_name(c->conf, o->topics[i], topic, sizeof topic);
+        rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    }
+    rerr = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rerr)
+        return kd_err(err, errsz, KD_EKAFKA, "subscribing: %s", rd_kafka_err2str(rerr));
+    return KD_OK;
+}
+
+kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t *opts,
+                            kd_consumer_t **out, char *err, size_t errsz)
+{
+    kd_consumer_t *c;
+    kd_status_t st;
+
+    if (!opts->topic_count)
+        return kd_err(err, errsz, KD_EINVAL, "consumer without topics");
+    if (!opts->read_all && !opts->group_id)
+        return kd_err(err, errsz, KD_EINVAL, "consumer needs a group id");
+    if (!(c = calloc(1, sizeof *c)))
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    c->conf = conf;
+    c->read_all = opts->read_all;
+    c->partition = -1;
+    if ((st = new_handle(c, opts, err, errsz)) != KD_OK)
+        goto fail;
+    if (opts->read_all)
+        st = assign_all(c, opts, err, errsz);
+    else if (opts->partition_key)
+        st = assign_partition(c, opts, err, errsz);
+    else
+        st = subscribe(c, opts, err, errsz);
+    if (st != KD_OK)
+        goto fail;
+    *out = c;
+    return KD_OK;
+fail:
+    kd_consumer_free(c);
+    return st;
+}
+
+void kd_consumer_free(kd_consumer_t *c)
+{
+    if (!c)
+        return;
+    if (c->rk) {
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    if (c->assigned)
+        rd_kafka_topic_partition_list_destroy(c->assigned);
+    free(c->at_eof);
+    free(c);
+}
+
+static void mark_eof(kd_consumer_t *c, const rd_kafka_message_t *rkm, bool eof)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+
+    if (!c->at_eof)
+        return;
+    for (int i = 0; i < c->assigned->cnt; i++)
+        if (c->assigned->elems[i].partition == rkm->partition &&
+            strcmp(c->assigned->elems[i].topic, topic) == 0)
+            c->at_eof[i] = eof;
+}
+
+bool kd_consumer_at_end(const kd_consumer_t *c)
+{
+    if (!c->at_eof)
+        return false;
+    for (int i = 0; i < c->assigned->cnt; i++)
+        if (!c->at_eof[i])
+            return false;
+    return true;
+}
+
+int32_t kd_consumer_partition(const kd_consumer_t *c)
+{
+    return c->partition;
+}
+
+static char *header_str(rd_kafka_headers_t *hdrs, const char *name)
+{
+    const void *val = NULL;
+    size_t size = 0;
+
+    if (hdrs && rd_kafka_header_get_last(hdrs, name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val)
+        return strndup(val, size);
+    return strdup("");
+}
+
+static kd_topic_t topic_of(const kd_consumer_t *c, const char *name)
+{
+    char buf[256];
+
+    for (int t = 0; t < KD_TOPIC_COUNT; t++)
+        if (strcmp(kd_bus_topic_name(c->conf, (kd_topic_t)t, buf, sizeof buf), name) == 0)
+            return (kd_topic_t)t;
+    return KD_TOPIC_COUNT;
+}
+
+static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm)
+{
+    kd_message_int_t *m = calloc(1, sizeof *m);
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *sig = NULL;
+    size_t siglen = 0;
+
+    if (!m)
+        return NULL;
+    rd_kafka_message_headers(rkm, &hdrs);
+    m->rkm = rkm;
+    m->key = rkm->key ? strndup(rkm->key, rkm->key_len) : strdup("");
+    m->type = header_str(hdrs, KD_HEADER_TYPE);
+    m->deploy_id = header_str(hdrs, KD_HEADER_DEPLOY_ID);
+    if (!m->key || !m->type || !m->deploy_id) {
+        m->rkm = NULL;
+        kd_message_free(&m->pub);
+        return NULL;
+    }
+    if (hdrs && rd_kafka_header_get_last(hdrs, KD_HEADER_SIGNATURE, &sig, &siglen) != 0)
+        sig = NULL;
+    m->pub = (kd_message_t){
+        .topic = topic_of(c, rd_kafka_topic_name(rkm->rkt)),
+        .partition = rkm->partition,
+        .offset = rkm->offset,
+        .timestamp_ms = rd_kafka_message_timestamp(rkm, NULL),
+        .key = m->key,
+        .key_len = rkm->key_len,
+        .type = m->type,
+        .deploy_id = m->deploy_id,
+        .value = rkm->payload,
+        .len = rkm->len,
+        .signature = sig,
+        .signature_len = sig ? siglen : 0,
+    };
+    return &m->pub;
+}
+
+kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **out, char *err,
+                             size_t errsz)
+{
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    char fatal[512];
+
+    *out = NULL;
+    if (!rkm)
+        return KD_OK;
+    if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        mark_eof(c, rkm, true);
+        rd_kafka_message_destroy(rkm);
+        return KD_OK;
+    }
+    if (rkm->err) {
+        rd_kafka_resp_err_t rerr = rkm->err;
+
+        kd_warn("consumer: %s", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+        if (rd_kafka_fatal_error(c->rk, fatal, sizeof fatal))
+            return kd_err(err, errsz, KD_EKAFKA, "consumer: fatal: %s", fatal);
+        (void)rerr;
+        return KD_OK;
+    }
+    mark_eof(c, rkm, false);
+    if (!(*out = wrap(c, rkm))) {
+        rd_kafka_message_destroy(rkm);
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    }
+    return KD_OK;
+}
+
+kd_status_t kd_consumer_commit(kd_consumer_t *c, const kd_message_t *m, char *err,
+                               size_t errsz)
+{
+    const kd_message_int_t *mi = (const kd_message_int_t *)m;
+    rd_kafka_resp_err_t rerr = rd_kafka_commit_message(c->rk, mi->rkm, 0);
+
+    if (rerr)
+        return kd_err(err, errsz, KD_EKAFKA, "committing offset %lld: %s",
+                      (long long)m->offset + 1, rd_kafka_err2str(rerr));
+    return KD_OK;
+}
+
+void kd_message_free(kd_message_t *m)
+{
+    kd_message_int_t *mi = (kd_message_int_t *)m;
+
+    if (!mi)
+        return;
+    if (mi->rkm)
+        rd_kafka_message_destroy(mi->rkm);
+    free(mi->key);
+    free(mi->type);
+    free(mi->deploy_id);
+    free(mi);
+}
+
+kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
+                              kd_envelope_t **out, char *err, size_t errsz)
+{
+    const kd_verifier_t *v = kd_bus_conf_verifier(c->conf);
+    kd_body_t claimed = kd_envelope_type_parse(m->type);
+    kd_envelope_t *env;
+    kd_status_t st;
+
+    /* Verify before parsing: forged bytes never reach the decoder. */
+    if (v && (claimed == KD_BODY(STEP) || claimed == KD_BODY(TRAFFIC) ||
+              m->topic == KD_TOPIC_STEPS || m->topic == KD_TOPIC_TRAFFIC) &&
+        (st = kd_verify(v, m->value, m->len, m->signature, m->signature_len, err, errsz)) != KD_OK)
+        return st;
+    if ((st = kd_envelope_decode(m->value, m->len, &env, err, errsz)) != KD_OK)
+        return st;
+    if (claimed != env->body_case) {
+        st = kd_err(err, errsz, KD_EPROTO, "header %s=%s but the body is %s", KD_HEADER_TYPE,
+                    m->type, kd_envelope_type(env));
+        kd_envelope_free(env);
+        return st;
+    }
+    *out = env;
+    return KD_OK;
+}

@@ -1,0 +1,132 @@
+/* Config files and the librdkafka passthrough: any property reaches
+ * librdkafka, typos are refused where they are written. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "check.h"
+#include "config.h"
+
+static const char sample[] =
+    "brokers: 10.0.0.1:9092,10.0.0.2:9092\n"
+    "topic_prefix: prod.kdeploy.\n"
+    "log:\n"
+    "  level: debug\n"
+    "  format: json\n"
+    "kafka:\n"
+    "  security.protocol: SASL_SSL\n"
+    "  sasl.mechanisms: SCRAM-SHA-512\n"
+    "  sasl.username: deployer\n"
+    "  compression.type: zstd\n"
+    "  acks: all\n"
+    "env:\n"
+    "  - REGION=eu\n"
+    "  - TIER=web\n";
+
+static void test_flattened_keys(void)
+{
+    char err[512];
+    kd_config_t *cfg = NULL;
+    size_t n;
+    const kd_config_entry_t *e;
+    int envs = 0;
+
+    CHECK(kd_config_parse("sample.yml", sample, strlen(sample), &cfg, err, sizeof err) == KD_OK);
+    if (!cfg)
+        return;
+    CHECK_STREQ(kd_config_get(cfg, "brokers"), "10.0.0.1:9092,10.0.0.2:9092");
+    CHECK_STREQ(kd_config_get(cfg, "log.level"), "debug");
+    CHECK_STREQ(kd_config_get(cfg, "kafka.security.protocol"), "SASL_SSL");
+    CHECK(kd_config_get(cfg, "missing") == NULL);
+    e = kd_config_entries(cfg, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].key, "env") == 0) {
+            envs++;
+            CHECK(e[i].line == 12 + envs);
+        }
+    CHECK(envs == 2);
+    kd_config_free(cfg);
+}
+
+static void test_syntax_error_names_line(void)
+{
+    const char bad[] = "brokers: a\nkafka:\n  acks: [all\n";
+    char err[512] = "";
+    kd_config_t *cfg = NULL;
+
+    CHECK(kd_config_parse("bad.yml", bad, strlen(bad), &cfg, err, sizeof err) == KD_EINVAL);
+    CHECK(cfg == NULL);
+    CHECK_CONTAINS(err, "bad.yml:4");
+}
+
+static void test_passthrough_to_librdkafka(void)
+{
+    char err[512] = "";
+    kd_config_t *cfg = NULL;
+    kd_bus_conf_t *conf = kd_bus_conf_new();
+    char topic[128];
+
+    CHECK(kd_config_parse("sample.yml", sample, strlen(sample), &cfg, err, sizeof err) == KD_OK);
+    CHECK_MSG(kd_bus_conf_apply(conf, cfg, err, sizeof err) == KD_OK, "%s", err);
+    CHECK_STREQ(kd_bus_conf_brokers(conf), "10.0.0.1:9092,10.0.0.2:9092");
+    CHECK_STREQ(kd_bus_topic_name(conf, KD_TOPIC_STEPS, topic, sizeof topic), "prod.kdeploy.steps");
+    /* Direct properties are checked by librdkafka itself. */
+    CHECK(kd_bus_conf_set(conf, "linger.ms", "5", err, sizeof err) == KD_OK);
+    CHECK(kd_bus_conf_set(conf, "compresion.type", "lz4", err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "compresion.type");
+    CHECK(kd_bus_conf_set(conf, "acks", "sometimes", err, sizeof err) == KD_EINVAL);
+    kd_config_free(cfg);
+    kd_bus_conf_free(conf);
+}
+
+static void test_bad_property_names_file_and_line(void)
+{
+    const char text[] = "brokers: x:1\nkafka:\n  socket.timeout.ms: soon\n";
+    char err[512] = "";
+    kd_config_t *cfg = NULL;
+    kd_bus_conf_t *conf = kd_bus_conf_new();
+
+    CHECK(kd_config_parse("svc.yml", text, strlen(text), &cfg, err, sizeof err) == KD_OK);
+    CHECK(kd_bus_conf_apply(conf, cfg, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "svc.yml:3: kafka.socket.timeout.ms");
+    kd_config_free(cfg);
+    kd_bus_conf_free(conf);
+}
+
+static void test_brokers_from_environment(void)
+{
+    kd_bus_conf_t *conf = kd_bus_conf_new();
+    char err[256];
+
+    setenv("KDEPLOY_BROKERS", "127.0.0.1:1234", 1);
+    kd_bus_conf_env_defaults(conf);
+    CHECK_STREQ(kd_bus_conf_brokers(conf), "127.0.0.1:1234");
+    /* An explicit list wins over the environment. */
+    kd_bus_conf_set(conf, "brokers", "127.0.0.1:9", err, sizeof err);
+    kd_bus_conf_env_defaults(conf);
+    CHECK_STREQ(kd_bus_conf_brokers(conf), "127.0.0.1:9");
+    kd_bus_conf_free(conf);
+}
+
+static void test_producer_needs_brokers(void)
+{
+    kd_bus_conf_t *conf = kd_bus_conf_new();
+    kd_producer_t *p = NULL;
+    char err[256] = "";
+
+    unsetenv("KDEPLOY_BROKERS");
+    CHECK(kd_producer_new(conf, "test", &p, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "--brokers");
+    kd_bus_conf_free(conf);
+}
+
+int main(void)
+{
+    RUN(test_flattened_keys);
+    RUN(test_syntax_error_names_line);
+    RUN(test_passthrough_to_librdkafka);
+    RUN(test_bad_property_names_file_and_line);
+    RUN(test_brokers_from_environment);
+    RUN(test_producer_needs_brokers);
+    return check_summary();
+}
