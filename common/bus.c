@@ -2,6 +2,8 @@
 #include "bus_int.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +16,22 @@ static const char *const topic_suffixes[KD_TOPIC_COUNT] = {
     "requests", "deployments", "steps", "traffic", "results", "hosts",
 };
 
+/* A thread serves delivery reports, so that any number of threads can
+ * send and wait without polling each other's reports. */
 struct kd_producer {
     rd_kafka_t *rk;
     const kd_bus_conf_t *conf;
     char self[300];
+    pthread_t poller;
+    atomic_int stopping;
+    pthread_mutex_t lock;
+    pthread_cond_t delivered;       /* broadcast on every waited-for report */
     rd_kafka_resp_err_t async_err;  /* first failed delivery since the last flush */
 };
 
 /* The delivery of one message sent with wait. */
 typedef struct kd_delivery {
-    int done;
+    int done;                 /* under the producer's lock */
     rd_kafka_resp_err_t err;
 } kd_delivery_t;
 
@@ -263,15 +271,27 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
     kd_delivery_t *d = rkm->_private;
 
     (void)rk;
+    pthread_mutex_lock(&p->lock);
     if (d) {
         d->err = rkm->err;
         d->done = 1;
+        pthread_cond_broadcast(&p->delivered);
     } else if (rkm->err && !p->async_err) {
         p->async_err = rkm->err;
     }
+    pthread_mutex_unlock(&p->lock);
     if (rkm->err)
         kd_debug("delivery to %s failed: %s", rd_kafka_topic_name(rkm->rkt),
                  rd_kafka_err2str(rkm->err));
+}
+
+static void *poll_thread(void *arg)
+{
+    kd_producer_t *p = arg;
+
+    while (!atomic_load(&p->stopping))
+        rd_kafka_poll(p->rk, 100);
+    return NULL;
 }
 
 kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
@@ -306,6 +326,15 @@ kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
     }
     p->conf = conf;
     kd_self_name(service, p->self, sizeof p->self);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->delivered, NULL);
+    if (pthread_create(&p->poller, NULL, poll_thread, p) != 0) {
+        rd_kafka_destroy(p->rk);
+        pthread_cond_destroy(&p->delivered);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return kd_err(err, errsz, KD_ENOMEM, "cannot start the producer's poll thread");
+    }
     *out = p;
     return KD_OK;
 }
@@ -314,9 +343,13 @@ void kd_producer_free(kd_producer_t *p)
 {
     if (!p)
         return;
+    atomic_store(&p->stopping, 1);
+    pthread_join(p->poller, NULL);
     if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         kd_warn("producer closed with %d messages undelivered", rd_kafka_outq_len(p->rk));
     rd_kafka_destroy(p->rk);
+    pthread_cond_destroy(&p->delivered);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
@@ -355,8 +388,10 @@ static kd_status_t make_headers(const kd_producer_t *p, const kd_envelope_t *env
 
 static kd_status_t wait_delivery(kd_producer_t *p, kd_delivery_t *d, char *err, size_t errsz)
 {
+    pthread_mutex_lock(&p->lock);
     while (!d->done)
-        rd_kafka_poll(p->rk, 100);
+        pthread_cond_wait(&p->delivered, &p->lock);
+    pthread_mutex_unlock(&p->lock);
     if (d->err)
         return kd_err(err, errsz, KD_EKAFKA, "delivery failed: %s", rd_kafka_err2str(d->err));
     return KD_OK;
@@ -392,7 +427,6 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
         return kd_err(err, errsz, KD_EKAFKA, "producing to %s: %s", name,
                       rd_kafka_err2str(rerr));
     }
-    rd_kafka_poll(p->rk, 0);
     return wait ? wait_delivery(p, &d, err, errsz) : KD_OK;
 }
 
@@ -403,15 +437,13 @@ kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_
     if (rerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
         return kd_err(err, errsz, KD_ETIMEDOUT, "%d messages still undelivered",
                       rd_kafka_outq_len(p->rk));
-    if (p->async_err) {
-        rerr = p->async_err;
-        p->async_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_lock(&p->lock);
+    rerr = p->async_err;
+    p->async_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_unlock(&p->lock);
+    if (rerr) {
         return kd_err(err, errsz, KD_EKAFKA, "delivery failed: %s", rd_kafka_err2str(rerr));
     }
     return KD_OK;
 }
 
-void kd_producer_poll(kd_producer_t *p)
-{
-    rd_kafka_poll(p->rk, 0);
-}

@@ -64,7 +64,8 @@ const kd_verifier_t *kd_bus_conf_verifier(const kd_bus_conf_t *conf);
 
 /* ---- producer ---- */
 
-/* Creates a producer; service names it in envelopes ("planner", "worker"...). */
+/* Creates a producer; service names it in envelopes ("planner", "worker"...).
+ * A producer may be shared by threads: sends and waits are thread-safe. */
 kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
                             kd_producer_t **out, char *err, size_t errsz);
 /* Flushes (up to 10 s) and frees; accepts NULL. */
@@ -82,9 +83,6 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
 /* Waits for every queued message; returns the first delivery failure since
  * the last flush, or KD_ETIMEDOUT. */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);
-/* Serves delivery reports without blocking (call now and then when using
- * sends without wait). */
-void kd_producer_poll(kd_producer_t *p);
 
 /* ---- consumer ---- */
 

@@ -1,0 +1,85 @@
+"""Helpers for end-to-end tests: start kdeploy processes on loopback and
+always stop them, whatever the test does."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("KD_BIN_DIR", "build/bin")
+TOOLS = os.environ.get("KD_TEST_TOOLS", "build/tests")
+TMP = os.environ.get("KD_TEST_TMP", "/tmp")
+
+
+class Procs:
+    """Processes started by a test; stop_all() ends every one of them."""
+
+    def __init__(self):
+        self.procs = []
+        self.dir = tempfile.mkdtemp(prefix="e2e-", dir=TMP)
+
+    def start(self, args, name, **kw):
+        log = open(os.path.join(self.dir, name + ".log"), "wb")
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+        p.kd_name = name
+        p.kd_log = log
+        self.procs.append(p)
+        return p
+
+    def log_of(self, name):
+        with open(os.path.join(self.dir, name + ".log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=15):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        p.kd_log.close()
+        return p.returncode
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            self.stop(p)
+        self.procs = []
+
+    def broker(self, partitions=6):
+        path = os.path.join(self.dir, "brokers")
+        self.start([os.path.join(BIN, "kdeploy"), "broker", "--brokers-file", path,
+                    "--partitions", str(partitions)], "broker")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    line = f.read().strip()
+                if line:
+                    return line
+            time.sleep(0.05)
+        raise RuntimeError("broker did not start:\n" + self.log_of("broker"))
+
+
+class Checks:
+    """Counts checks; prints 'N passed, N failed' at the end."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("CHECK failed:", what, file=sys.stderr)
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0

@@ -1,0 +1,108 @@
+/* kd-test-send: publishes one hand-made envelope through kdeploy's bus, for
+ * tests that check what other clients and services see on the topics.
+ *   kd-test-send --brokers B --topic steps --key web-01 --deploy-id D \
+ *                --kind step|step_result|create --host H --event NAME */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus.h"
+#include "event.h"
+#include "ids.h"
+
+typedef struct send_opts {
+    const char *brokers, *topic, *key, *deploy_id, *kind, *host, *event, *prefix;
+} send_opts_t;
+
+static int topic_parse(const char *name, kd_topic_t *out)
+{
+    for (int t = 0; t < KD_TOPIC_COUNT; t++)
+        if (strcmp(name, kd_topic_suffix((kd_topic_t)t)) == 0) {
+            *out = (kd_topic_t)t;
+            return 0;
+        }
+    return -1;
+}
+
+static int send_one(const send_opts_t *o, kd_topic_t topic)
+{
+    char err[512], id[KD_UUID_LEN], step_id[512];
+    kd_bus_conf_t *conf = kd_bus_conf_new();
+    kd_producer_t *p = NULL;
+    kd_envelope_t env;
+    Kdeploy__V1__StepCommand step = KDEPLOY__V1__STEP_COMMAND__INIT;
+    Kdeploy__V1__StepResult result = KDEPLOY__V1__STEP_RESULT__INIT;
+    kd_event_t ev = KD_EVENT(ApplicationStart);
+    int rc = 1;
+
+    if (o->event && !kd_event_parse(o->event, &ev)) {
+        fprintf(stderr, "unknown event %s\n", o->event);
+        goto out;
+    }
+    kd_bus_conf_set(conf, "brokers", o->brokers, err, sizeof err);
+    if (o->prefix)
+        kd_bus_conf_set(conf, "topic_prefix", o->prefix, err, sizeof err);
+    if (kd_producer_new(conf, "test", &p, err, sizeof err) != KD_OK)
+        goto fail;
+    kd_envelope_init(&env, id, o->deploy_id, kd_producer_self(p));
+    snprintf(step_id, sizeof step_id, "%s/%s/%s/1", o->deploy_id, o->host, kd_event_name(ev));
+    if (strcmp(o->kind, "step") == 0) {
+        step.step_id = step_id;
+        step.host = (char *)o->host;
+        step.event = ev;
+        step.attempt = 1;
+        env.body_case = KD_BODY(STEP);
+        env.step = &step;
+    } else {
+        result.step_id = step_id;
+        result.host = (char *)o->host;
+        result.event = ev;
+        result.status = KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED;
+        env.body_case = KD_BODY(STEP_RESULT);
+        env.step_result = &result;
+    }
+    if (kd_producer_send(p, topic, o->key, &env, true, err, sizeof err) != KD_OK)
+        goto fail;
+    printf("%s\n", id);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "kd-test-send: %s\n", err);
+out:
+    kd_producer_free(p);
+    kd_bus_conf_free(conf);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, 'b'}, {"topic", required_argument, NULL, 't'},
+        {"key", required_argument, NULL, 'k'}, {"deploy-id", required_argument, NULL, 'd'},
+        {"kind", required_argument, NULL, 'K'}, {"host", required_argument, NULL, 'H'},
+        {"event", required_argument, NULL, 'e'}, {"topic-prefix", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    send_opts_t o = {NULL, "steps", "web-01", "", "step", "web-01", NULL, NULL};
+    kd_topic_t topic;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'b': o.brokers = optarg; break;
+        case 't': o.topic = optarg; break;
+        case 'k': o.key = optarg; break;
+        case 'd': o.deploy_id = optarg; break;
+        case 'K': o.kind = optarg; break;
+        case 'H': o.host = optarg; break;
+        case 'e': o.event = optarg; break;
+        case 'p': o.prefix = optarg; break;
+        default: return 2;
+        }
+    }
+    if (!o.brokers || topic_parse(o.topic, &topic) != 0) {
+        fprintf(stderr, "usage: kd-test-send --brokers B [--topic T] [--key K] ...\n");
+        return 2;
+    }
+    return send_one(&o, topic);
+}
