@@ -32,7 +32,8 @@ typedef struct kd_appspec_script {
     char *location;      /* a script path: absolute, or relative to the bundle root */
     char *command;       /* JD `command:`: a command line, run as /bin/sh -c COMMAND */
     unsigned timeout_s;  /* JD default 10, AWS default 3600 */
-    char *runas;         /* user to run as; NULL means the worker's own user */
+    char *runas;         /* user to run as; NULL means the worker's own user
+                          * (root, JD's documented default, where it runs as root) */
     int line;            /* where it stands in the appspec */
 } kd_appspec_script_t;
 
@@ -65,14 +66,19 @@ typedef struct kd_appspec_env {
     char *value;
 } kd_appspec_env_t;
 
-/* Names looked for in a bundle root, in this order. */
+/* Names looked for in a bundle root, in this order (NULL-terminated):
+ * jdcloud-codedeploy.yml, appspec.yml, appspec.yaml, appSpec.yml. */
 extern const char *const kd_appspec_names[];
 
 /* Parses the appspec at path. On success *out owns the parsed spec (free it
  * with kd_appspec_free). On failure returns KD_EINVAL (or KD_EIO / KD_ENOMEM)
  * and writes every error found into err, one per line, each as
- * "FILE:LINE: FIELD: message". The format is chosen by the file's name
- * (appspec.yml/.yaml: AWS; jdcloud-codedeploy.yml, appSpec.yml: JD). */
+ * "FILE:LINE: FIELD: message" (FIELD a path such as
+ * hooks.ApplicationStart[0].timeout; "yaml" for syntax errors). The format is
+ * chosen by the file's name (appspec.yml/.yaml: AWS; jdcloud-codedeploy.yml,
+ * appSpec.yml: JD); a file of any other name is read as AWS if it has an
+ * `os` key, else as JD. Also KD_ENOTFOUND (no such file) and KD_ETOOLARGE
+ * (over 1 MiB). *out is untouched on failure. */
 kd_status_t kd_appspec_load_file(const char *path, kd_appspec_t **out, char *err, size_t errsz);
 
 /* Finds the appspec in a bundle directory by name and parses it. Returns
@@ -86,6 +92,8 @@ kd_status_t kd_appspec_find(const char *dir, char *path, size_t pathsz);
 void kd_appspec_free(kd_appspec_t *spec);
 
 kd_appspec_format_t kd_appspec_format(const kd_appspec_t *spec);
+/* "AWS" or "JD Cloud" (a static string; "?" for other values). */
+const char *kd_appspec_format_name(kd_appspec_format_t format);
 /* The file the spec was read from. */
 const char *kd_appspec_path(const kd_appspec_t *spec);
 

@@ -97,6 +97,15 @@ typedef struct kd_consumer_opts {
     /* Reader mode: every partition of the topics from the beginning, no
      * group, no commits; kd_consumer_at_end() tells when all are read. */
     bool read_all;
+    /* Group mode: called from kd_consumer_poll() when the group gives this
+     * member partitions (assigned) or takes them back, with the partition
+     * numbers of topics[0]. Members get the same partition numbers of every
+     * topic (range assignment), so keyed-alike topics stay together. */
+    void (*on_rebalance)(void *opaque, bool assigned, const int32_t *partitions, size_t count);
+    void *opaque;
+    /* Group mode: a stable group.instance.id (static membership), so that a
+     * restarted member takes its predecessor's partitions at once. */
+    const char *instance_id;
 } kd_consumer_opts_t;
 
 /* One message. Strings are NUL-terminated; value is the raw envelope. */
@@ -130,6 +139,8 @@ kd_status_t kd_consumer_commit(kd_consumer_t *c, const kd_message_t *m, char *er
 bool kd_consumer_at_end(const kd_consumer_t *c);
 /* The partition a partition-mode consumer reads, or -1. */
 int32_t kd_consumer_partition(const kd_consumer_t *c);
+/* Partition mode: how many partitions topics[0] has. */
+int kd_consumer_partition_count(const kd_consumer_t *c);
 void kd_message_free(kd_message_t *m);
 
 /* Decodes m's envelope. For step and traffic commands, when the consumer's

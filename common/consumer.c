@@ -16,8 +16,12 @@ struct kd_consumer {
     const kd_bus_conf_t *conf;
     bool read_all;
     int32_t partition;                          /* partition mode, else -1 */
+    int partition_count;                        /* partition mode: of topics[0] */
     rd_kafka_topic_partition_list_t *assigned;  /* partition and reader modes */
     bool *at_eof;                               /* reader mode: per assigned partition */
+    char first_topic[256];                      /* group mode: topics[0]'s full name */
+    void (*on_rebalance)(void *, bool, const int32_t *, size_t);
+    void *opaque;
 };
 
 /* A message and the librdkafka message it came from. */
@@ -30,6 +34,25 @@ typedef struct kd_message_int {
 } kd_message_int_t;
 
 static const int metadata_timeout_ms = 10000;
+
+/* Eager rebalancing: take or drop the whole assignment, then tell the
+ * owner which partitions of its first topic it now has or lost. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kd_consumer_t *c = opaque;
+    bool assigned = rerr == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    int32_t *nums = calloc((size_t)parts->cnt + 1, sizeof *nums);
+    size_t n = 0;
+
+    rd_kafka_assign(rk, assigned ? parts : NULL);
+    for (int i = 0; nums && i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, c->first_topic) == 0)
+            nums[n++] = parts->elems[i].partition;
+    if (c->on_rebalance && nums)
+        c->on_rebalance(c->opaque, assigned, nums, n);
+    free(nums);
+}
 
 static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, char *err,
                               size_t errsz)
@@ -61,6 +84,17 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
     }
     if ((st = kd_bus_build_conf(c->conf, defaults, &rc, err, errsz)) != KD_OK)
         return st;
+    if (!o->read_all && !o->partition_key) {
+        rd_kafka_conf_set_opaque(rc, c);
+        rd_kafka_conf_set_rebalance_cb(rc, rebalance_cb);
+        /* Range assignment keeps co-partitioned topics on one member. */
+        rd_kafka_conf_set(rc, "partition.assignment.strategy", "range", NULL, 0);
+        if (o->instance_id &&
+            rd_kafka_conf_set(rc, "group.instance.id", o->instance_id, rkerr, sizeof rkerr) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(rc);
+            return kd_err(err, errsz, KD_EINVAL, "%s", rkerr);
+        }
+    }
     for (size_t i = 0; extra[i]; i += 2)
         if (rd_kafka_conf_set(rc, extra[i], extra[i + 1], rkerr, sizeof rkerr) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(rc);
@@ -111,6 +145,7 @@ static kd_status_t assign_partition(kd_consumer_t *c, const kd_consumer_opts_t *
     kd_bus_topic_name(c->conf, o->topics[0], topic, sizeof topic);
     if ((st = partition_count(c, topic, &count, err, errsz)) != KD_OK)
         return st;
+    c->partition_count = count;
     c->partition = kd_partition_for_key(o->partition_key, strlen(o->partition_key), count);
     c->assigned = rd_kafka_topic_partition_list_new(1);
     /* STORED: resume at the group's committed offset, else auto.offset.reset. */
@@ -182,6 +217,9 @@ kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t 
     c->conf = conf;
     c->read_all = opts->read_all;
     c->partition = -1;
+    c->on_rebalance = opts->on_rebalance;
+    c->opaque = opts->opaque;
+    kd_bus_topic_name(conf, opts->topics[0], c->first_topic, sizeof c->first_topic);
     if ((st = new_handle(c, opts, err, errsz)) != KD_OK)
         goto fail;
     if (opts->read_all)
@@ -238,6 +276,11 @@ bool kd_consumer_at_end(const kd_consumer_t *c)
 int32_t kd_consumer_partition(const kd_consumer_t *c)
 {
     return c->partition;
+}
+
+int kd_consumer_partition_count(const kd_consumer_t *c)
+{
+    return c->partition_count;
 }
 
 static char *header_str(rd_kafka_headers_t *hdrs, const char *name)

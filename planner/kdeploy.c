@@ -1,10 +1,13 @@
 /* `kdeploy`: the operator's command-line tool. One subcommand per verb;
  * each parses its own options and returns the process's exit code. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd_broker.h"
+#include "cmd_deploy.h"
 #include "cmd_keygen.h"
+#include "cmd_validate.h"
 
 typedef struct kd_subcommand {
     const char *name;
@@ -13,7 +16,15 @@ typedef struct kd_subcommand {
 } kd_subcommand_t;
 
 static const kd_subcommand_t subcommands[] = {
+    {"create", kd_cmd_create, "submit a deployment from a spec file"},
+    {"rollback", kd_cmd_rollback, "roll a deployment back (as a new deployment)"},
+    {"stop", kd_cmd_stop, "stop a running deployment"},
+    {"pause", kd_cmd_pause, "pause a running deployment"},
+    {"resume", kd_cmd_resume, "resume a paused deployment"},
+    {"status", kd_cmd_status, "show a deployment and its hosts"},
+    {"list", kd_cmd_list, "list recent deployments"},
     {"broker", kd_cmd_broker, "run the embedded Kafka-protocol broker (one machine)"},
+    {"validate", kd_cmd_validate, "check an appspec file or a bundle directory"},
     {"keygen", kd_cmd_keygen, "create the Ed25519 key pair that signs step events"},
 };
 
@@ -25,8 +36,47 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
 }
 
+/* Options every subcommand shares may also stand before its name
+ * (`kdeploy --brokers B create ...`): they are moved behind it. */
+static int hoist_global_options(int argc, char **argv, char **out)
+{
+    static const char *const with_value[] = {"--brokers", "--config", "--topic-prefix",
+                                             "--log-level", "-X"};
+    int n = 1, i = 1, first;
+
+    out[0] = argv[0];
+    while (i < argc && argv[i][0] == '-') {
+        bool takes = strcmp(argv[i], "--log-json") == 0;
+        bool value = false;
+
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            if (strcmp(argv[i], with_value[k]) == 0)
+                takes = value = true;
+        if (!takes || (value && i + 1 >= argc))
+            break;
+        i += value ? 2 : 1;
+    }
+    if (i == 1 || i >= argc)
+        return -1;
+    first = i;
+    out[n++] = argv[first];
+    for (int k = 1; k < first; k++)
+        out[n++] = argv[k];
+    for (int k = first + 1; k < argc; k++)
+        out[n++] = argv[k];
+    out[n] = NULL;
+    return n;
+}
+
 int main(int argc, char **argv)
 {
+    char *hoisted[argc + 1];
+    int n = hoist_global_options(argc, argv, hoisted);
+
+    if (n > 0) {
+        argc = n;
+        argv = hoisted;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -29,8 +29,11 @@ class Procs:
         return p
 
     def log_of(self, name):
-        with open(os.path.join(self.dir, name + ".log"), "rb") as f:
-            return f.read().decode(errors="replace")
+        try:
+            with open(os.path.join(self.dir, name + ".log"), "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stop(self, p, sig=signal.SIGTERM, timeout=15):
         if p.poll() is None:

@@ -1,0 +1,37 @@
+/* A step journal on local disk (the worker's steps, lbctl's traffic
+ * changes): each step id is recorded when it starts and, with its result
+ * (the serialized result message), when it ends.
+ * A repeated delivery of a finished step republishes the recorded result
+ * instead of running the hook again; a step found started but never
+ * finished was cut short by a crash. */
+#ifndef KD_JOURNAL_H
+#define KD_JOURNAL_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "status.h"
+
+typedef struct kd_journal kd_journal_t;
+
+typedef enum {
+    KD_JOURNAL_NONE = 0,  /* never seen */
+    KD_JOURNAL_STARTED,   /* started, no result recorded */
+    KD_JOURNAL_FINISHED   /* finished; the result is recorded */
+} kd_journal_state_t;
+
+/* Opens (creating if needed) the journal in dir. */
+kd_status_t kd_journal_open(const char *dir, kd_journal_t **out, char *err, size_t errsz);
+void kd_journal_close(kd_journal_t *j);
+
+/* Looks up a step. When finished and result is non-NULL, the recorded
+ * result bytes are appended to it. */
+kd_status_t kd_journal_lookup(kd_journal_t *j, const char *step_id, kd_journal_state_t *state,
+                              kd_buf_t *result, char *err, size_t errsz);
+/* Records that a step starts (durably: fsync'd before the hook runs). */
+kd_status_t kd_journal_start(kd_journal_t *j, const char *step_id, char *err, size_t errsz);
+/* Records a step's result bytes (durably). */
+kd_status_t kd_journal_finish(kd_journal_t *j, const char *step_id, const void *result,
+                              size_t len, char *err, size_t errsz);
+
+#endif

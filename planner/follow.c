@@ -1,0 +1,240 @@
+#include "follow.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "ids.h"
+#include "log.h"
+
+#define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
+
+static kd_status_t reader(const kd_bus_conf_t *conf, kd_consumer_t **out, char *err,
+                          size_t errsz)
+{
+    kd_topic_t topic = KD_TOPIC_DEPLOYMENTS;
+    kd_consumer_opts_t o = {.topics = &topic, .topic_count = 1, .read_all = true};
+
+    return kd_consumer_new(conf, &o, out, err, errsz);
+}
+
+/* Next envelope from the reader, or NULL (timeout, end, or a skipped bad
+ * message). */
+static kd_status_t next_event(kd_consumer_t *c, int timeout_ms, kd_envelope_t **env, char *err,
+                              size_t errsz)
+{
+    kd_message_t *m = NULL;
+    kd_status_t st = kd_consumer_poll(c, timeout_ms, &m, err, errsz);
+
+    *env = NULL;
+    if (st == KD_OK && m && kd_message_decode(c, m, env, NULL, 0) != KD_OK)
+        *env = NULL;
+    kd_message_free(m);
+    return st;
+}
+
+kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, char *err, size_t errsz)
+{
+    kd_consumer_t *c = NULL;
+    kd_status_t st = reader(conf, &c, err, errsz);
+    int64_t deadline = kd_mono_ms() + 30000;
+
+    while (st == KD_OK && !kd_consumer_at_end(c)) {
+        kd_envelope_t *env = NULL;
+
+        if (kd_mono_ms() > deadline) {
+            st = kd_err(err, errsz, KD_ETIMEDOUT, "the deployments topic could not be read");
+            break;
+        }
+        if ((st = next_event(c, 100, &env, err, errsz)) == KD_OK && env)
+            kd_model_apply(m, env);
+        kd_envelope_free(env);
+    }
+    kd_consumer_free(c);
+    return st;
+}
+
+static void stamp(char *out, size_t outsz, int64_t ts_ms)
+{
+    time_t t = (time_t)(ts_ms / 1000);
+    struct tm tm;
+
+    localtime_r(&t, &tm);
+    strftime(out, outsz, "%H:%M:%S", &tm);
+}
+
+static void print_event(FILE *f, const kd_envelope_t *env, const char *tag)
+{
+    char ts[16];
+
+    if (!f)
+        return;
+    stamp(ts, sizeof ts, env->ts_ms);
+    switch (env->body_case) {
+    case KD_BODY(ACCEPTED):
+        fprintf(f, "%s %saccepted: %zu host(s)%s%s\n", ts, tag, env->accepted->n_hosts,
+                env->accepted->rollback_of[0] ? ", rolling back " : "", env->accepted->rollback_of);
+        break;
+    case KD_BODY(BATCH_STARTED):
+        fprintf(f, "%s %sbatch %u: %zu host(s)\n", ts, tag, env->batch_started->batch + 1,
+                env->batch_started->n_hosts);
+        break;
+    case KD_BODY(STEP_DISPATCHED):
+        fprintf(f, "%s %s%-12s %s\n", ts, tag, env->step_dispatched->host,
+                kd_event_name(env->step_dispatched->event));
+        break;
+    case KD_BODY(HOST_FINISHED):
+        fprintf(f, "%s %s%-12s %s%s%s\n", ts, tag, env->host_finished->host,
+                env->host_finished->status == KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED ? "done"
+                : env->host_finished->status == KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED ? "skipped"
+                : "FAILED",
+                env->host_finished->error[0] ? ": " : "", env->host_finished->error);
+        break;
+    case KD_BODY(SUCCEEDED):
+        fprintf(f, "%s %ssucceeded on %u host(s) in %.1f s\n", ts, tag,
+                env->succeeded->hosts_succeeded, env->succeeded->duration_ms / 1000.0);
+        break;
+    case KD_BODY(FAILED):
+        fprintf(f, "%s %sFAILED: %s\n", ts, tag, env->failed->reason);
+        break;
+    case KD_BODY(ROLLBACK_STARTED):
+        fprintf(f, "%s %srolling back as %s\n", ts, tag, env->rollback_started->rollback_deploy_id);
+        break;
+    case KD_BODY(STATUS_CHANGED):
+        fprintf(f, "%s %s%s%s%s\n", ts, tag, kd_status_name_of(env->status_changed->status),
+                env->status_changed->reason[0] ? ": " : "", env->status_changed->reason);
+        break;
+    case KD_BODY(REJECTED):
+        fprintf(f, "%s %sREJECTED: %s\n", ts, tag, env->rejected->reason);
+        break;
+    default:
+        break;
+    }
+    fflush(f);
+}
+
+/* Looks at one event for the followed deployment (and its rollback). */
+static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
+{
+    bool mine = strcmp(env->deploy_id, w->deploy_id) == 0;
+    bool rollback = w->rollback_id[0] && strcmp(env->deploy_id, w->rollback_id) == 0;
+    kd_deploy_t *d;
+
+    if (!mine && !rollback)
+        return false;
+    print_event(w->out, env, rollback ? "[rollback] " : "");
+    if (env->body_case == KD_BODY(REJECTED)) {
+        snprintf(w->reason, sizeof w->reason, "%s", env->rejected->reason);
+        w->outcome = KD_WAIT_REJECTED;
+        return true;
+    }
+    if (mine && env->body_case == KD_BODY(ROLLBACK_STARTED))
+        snprintf(w->rollback_id, sizeof w->rollback_id, "%s", env->rollback_started->rollback_deploy_id);
+    if (mine && env->body_case == KD_BODY(FAILED))
+        snprintf(w->reason, sizeof w->reason, "%s", env->failed->reason);
+    if (!(d = kd_model_find(m, w->deploy_id)))
+        return false;
+    w->status = d->status;
+    if (w->until_paused && d->paused) {
+        w->outcome = KD_WAIT_PAUSED;
+        return true;
+    }
+    if (!kd_deploy_finished(d))
+        return false;
+    if (w->follow_rollback && d->spec->auto_rollback && !w->rollback_id[0] &&
+        d->status == STATUS(FAILED))
+        return false; /* its rollback is about to start */
+    if (w->follow_rollback && w->rollback_id[0]) {
+        kd_deploy_t *r = kd_model_find(m, w->rollback_id);
+
+        if (!r || !kd_deploy_finished(r))
+            return false;
+        w->rollback_status = r->status;
+    }
+    w->outcome = KD_WAIT_ENDED;
+    return true;
+}
+
+kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, size_t errsz)
+{
+    kd_model_t *m = kd_model_new();
+    kd_consumer_t *c = NULL;
+    kd_status_t st = m ? reader(conf, &c, err, errsz) : KD_ENOMEM;
+    int64_t deadline = w->timeout_s ? kd_mono_ms() + (int64_t)w->timeout_s * 1000 : 0;
+    bool done = false;
+
+    w->outcome = KD_WAIT_TIMEOUT;
+    while (st == KD_OK && !done) {
+        kd_envelope_t *env = NULL;
+
+        if (deadline && kd_mono_ms() > deadline)
+            break;
+        if ((st = next_event(c, 200, &env, err, errsz)) == KD_OK && env) {
+            kd_model_apply(m, env);
+            done = observe(w, m, env);
+        }
+        kd_envelope_free(env);
+    }
+    kd_consumer_free(c);
+    kd_model_free(m);
+    return st;
+}
+
+static const char *phase_name(kd_host_phase_t ph)
+{
+    static const char *const names[] = {"pending", "running", "succeeded", "failed", "skipped"};
+
+    return names[ph];
+}
+
+void kd_follow_print_status(FILE *f, const kd_deploy_t *d)
+{
+    char ts[16];
+
+    stamp(ts, sizeof ts, d->accepted_ms);
+    fprintf(f, "deployment %s\n  application %s, group %s, %s\n  status      %s%s\n"
+               "  started     %s by %s\n",
+            d->id, d->spec->application, d->spec->group, d->wf->name,
+            kd_status_name_of(d->status), d->paused ? " (paused)" : "", ts, d->requested_by);
+    if (d->rollback_of[0])
+        fprintf(f, "  rollback of %s\n", d->rollback_of);
+    if (d->rolled_back_by[0])
+        fprintf(f, "  rolled back by %s\n", d->rolled_back_by);
+    if (d->wf->swap_after)
+        fprintf(f, "  traffic     %s -> %s\n", d->swap_from[0] ? d->swap_from : "(none)",
+                d->target_group);
+    for (size_t i = 0; i < d->host_count; i++) {
+        const kd_dhost_t *h = &d->hosts[i];
+
+        fprintf(f, "  %-16s %-10s %s%s%s\n", h->name, phase_name(h->phase),
+                h->step >= 0 ? kd_event_name(d->wf->steps[h->step]) : "",
+                h->error && *h->error ? "  " : "", h->error ? h->error : "");
+    }
+}
+
+void kd_follow_print_json(FILE *f, const kd_deploy_t *d)
+{
+    json_t *hosts = json_array(), *o;
+    char *text;
+
+    for (size_t i = 0; i < d->host_count; i++) {
+        const kd_dhost_t *h = &d->hosts[i];
+
+        json_array_append_new(hosts, json_pack("{s:s, s:s, s:s, s:s}", "host", h->name,
+                                               "status", phase_name(h->phase), "step",
+                                               h->step >= 0 ? kd_event_name(d->wf->steps[h->step]) : "",
+                                               "error", h->error ? h->error : ""));
+    }
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:o}", "deploy_id", d->id,
+                  "application", d->spec->application, "group", d->spec->group, "workflow",
+                  d->wf->name, "status", kd_status_name_of(d->status), "paused", d->paused,
+                  "rollback_of", d->rollback_of, "accepted_ms", (json_int_t)d->accepted_ms,
+                  "finished_ms", (json_int_t)d->finished_ms, "hosts", hosts);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text)
+        fprintf(f, "%s\n", text);
+    free(text);
+    json_decref(o);
+}

@@ -1,0 +1,45 @@
+/* Following deployments from the operator's side: reading the deployments
+ * topic into a model, waiting for an outcome, printing what happens. */
+#ifndef KD_FOLLOW_H
+#define KD_FOLLOW_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "bus.h"
+#include "model.h"
+
+/* Reads the whole deployments topic into m. */
+kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, char *err, size_t errsz);
+
+typedef enum {
+    KD_WAIT_ENDED,     /* the deployment finished (see its status) */
+    KD_WAIT_PAUSED,    /* it is paused (when waiting for that) */
+    KD_WAIT_REJECTED,  /* the planner refused the request */
+    KD_WAIT_TIMEOUT
+} kd_wait_outcome_t;
+
+typedef struct kd_wait {
+    const char *deploy_id;
+    bool until_paused;      /* stop waiting once it is paused */
+    bool follow_rollback;   /* after a failure with a rollback, wait for that too */
+    int timeout_s;          /* 0: no limit */
+    FILE *out;              /* progress lines; NULL: quiet */
+    /* filled in: */
+    kd_wait_outcome_t outcome;
+    char reason[1024];              /* why it was rejected, or why it failed */
+    char rollback_id[64];           /* the rollback that followed, if any */
+    Kdeploy__V1__DeploymentStatus status;           /* final status of deploy_id */
+    Kdeploy__V1__DeploymentStatus rollback_status;  /* and of its rollback */
+} kd_wait_t;
+
+/* Follows w->deploy_id on the deployments topic (from its beginning) until
+ * it ends, is rejected or the timeout passes, printing each event. */
+kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, size_t errsz);
+
+/* Prints a deployment and its hosts (human text). */
+void kd_follow_print_status(FILE *f, const kd_deploy_t *d);
+/* Prints a deployment as one JSON object. */
+void kd_follow_print_json(FILE *f, const kd_deploy_t *d);
+
+#endif

@@ -1,0 +1,939 @@
+#include "hooks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Without a pidfd the child's exit is noticed by polling in slices this long;
+ * the abort flag cannot wake poll() at all, so it is checked as often. */
+#define NO_PIDFD_SLICE_MS 20
+#define ABORT_SLICE_MS 50
+/* At most this much output is read per wakeup, so a flood of output cannot
+ * starve the timeout. */
+#define DRAIN_MAX (1u << 20)
+#define MAX_GROUPS 65536
+
+/* ---- the hook environment ---------------------------------------------- */
+
+struct kd_hook_env {
+    char **entries;  /* "NAME=VALUE", owned; entries[count] is NULL */
+    size_t count;
+    size_t cap;      /* slots allocated, the terminating NULL included */
+};
+
+kd_hook_env_t *kd_hook_env_new(void)
+{
+    kd_hook_env_t *env = calloc(1, sizeof *env);
+
+    if (!env)
+        return NULL;
+    env->cap = 16;
+    env->entries = calloc(env->cap, sizeof *env->entries);
+    if (!env->entries) {
+        free(env);
+        return NULL;
+    }
+    return env;
+}
+
+void kd_hook_env_free(kd_hook_env_t *env)
+{
+    if (!env)
+        return;
+    for (size_t i = 0; i < env->count; i++)
+        free(env->entries[i]);
+    free(env->entries);
+    free(env);
+}
+
+/* Takes entry ("NAME=VALUE", name namelen bytes long), replacing an entry of
+ * the same name or appending. Frees entry on failure. */
+static kd_status_t env_store(kd_hook_env_t *env, char *entry, size_t namelen)
+{
+    for (size_t i = 0; i < env->count; i++) {
+        if (strncmp(env->entries[i], entry, namelen + 1) == 0) {
+            free(env->entries[i]);
+            env->entries[i] = entry;
+            return KD_OK;
+        }
+    }
+    if (env->count + 1 >= env->cap) {
+        size_t cap = env->cap * 2;
+        char **grown = realloc(env->entries, cap * sizeof *grown);
+
+        if (!grown) {
+            free(entry);
+            return KD_ENOMEM;
+        }
+        env->entries = grown;
+        env->cap = cap;
+    }
+    env->entries[env->count++] = entry;
+    env->entries[env->count] = NULL;
+    return KD_OK;
+}
+
+static bool env_name_ok(const char *name, size_t len)
+{
+    return len > 0 && memchr(name, '=', len) == NULL;
+}
+
+kd_status_t kd_hook_env_set(kd_hook_env_t *env, const char *name, const char *value)
+{
+    size_t nl, vl;
+    char *entry;
+
+    if (!env || !name || !value)
+        return KD_EINVAL;
+    nl = strlen(name);
+    vl = strlen(value);
+    if (!env_name_ok(name, nl))
+        return KD_EINVAL;
+    entry = malloc(nl + vl + 2);
+    if (!entry)
+        return KD_ENOMEM;
+    memcpy(entry, name, nl);
+    entry[nl] = '=';
+    memcpy(entry + nl + 1, value, vl + 1);
+    return env_store(env, entry, nl);
+}
+
+kd_status_t kd_hook_env_put(kd_hook_env_t *env, const char *entry)
+{
+    const char *eq;
+    char *copy;
+
+    if (!env || !entry)
+        return KD_EINVAL;
+    eq = strchr(entry, '=');
+    if (!eq || eq == entry)
+        return KD_EINVAL;
+    copy = strdup(entry);
+    if (!copy)
+        return KD_ENOMEM;
+    return env_store(env, copy, (size_t)(eq - entry));
+}
+
+kd_status_t kd_hook_env_put_list(kd_hook_env_t *env, const char *const *entries, char *err,
+                                 size_t errsz)
+{
+    for (size_t i = 0; entries && entries[i]; i++) {
+        kd_status_t st = kd_hook_env_put(env, entries[i]);
+
+        if (st == KD_EINVAL)
+            return kd_err(err, errsz, st, "environment entry '%s' is not NAME=VALUE",
+                          entries[i]);
+        if (st != KD_OK)
+            return kd_err(err, errsz, st, "setting hook environment: %s", kd_status_str(st));
+    }
+    return KD_OK;
+}
+
+kd_status_t kd_hook_env_set_appspec(kd_hook_env_t *env, const kd_appspec_env_t *vars,
+                                    size_t count, char *err, size_t errsz)
+{
+    for (size_t i = 0; i < count; i++) {
+        kd_status_t st = kd_hook_env_set(env, vars[i].name, vars[i].value ? vars[i].value : "");
+
+        if (st == KD_EINVAL)
+            return kd_err(err, errsz, st, "appspec env name '%s' is not a variable name",
+                          vars[i].name ? vars[i].name : "(null)");
+        if (st != KD_OK)
+            return kd_err(err, errsz, st, "setting hook environment: %s", kd_status_str(st));
+    }
+    return KD_OK;
+}
+
+kd_status_t kd_hook_env_set_deployment(kd_hook_env_t *env, const kd_hook_deployment_t *d,
+                                       char *err, size_t errsz)
+{
+    const char *op = d->operation ? d->operation : "UPDATE";
+    const char *app_id = d->application_id ? d->application_id : d->application_name;
+    const char *group_id = d->group_id ? d->group_id : d->group_name;
+    const struct {
+        const char *name;
+        const char *value;
+    } vars[] = {
+        { "LIFECYCLE_EVENT", d->event },
+        { "DEPLOYMENT_ID", d->deployment_id },
+        { "APPLICATION_NAME", d->application_name },
+        { "DEPLOYMENT_GROUP_NAME", d->group_name },
+        { "DEPLOYMENT_GROUP_ID", group_id },
+        { "JDCLOUD_CODEDEPLOY_LIFECYCLE_EVENT", d->event },
+        { "JDCLOUD_CODEDEPLOY_DEPLOY_ID", d->deployment_id },
+        { "JDCLOUD_CODEDEPLOY_APP_ID", app_id },
+        { "JDCLOUD_CODEDEPLOY_APP_NAME", d->application_name },
+        { "JDCLOUD_CODEDEPLOY_GROUP_ID", group_id },
+        { "JDCLOUD_CODEDEPLOY_GROUP_NAME", d->group_name },
+        { "JDCLOUD_CODEDEPLOY_OPERATION", op },
+    };
+
+    if (strcmp(op, "UPDATE") != 0 && strcmp(op, "ROLLBACK") != 0)
+        return kd_err(err, errsz, KD_EINVAL, "operation '%s' is not UPDATE or ROLLBACK", op);
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        kd_status_t st = kd_hook_env_set(env, vars[i].name, vars[i].value ? vars[i].value : "");
+
+        if (st != KD_OK)
+            return kd_err(err, errsz, st, "setting hook environment: %s", kd_status_str(st));
+    }
+    return KD_OK;
+}
+
+kd_status_t kd_hook_env_build(const kd_hook_deployment_t *d, const kd_appspec_env_t *vars,
+                              size_t count, const char *const *host_env, kd_hook_env_t **out,
+                              char *err, size_t errsz)
+{
+    kd_hook_env_t *env = kd_hook_env_new();
+    kd_status_t st;
+
+    if (!env)
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    st = kd_hook_env_set_deployment(env, d, err, errsz);
+    if (st == KD_OK && kd_hook_env_set(env, "PATH", KD_HOOK_DEFAULT_PATH) != KD_OK)
+        st = kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    if (st == KD_OK)
+        st = kd_hook_env_set_appspec(env, vars, count, err, errsz);
+    if (st == KD_OK)
+        st = kd_hook_env_put_list(env, host_env, err, errsz);
+    if (st != KD_OK) {
+        kd_hook_env_free(env);
+        return st;
+    }
+    *out = env;
+    return KD_OK;
+}
+
+const char *kd_hook_env_get(const kd_hook_env_t *env, const char *name)
+{
+    size_t nl = strlen(name);
+
+    for (size_t i = 0; i < env->count; i++) {
+        if (strncmp(env->entries[i], name, nl) == 0 && env->entries[i][nl] == '=')
+            return env->entries[i] + nl + 1;
+    }
+    return NULL;
+}
+
+size_t kd_hook_env_count(const kd_hook_env_t *env)
+{
+    return env->count;
+}
+
+const char *const *kd_hook_env_envp(const kd_hook_env_t *env)
+{
+    return (const char *const *)env->entries;
+}
+
+/* ---- the output tail --------------------------------------------------- */
+
+/* A ring of the last KD_HOOK_TAIL_MAX bytes: only the end of the output is
+ * ever held in memory. */
+struct tail {
+    char buf[KD_HOOK_TAIL_MAX];
+    size_t next;     /* where the next byte goes */
+    uint64_t total;  /* bytes pushed so far */
+};
+
+static void tail_push(struct tail *t, const char *p, size_t n)
+{
+    size_t size = sizeof t->buf;
+
+    if (n >= size) {
+        memcpy(t->buf, p + n - size, size);
+        t->next = 0;
+    } else {
+        size_t first = n < size - t->next ? n : size - t->next;
+
+        memcpy(t->buf + t->next, p, first);
+        memcpy(t->buf, p + first, n - first);
+        t->next = (t->next + n) % size;
+    }
+    t->total += n;
+}
+
+/* Copies the tail in order into dst (KD_HOOK_TAIL_MAX bytes); returns its length. */
+static size_t tail_copy(const struct tail *t, char *dst)
+{
+    size_t size = sizeof t->buf, older;
+
+    if (t->total < size) {
+        memcpy(dst, t->buf, (size_t)t->total);
+        return (size_t)t->total;
+    }
+    older = size - t->next;
+    memcpy(dst, t->buf + t->next, older);
+    memcpy(dst + older, t->buf, t->next);
+    return size;
+}
+
+/* ---- starting the child ------------------------------------------------ */
+
+/* Everything the child needs, prepared before fork so that the child only
+ * makes async-signal-safe calls (the worker has other threads). */
+struct launch {
+    const char *const *argv;
+    const char *const *envp;
+    const char *cwd;
+    const char *runas;
+    bool switch_user;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;
+    size_t ngroups;
+    int out_fd;     /* the pipe's write end: the child's stdout and stderr */
+    int status_fd;  /* CLOEXEC: closed unread by a successful execve */
+};
+
+enum child_stage {
+    STAGE_SETPGID,
+    STAGE_STDIO,
+    STAGE_CHDIR,
+    STAGE_SETGROUPS,
+    STAGE_SETGID,
+    STAGE_SETUID,
+    STAGE_EXEC
+};
+
+/* What a child that failed before exec writes to the status pipe. */
+struct child_report {
+    int stage;
+    int errnum;
+};
+
+__attribute__((noreturn)) static void child_fail(int fd, int stage, int errnum)
+{
+    struct child_report rep = { stage, errnum };
+    ssize_t n = write(fd, &rep, sizeof rep);
+
+    (void)n;
+    _exit(127);
+}
+
+static void child_reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &sa, NULL);  /* fails harmlessly for reserved numbers */
+    }
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Leaves only 0, 1, 2 and the status pipe open across exec. */
+static void child_close_fds(int keep)
+{
+    long max;
+
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    if ((keep == 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
+        return;
+#endif
+    max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > (1L << 20))
+        max = 1L << 20;
+    for (int fd = 3; fd < max; fd++) {
+        if (fd != keep)
+            (void)close(fd);
+    }
+}
+
+__attribute__((noreturn)) static void child_exec(const struct launch *l)
+{
+    int nul;
+
+    if (setpgid(0, 0) != 0)
+        child_fail(l->status_fd, STAGE_SETPGID, errno);
+    child_reset_signals();
+    nul = open("/dev/null", O_RDONLY);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(l->out_fd, 1) < 0 || dup2(l->out_fd, 2) < 0)
+        child_fail(l->status_fd, STAGE_STDIO, errno);
+    if (chdir(l->cwd) != 0)
+        child_fail(l->status_fd, STAGE_CHDIR, errno);
+    /* Raw system calls: the libc wrappers coordinate every thread of the
+     * process, and after fork only this one exists. */
+    if (l->switch_user) {
+        if (syscall(SYS_setgroups, l->ngroups, l->groups) != 0)
+            child_fail(l->status_fd, STAGE_SETGROUPS, errno);
+        if (syscall(SYS_setgid, l->gid) != 0)
+            child_fail(l->status_fd, STAGE_SETGID, errno);
+        if (syscall(SYS_setuid, l->uid) != 0)
+            child_fail(l->status_fd, STAGE_SETUID, errno);
+    }
+    child_close_fds(l->status_fd);
+    execve(l->argv[0], (char *const *)l->argv, (char *const *)l->envp);
+    child_fail(l->status_fd, STAGE_EXEC, errno);
+}
+
+/* Moves a descriptor above 0..2 so dup2 onto the child's stdio cannot clobber
+ * it (a worker started with closed stdio gets low numbers from pipe2). */
+static int fd_above_stdio(int fd)
+{
+    int moved;
+
+    if (fd > 2)
+        return fd;
+    moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return moved;
+}
+
+static kd_status_t make_pipe(int p[2], const char *what, char *err, size_t errsz)
+{
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return kd_err(err, errsz, KD_EIO, "%s pipe: %s", what, strerror(errno));
+    p[0] = fd_above_stdio(p[0]);
+    p[1] = fd_above_stdio(p[1]);
+    if (p[0] < 0 || p[1] < 0) {
+        int e = errno;
+
+        if (p[0] >= 0)
+            close(p[0]);
+        if (p[1] >= 0)
+            close(p[1]);
+        p[0] = p[1] = -1;
+        return kd_err(err, errsz, KD_EIO, "%s pipe: %s", what, strerror(e));
+    }
+    return KD_OK;
+}
+
+static void close_pair(int p[2])
+{
+    for (int i = 0; i < 2; i++) {
+        if (p[i] >= 0)
+            close(p[i]);
+        p[i] = -1;
+    }
+}
+
+static void reap_blocking(pid_t pid, int *status)
+{
+    int ignored;
+
+    while (waitpid(pid, status ? status : &ignored, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Turns a child's report of a failure before exec into an error. */
+static kd_status_t report_error(const struct child_report *rep, const struct launch *l,
+                                char *err, size_t errsz)
+{
+    static const char *const what[] = {
+        [STAGE_SETPGID] = "setpgid", [STAGE_STDIO] = "redirecting stdio",
+        [STAGE_CHDIR] = "chdir", [STAGE_SETGROUPS] = "setgroups for",
+        [STAGE_SETGID] = "setgid for", [STAGE_SETUID] = "setuid for", [STAGE_EXEC] = "exec",
+    };
+    const char *subject = "hook";
+    const char *hint = "";
+    kd_status_t st = KD_EFAILED;
+
+    if (rep->stage < STAGE_SETPGID || rep->stage > STAGE_EXEC)
+        return kd_err(err, errsz, KD_EIO, "the hook process failed before exec");
+    if (rep->stage == STAGE_CHDIR || rep->stage == STAGE_EXEC) {
+        subject = rep->stage == STAGE_CHDIR ? l->cwd : l->argv[0];
+        if (rep->errnum == ENOENT)
+            st = KD_ENOTFOUND;
+    } else if (rep->stage >= STAGE_SETGROUPS) {
+        subject = l->runas;
+    }
+    if (rep->stage == STAGE_EXEC && rep->errnum == ENOENT && access(l->argv[0], F_OK) == 0)
+        hint = " (the file exists: is its #! interpreter missing?)";
+    return kd_err(err, errsz, st, "%s %s: %s%s", what[rep->stage], subject,
+                  strerror(rep->errnum), hint);
+}
+
+/* Waits until the child has exec'd (its status pipe closes unread) or
+ * reported a failure, in which case it is reaped and the error returned. */
+static kd_status_t await_exec(int fd, pid_t pid, const struct launch *l, char *err,
+                              size_t errsz)
+{
+    struct child_report rep;
+    ssize_t n;
+
+    do {
+        n = read(fd, &rep, sizeof rep);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return KD_OK;
+    reap_blocking(pid, NULL);
+    if (n != (ssize_t)sizeof rep)
+        return kd_err(err, errsz, KD_EIO, "the hook process failed before exec");
+    return report_error(&rep, l, err, errsz);
+}
+
+/* Forks and execs the hook. On success *pid runs in its own process group
+ * (pgid == pid) and *out_fd is the non-blocking read end of its output. */
+static kd_status_t spawn(struct launch *l, pid_t *pid, int *out_fd, char *err, size_t errsz)
+{
+    int outp[2] = { -1, -1 }, statp[2] = { -1, -1 };
+    sigset_t all, old;
+    pid_t child;
+    int fork_errno;
+    kd_status_t st;
+
+    st = make_pipe(outp, "output", err, errsz);
+    if (st == KD_OK)
+        st = make_pipe(statp, "status", err, errsz);
+    if (st != KD_OK)
+        goto out;
+    l->out_fd = outp[1];
+    l->status_fd = statp[1];
+    /* No handler of the worker may run in the child before it resets them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    child = fork();
+    if (child == 0)
+        child_exec(l);
+    fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(outp[1]);
+    close(statp[1]);
+    outp[1] = statp[1] = -1;
+    if (child < 0) {
+        st = kd_err(err, errsz, KD_EIO, "fork: %s", strerror(fork_errno));
+        goto out;
+    }
+    st = await_exec(statp[0], child, l, err, errsz);
+    if (st != KD_OK)
+        goto out;
+    if (fcntl(outp[0], F_SETFL, O_NONBLOCK) != 0) {
+        st = kd_err(err, errsz, KD_EIO, "output pipe: %s", strerror(errno));
+        kill(-child, SIGKILL);
+        reap_blocking(child, NULL);
+        goto out;
+    }
+    *pid = child;
+    *out_fd = outp[0];
+    outp[0] = -1;
+out:
+    close_pair(statp);
+    close_pair(outp);
+    return st;
+}
+
+/* ---- running as another user ------------------------------------------- */
+
+static kd_status_t lookup_user(const char *name, struct passwd *pw, char **buf, char *err,
+                               size_t errsz)
+{
+    long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t size = hint > 0 ? (size_t)hint : 1024;
+
+    for (;;) {
+        struct passwd *found = NULL;
+        char *grown = realloc(*buf, size);
+        int rc;
+
+        if (!grown)
+            return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+        *buf = grown;
+        rc = getpwnam_r(name, pw, *buf, size, &found);
+        if (rc == ERANGE && size < (1u << 20)) {
+            size *= 2;
+            continue;
+        }
+        if (rc == 0 && found)
+            return KD_OK;
+        if (rc == 0 || rc == ENOENT || rc == ESRCH)
+            return kd_err(err, errsz, KD_ENOTFOUND, "runas user '%s' does not exist", name);
+        return kd_err(err, errsz, KD_EIO, "looking up user '%s': %s", name, strerror(rc));
+    }
+}
+
+/* Fills l->groups with the supplementary groups of user (as initgroups). */
+static kd_status_t lookup_groups(struct launch *l, const char *user, char *err, size_t errsz)
+{
+    int n = 16;
+
+    for (;;) {
+        gid_t *grown = realloc(l->groups, (size_t)n * sizeof *grown);
+        int want = n;
+
+        if (!grown)
+            return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+        l->groups = grown;
+        if (getgrouplist(user, l->gid, l->groups, &want) >= 0) {
+            l->ngroups = (size_t)want;
+            return KD_OK;
+        }
+        if (n >= MAX_GROUPS)
+            return kd_err(err, errsz, KD_EFAILED, "user '%s' is in too many groups", user);
+        n = want > n && want <= MAX_GROUPS ? want : n * 2;
+    }
+}
+
+/* Resolves spec->runas into l and builds *env: spec's environment with the
+ * user's HOME, USER and LOGNAME. */
+static kd_status_t prepare_runas(const kd_hook_spec_t *spec, struct launch *l,
+                                 kd_hook_env_t **env, char *err, size_t errsz)
+{
+    struct passwd pw;
+    char *buf = NULL;
+    kd_status_t st;
+
+    st = lookup_user(spec->runas, &pw, &buf, err, errsz);
+    if (st != KD_OK)
+        goto out;
+    l->uid = pw.pw_uid;
+    l->gid = pw.pw_gid;
+    /* Only root can switch; another user may run hooks as itself. */
+    l->switch_user = geteuid() == 0 || pw.pw_uid != geteuid();
+    st = lookup_groups(l, pw.pw_name, err, errsz);
+    if (st != KD_OK)
+        goto out;
+    *env = kd_hook_env_new();
+    if (!*env) {
+        st = kd_err(err, errsz, KD_ENOMEM, "out of memory");
+        goto out;
+    }
+    st = kd_hook_env_put_list(*env, spec->envp, err, errsz);
+    if (st == KD_OK && (kd_hook_env_set(*env, "HOME", pw.pw_dir) != KD_OK ||
+                        kd_hook_env_set(*env, "USER", pw.pw_name) != KD_OK ||
+                        kd_hook_env_set(*env, "LOGNAME", pw.pw_name) != KD_OK))
+        st = kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    if (st == KD_OK)
+        l->envp = kd_hook_env_envp(*env);
+out:
+    free(buf);
+    return st;
+}
+
+static kd_status_t check_spec(const kd_hook_spec_t *spec, char *err, size_t errsz)
+{
+    if (!spec || !spec->argv || !spec->argv[0])
+        return kd_err(err, errsz, KD_EINVAL, "hook without a program");
+    if (spec->argv[0][0] != '/')
+        return kd_err(err, errsz, KD_EINVAL, "hook program '%s' is not an absolute path",
+                      spec->argv[0]);
+    if (spec->cwd && spec->cwd[0] != '/')
+        return kd_err(err, errsz, KD_EINVAL, "hook directory '%s' is not an absolute path",
+                      spec->cwd);
+    if (spec->runas && !spec->runas[0])
+        return kd_err(err, errsz, KD_EINVAL, "empty runas user name");
+    return KD_OK;
+}
+
+/* ---- waiting for it ---------------------------------------------------- */
+
+struct hook_run {
+    const kd_hook_spec_t *spec;
+    kd_hook_outcome_t *out;
+    pid_t pid;          /* also the process group */
+    int pidfd;          /* -1: none (closed once reaped, or not supported) */
+    int out_fd;         /* -1 once the output reached EOF or was given up */
+    int log_fd;         /* -1 once writing to it failed */
+    bool reaped;
+    int kill_stage;     /* 0: none; 1: SIGTERM sent; 2: SIGKILL sent */
+    int64_t t0, reaped_at, kill_at, next_progress;
+    int64_t timeout, kill_grace, output_grace, interval;
+    struct tail tail;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0U);  /* CLOEXEC by default */
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+static bool abort_set(const struct hook_run *r)
+{
+    return r->spec->abort && *r->spec->abort;
+}
+
+static void log_write(struct hook_run *r, const char *p, size_t n)
+{
+    while (r->log_fd >= 0 && n > 0) {
+        ssize_t w = write(r->log_fd, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            r->out->log_failed = true;
+            r->log_fd = -1;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads what output is there; closes the pipe at EOF. */
+static void drain_output(struct hook_run *r)
+{
+    char chunk[16384];
+    size_t total = 0;
+
+    while (r->out_fd >= 0 && total < DRAIN_MAX) {
+        ssize_t n = read(r->out_fd, chunk, sizeof chunk);
+
+        if (n > 0) {
+            log_write(r, chunk, (size_t)n);
+            tail_push(&r->tail, chunk, (size_t)n);
+            total += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            return;
+        } else {
+            close(r->out_fd);
+            r->out_fd = -1;
+        }
+    }
+}
+
+static void record_status(kd_hook_outcome_t *out, int status)
+{
+    if (WIFEXITED(status)) {
+        out->exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        out->exit_code = -1;
+        out->term_signal = WTERMSIG(status);
+    }
+}
+
+static void try_reap(struct hook_run *r)
+{
+    int status = 0;
+    pid_t got;
+
+    do {
+        got = waitpid(r->pid, &status, WNOHANG);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0)
+        return;
+    r->reaped = true;
+    r->reaped_at = now_ms();
+    if (got > 0)
+        record_status(r->out, status);  /* else ECHILD: reaped elsewhere, status unknown */
+    /* A stopped hook's leftovers go with it; after a normal exit they are
+     * the application's daemons and stay. */
+    if (r->kill_stage > 0)
+        (void)kill(-r->pid, SIGKILL);
+    if (r->pidfd >= 0) {
+        close(r->pidfd);
+        r->pidfd = -1;
+    }
+}
+
+static void stop_group(struct hook_run *r, int64_t now)
+{
+    (void)kill(-r->pid, SIGTERM);
+    (void)kill(-r->pid, SIGCONT);  /* a stopped process cannot act on SIGTERM */
+    r->kill_stage = 1;
+    r->kill_at = now + r->kill_grace;
+}
+
+static void report_progress(struct hook_run *r, int64_t now)
+{
+    char snap[KD_HOOK_TAIL_MAX];
+    size_t len = tail_copy(&r->tail, snap);
+
+    r->spec->progress(r->spec->opaque, now - r->t0, snap, len);
+    r->next_progress = now + r->interval;
+}
+
+/* Acts on the timeout, the abort flag, the kill grace and the progress
+ * interval while the script runs. */
+static void check_deadlines(struct hook_run *r, int64_t now)
+{
+    if (r->kill_stage == 0 && r->timeout > 0 && now - r->t0 >= r->timeout) {
+        r->out->timed_out = true;
+        stop_group(r, now);
+    } else if (r->kill_stage == 0 && abort_set(r)) {
+        r->out->aborted = true;
+        stop_group(r, now);
+    } else if (r->kill_stage == 1 && now >= r->kill_at) {
+        (void)kill(-r->pid, SIGKILL);
+        r->kill_stage = 2;
+    }
+    if (r->spec->progress && now >= r->next_progress)
+        report_progress(r, now);
+}
+
+static bool finished(const struct hook_run *r, int64_t now)
+{
+    return r->reaped &&
+           (r->out_fd < 0 || now - r->reaped_at >= r->output_grace || abort_set(r));
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* How long poll may sleep before something is due; -1: until an fd wakes it. */
+static int next_wait(const struct hook_run *r, int64_t now)
+{
+    int64_t wait = INT64_MAX;
+
+    if (!r->reaped) {
+        if (r->kill_stage == 0 && r->timeout > 0)
+            wait = min64(wait, r->t0 + r->timeout - now);
+        if (r->kill_stage == 1)
+            wait = min64(wait, r->kill_at - now);
+        if (r->spec->progress)
+            wait = min64(wait, r->next_progress - now);
+        /* Once the output is closed the exit is near: look again sooner. */
+        if (r->pidfd < 0)
+            wait = min64(wait, r->out_fd < 0 ? 2 : NO_PIDFD_SLICE_MS);
+    } else {
+        wait = min64(wait, r->reaped_at + r->output_grace - now);
+    }
+    if (r->spec->abort)
+        wait = min64(wait, ABORT_SLICE_MS);
+    if (wait == INT64_MAX)
+        return -1;
+    return wait < 0 ? 0 : (int)min64(wait, INT_MAX);
+}
+
+static kd_status_t run_loop(struct hook_run *r, char *err, size_t errsz)
+{
+    for (;;) {
+        int64_t now = now_ms();
+        struct pollfd pfd[2];
+        nfds_t n = 0;
+
+        if (!r->reaped)
+            check_deadlines(r, now);
+        if (finished(r, now))
+            return KD_OK;
+        if (r->out_fd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = r->out_fd, .events = POLLIN };
+        if (r->pidfd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = r->pidfd, .events = POLLIN };
+        if (poll(pfd, n, next_wait(r, now)) < 0 && errno != EINTR && errno != EAGAIN)
+            return kd_err(err, errsz, KD_EIO, "poll: %s", strerror(errno));
+        if (r->out_fd >= 0 && pfd[0].revents)
+            drain_output(r);
+        if (!r->reaped)
+            try_reap(r);
+    }
+}
+
+/* Leaves nothing behind: on an error the group is killed and the script
+ * reaped; the output pipe is closed and the tail copied out. */
+static void run_finish(struct hook_run *r, kd_status_t st)
+{
+    if (!r->reaped) {
+        int status = 0;
+
+        (void)kill(-r->pid, SIGKILL);
+        reap_blocking(r->pid, &status);
+        record_status(r->out, status);
+        r->reaped = true;
+    }
+    if (r->out_fd >= 0) {
+        if (st == KD_OK)
+            drain_output(r);  /* whatever arrived since the last wakeup */
+        if (r->out_fd >= 0)
+            close(r->out_fd);
+        r->out_fd = -1;
+    }
+    if (r->pidfd >= 0)
+        close(r->pidfd);
+    r->pidfd = -1;
+    r->out->tail_len = tail_copy(&r->tail, r->out->tail);
+    r->out->tail[r->out->tail_len] = '\0';
+    r->out->output_bytes = r->tail.total;
+}
+
+static void run_init(struct hook_run *r, const kd_hook_spec_t *spec, kd_hook_outcome_t *out,
+                     int64_t t0)
+{
+    memset(r, 0, sizeof *r);
+    r->spec = spec;
+    r->out = out;
+    r->pidfd = -1;
+    r->out_fd = -1;
+    r->log_fd = spec->log_fd;
+    r->t0 = t0;
+    r->timeout = spec->timeout_ms;
+    r->kill_grace = spec->kill_grace_ms > 0 ? spec->kill_grace_ms : KD_HOOK_KILL_GRACE_MS;
+    r->output_grace =
+        spec->output_grace_ms > 0 ? spec->output_grace_ms : KD_HOOK_OUTPUT_GRACE_MS;
+    r->interval = spec->progress_interval_ms > 0 ? spec->progress_interval_ms
+                                                 : KD_HOOK_PROGRESS_INTERVAL_MS;
+    r->next_progress = t0 + r->interval;
+}
+
+void kd_hook_spec_init(kd_hook_spec_t *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->log_fd = -1;
+}
+
+kd_status_t kd_hook_run(const kd_hook_spec_t *spec, kd_hook_outcome_t *out, char *err,
+                        size_t errsz)
+{
+    static const char *const no_env[] = { NULL };
+    struct launch l = { 0 };
+    struct hook_run r;
+    kd_hook_env_t *env = NULL;
+    int64_t t0 = now_ms();
+    kd_status_t st;
+
+    memset(out, 0, sizeof *out);
+    out->exit_code = -1;
+    st = check_spec(spec, err, errsz);
+    if (st != KD_OK)
+        return st;
+    if (spec->abort && *spec->abort)
+        return kd_err(err, errsz, KD_ESTOPPED, "%s: stopped before it started", spec->argv[0]);
+    l.argv = spec->argv;
+    l.envp = spec->envp ? spec->envp : no_env;
+    l.cwd = spec->cwd ? spec->cwd : "/";
+    l.runas = spec->runas;
+    if (spec->runas) {
+        st = prepare_runas(spec, &l, &env, err, errsz);
+        if (st != KD_OK)
+            goto out;
+    }
+    run_init(&r, spec, out, t0);
+    st = spawn(&l, &r.pid, &r.out_fd, err, errsz);
+    if (st != KD_OK)
+        goto out;
+    out->pid = r.pid;
+    r.pidfd = open_pidfd(r.pid);
+    st = run_loop(&r, err, errsz);
+    run_finish(&r, st);
+out:
+    free(l.groups);
+    kd_hook_env_free(env);
+    out->duration_ms = now_ms() - t0;
+    return st;
+}

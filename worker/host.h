@@ -1,0 +1,26 @@
+/* One host a worker process serves: its id, its directories, and the
+ * shared handles its steps use. A process serves one host or several
+ * (dense hosts, fleet simulation), one thread each. */
+#ifndef KD_HOST_H
+#define KD_HOST_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "bus.h"
+#include "journal.h"
+
+typedef struct kd_host {
+    const char *id;              /* the host id: the steps topic's key */
+    const char *root;            /* cache dirs and journal live here */
+    const char *install_prefix;  /* NULL or "": absolute appspec paths as they are */
+    const char *const *env;      /* host-level NAME=VALUE for every hook, NULL-terminated */
+    unsigned keep_revisions;     /* cache dirs kept per app/group */
+    size_t max_bundle_bytes;     /* downloads larger than this fail */
+    const kd_bus_conf_t *conf;
+    kd_producer_t *producer;     /* shared by every host of the process */
+    kd_journal_t *journal;
+    volatile sig_atomic_t *stop; /* set on SIGTERM/SIGINT: abort the running hook */
+} kd_host_t;
+
+#endif

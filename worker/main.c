@@ -1,0 +1,343 @@
+/* kdeploy-worker: the host agent. Reads its hosts' lifecycle steps from the
+ * steps topic, performs each once, publishes the results.
+ *
+ *   kdeploy-worker --brokers B --host-id H --root DIR [--install-prefix DIR]
+ *                  [--env NAME=VALUE]... [--config FILE]
+ *
+ * Several --host-id options serve several hosts from one process, one
+ * thread each; --root and --install-prefix pair with them in order, or,
+ * given once, are shared with a per-host subdirectory. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "bundle.h"
+#include "cli.h"
+#include "fsutil.h"
+#include "log.h"
+
+#define MAX_HOSTS 4096
+#define MAX_ENV 256
+
+typedef struct worker_opts {
+    kd_cli_common_t cli;
+    const char *host_ids[MAX_HOSTS];
+    size_t host_count;
+    const char *roots[MAX_HOSTS];
+    size_t root_count;
+    const char *prefixes[MAX_HOSTS];
+    size_t prefix_count;
+    const char *env[MAX_ENV + 1];  /* NULL-terminated */
+    size_t env_count;
+    unsigned keep_revisions;
+    size_t max_bundle_bytes;
+} worker_opts_t;
+
+typedef struct worker_host {
+    kd_host_t host;
+    char root[PATH_MAX];
+    char prefix[PATH_MAX];
+    pthread_t thread;
+    int started;
+    kd_status_t status;
+    char err[1024];
+} worker_host_t;
+
+static volatile sig_atomic_t worker_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kdeploy-worker --host-id H --root DIR [options]\n"
+            "The kdeploy host agent: performs its hosts' lifecycle steps.\n\n"
+            "  --host-id H           this host's id, the steps topic key (repeatable)\n"
+            "  --root DIR            cache dirs and journal (repeatable, pairs with --host-id)\n"
+            "  --install-prefix DIR  place the appspec's absolute paths under DIR (repeatable)\n"
+            "  --env NAME=VALUE      host-level variable for every hook (repeatable)\n"
+            "  --keep-revisions N    cache dirs kept per application/group (default 5)\n"
+            "  --max-bundle-mb N     largest bundle download (default 1024)\n"
+            "  --verify-key FILE     refuse step events not signed by this Ed25519 key\n"
+            KD_CLI_COMMON_HELP
+            "\nConfig file keys: host_id, root, install_prefix, env (list), keep_revisions,\n"
+            "max_bundle_mb, verify_key, brokers, topic_prefix, log.level, log.format, kafka.*\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int add_str(const char **list, size_t *count, size_t max, const char *s, const char *what)
+{
+    if (*count >= max) {
+        fprintf(stderr, "kdeploy-worker: too many %s (at most %zu)\n", what, max);
+        return -1;
+    }
+    list[(*count)++] = s;
+    return 0;
+}
+
+static int set_number(worker_opts_t *o, const char *name, const char *value)
+{
+    unsigned long v;
+
+    if (parse_uint(value, 1000000, &v) != 0 || v == 0) {
+        fprintf(stderr, "kdeploy-worker: %s: expected a positive number, got '%s'\n", name, value);
+        return -1;
+    }
+    if (strcmp(name, "keep_revisions") == 0)
+        o->keep_revisions = (unsigned)v;
+    else
+        o->max_bundle_bytes = (size_t)v * 1024 * 1024;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, worker_opts_t *o, const char **verify_key)
+{
+    static const struct option longopts[] = {
+        KD_CLI_COMMON_LONGOPTS,
+        {"host-id", required_argument, NULL, 'H'},
+        {"root", required_argument, NULL, 'r'},
+        {"install-prefix", required_argument, NULL, 'p'},
+        {"env", required_argument, NULL, 'e'},
+        {"keep-revisions", required_argument, NULL, 'k'},
+        {"max-bundle-mb", required_argument, NULL, 'm'},
+        {"verify-key", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, bad = 0;
+
+    while (!bad && (opt = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
+        if (kd_cli_common_opt(&o->cli, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'H': bad = add_str(o->host_ids, &o->host_count, MAX_HOSTS, optarg, "hosts"); break;
+        case 'r': bad = add_str(o->roots, &o->root_count, MAX_HOSTS, optarg, "roots"); break;
+        case 'p': bad = add_str(o->prefixes, &o->prefix_count, MAX_HOSTS, optarg, "prefixes"); break;
+        case 'e': bad = add_str(o->env, &o->env_count, MAX_ENV, optarg, "--env"); break;
+        case 'k': bad = set_number(o, "keep_revisions", optarg); break;
+        case 'm': bad = set_number(o, "max_bundle_mb", optarg); break;
+        case 'v': *verify_key = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (bad)
+        return 2;
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* Config file keys, applied where the command line left them unset. */
+static int apply_config(worker_opts_t *o, const kd_config_t *cfg, const char **verify_key)
+{
+    size_t n;
+    const kd_config_entry_t *e = kd_config_entries(cfg, &n);
+    int from_cli_hosts = o->host_count > 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *k = e[i].key, *v = e[i].value;
+        int bad = 0;
+
+        if (strcmp(k, "host_id") == 0 && !from_cli_hosts)
+            bad = add_str(o->host_ids, &o->host_count, MAX_HOSTS, v, "hosts");
+        else if (strcmp(k, "root") == 0 && !from_cli_hosts)
+            bad = add_str(o->roots, &o->root_count, MAX_HOSTS, v, "roots");
+        else if (strcmp(k, "install_prefix") == 0 && !from_cli_hosts)
+            bad = add_str(o->prefixes, &o->prefix_count, MAX_HOSTS, v, "prefixes");
+        else if (strcmp(k, "env") == 0)
+            bad = add_str(o->env, &o->env_count, MAX_ENV, v, "env");
+        else if (strcmp(k, "keep_revisions") == 0 || strcmp(k, "max_bundle_mb") == 0)
+            bad = set_number(o, k, v);
+        else if (strcmp(k, "verify_key") == 0 && !*verify_key)
+            *verify_key = v;
+        if (bad) {
+            fprintf(stderr, "kdeploy-worker: %s:%d: %s\n", kd_config_name(cfg), e[i].line, k);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+static int check_env(const worker_opts_t *o)
+{
+    for (size_t i = 0; i < o->env_count; i++) {
+        const char *eq = strchr(o->env[i], '=');
+
+        if (!eq || eq == o->env[i]) {
+            fprintf(stderr, "kdeploy-worker: --env %s: expected NAME=VALUE\n", o->env[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Pairs roots and prefixes with hosts: one each, or one shared by all
+ * (then each host gets its own subdirectory). */
+static int pick_dir(const char *const *list, size_t count, size_t i, const worker_opts_t *o,
+                    const char *what, char *out, size_t outsz)
+{
+    if (count == 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (count == o->host_count)
+        return kd_pathf(out, outsz, "%s", list[i]) == KD_OK ? 0 : -1;
+    if (count == 1)
+        return kd_pathf(out, outsz, "%s/%s", list[0], o->host_ids[i]) == KD_OK ? 0 : -1;
+    fprintf(stderr, "kdeploy-worker: give one %s, or one per --host-id\n", what);
+    return -1;
+}
+
+static void *host_thread(void *arg)
+{
+    worker_host_t *wh = arg;
+
+    wh->status = kd_agent_run(&wh->host, wh->err, sizeof wh->err);
+    if (wh->status != KD_OK) {
+        kd_error("%s: %s", wh->host.id, wh->err);
+        worker_stop = 1; /* one host failing stops the process: the supervisor restarts it */
+    }
+    return NULL;
+}
+
+static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
+                      const kd_bus_conf_t *conf, kd_producer_t *producer)
+{
+    char err[1024], journal_dir[PATH_MAX];
+
+    if (pick_dir(o->roots, o->root_count, i, o, "--root", wh->root, sizeof wh->root) != 0 ||
+        pick_dir(o->prefixes, o->prefix_count, i, o, "--install-prefix", wh->prefix,
+                 sizeof wh->prefix) != 0)
+        return -1;
+    if (kd_mkdirs(wh->root, 0755, err, sizeof err) != KD_OK ||
+        (wh->prefix[0] && kd_mkdirs(wh->prefix, 0755, err, sizeof err) != KD_OK) ||
+        kd_pathf(journal_dir, sizeof journal_dir, "%s/journal", wh->root) != KD_OK ||
+        kd_journal_open(journal_dir, &wh->host.journal, err, sizeof err) != KD_OK) {
+        kd_error("%s: %s", o->host_ids[i], err);
+        return -1;
+    }
+    wh->host = (kd_host_t){
+        .id = o->host_ids[i], .root = wh->root, .install_prefix = wh->prefix,
+        .env = o->env, .keep_revisions = o->keep_revisions,
+        .max_bundle_bytes = o->max_bundle_bytes, .conf = conf, .producer = producer,
+        .journal = wh->host.journal, .stop = &worker_stop,
+    };
+    return 0;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_t *producer)
+{
+    worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
+    int rc = 0;
+
+    if (!hosts)
+        return 1;
+    for (size_t i = 0; i < o->host_count && rc == 0; i++)
+        if (setup_host(&hosts[i], o, i, conf, producer) != 0)
+            rc = 1;
+    for (size_t i = 0; i < o->host_count && rc == 0; i++) {
+        char err[512];
+
+        if (kd_agent_publish_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
+            kd_warn("%s: host status not published: %s", hosts[i].host.id, err);
+        if (pthread_create(&hosts[i].thread, NULL, host_thread, &hosts[i]) != 0) {
+            kd_error("cannot start a thread for %s", hosts[i].host.id);
+            worker_stop = 1;
+            rc = 1;
+            break;
+        }
+        hosts[i].started = 1;
+    }
+    for (size_t i = 0; i < o->host_count; i++) {
+        if (hosts[i].started) {
+            pthread_join(hosts[i].thread, NULL);
+            if (hosts[i].status != KD_OK)
+                rc = 1;
+            kd_agent_publish_status(&hosts[i].host, 0, NULL, 0);
+        }
+        kd_journal_close(hosts[i].host.journal);
+    }
+    free(hosts);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    worker_opts_t o = {.keep_revisions = 5, .max_bundle_bytes = (size_t)1024 * 1024 * 1024};
+    const char *verify_key = NULL;
+    kd_bus_conf_t *conf = NULL;
+    kd_config_t *cfg = NULL;
+    kd_producer_t *producer = NULL;
+    char err[1024];
+    int rc;
+
+    if ((rc = parse_args(argc, argv, &o, &verify_key)) >= 0)
+        return rc;
+    if (kd_cli_setup(&o.cli, "worker", &conf, &cfg, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy-worker: %s\n", err);
+        return 2;
+    }
+    rc = cfg ? apply_config(&o, cfg, &verify_key) : -1;
+    if (rc < 0 && (o.host_count == 0 || (o.root_count == 0))) {
+        fprintf(stderr, "kdeploy-worker: --host-id and --root are required\n");
+        rc = 2;
+    }
+    if (rc < 0 && check_env(&o) != 0)
+        rc = 2;
+    if (rc < 0 && verify_key && kd_bus_conf_set(conf, "verify_key", verify_key, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy-worker: %s\n", err);
+        rc = 2;
+    }
+    if (rc < 0 && kd_producer_new(conf, "worker", &producer, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy-worker: %s\n", err);
+        rc = 1;
+    }
+    if (rc < 0) {
+        install_signals();
+        kd_bundle_global_init();
+        kd_info("serving %zu host(s) on %s", o.host_count, kd_bus_conf_brokers(conf));
+        rc = serve(&o, conf, producer);
+        kd_info("stopped");
+    }
+    kd_producer_free(producer);
+    kd_config_free(cfg);
+    kd_bus_conf_free(conf);
+    return rc;
+}
