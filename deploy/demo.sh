@@ -13,7 +13,7 @@ if [ ! -x "$build/bin/kdeploy-planner" ] || [ ! -x "$build/bin/kdeploy-worker" ]
   cmake -S . -B "$build" >/dev/null
   cmake --build "$build" -j "$(nproc)" >/dev/null
 fi
-bin=$top/$build/bin
+case $build in /*) bin=$build/bin ;; *) bin=$top/$build/bin ;; esac
 work=$(mktemp -d /tmp/kdeploy-demo.XXXXXX)
 pids=()
 
@@ -63,8 +63,12 @@ SPEC
   echo "$work/shop-$version.yaml"
 }
 
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 curl_all() {
-  for port in 18081 18082 18083; do
+  for port in "${ports[@]}"; do
     printf '   :%s  %s\n' "$port" "$(curl -s --max-time 2 http://127.0.0.1:$port/ || echo '(down)')"
   done
 }
@@ -79,15 +83,16 @@ echo "   bootstrap servers: $KDEPLOY_BROKERS"
 say "starting a planner and three hosts"
 "$bin/kdeploy-planner" > "$work/planner.log" 2>&1 &
 pids+=($!)
-port=18081
+ports=()
 for h in web-01 web-02 web-03; do
+  port=$(free_port)
+  ports+=("$port")
   mkdir -p "$work/$h/prefix"
   "$bin/kdeploy-worker" --host-id "$h" --root "$work/$h/root" \
       --install-prefix "$work/$h/prefix" --env "KD_PREFIX=$work/$h/prefix" \
       --env "KD_HOST=$h" --env "APP_PORT=$port" > "$work/$h.log" 2>&1 &
   pids+=($!)
   echo "   $h: app port $port, files under $work/$h/prefix"
-  port=$((port + 1))
 done
 
 say "deploying shop 1.0 (first deployment: no stop script to run)"

@@ -6,7 +6,9 @@
 
 #include "cmd_broker.h"
 #include "cmd_deploy.h"
+#include "cmd_hosts.h"
 #include "cmd_keygen.h"
+#include "cmd_replay.h"
 #include "cmd_validate.h"
 
 typedef struct kd_subcommand {
@@ -23,6 +25,8 @@ static const kd_subcommand_t subcommands[] = {
     {"resume", kd_cmd_resume, "resume a paused deployment"},
     {"status", kd_cmd_status, "show a deployment and its hosts"},
     {"list", kd_cmd_list, "list recent deployments"},
+    {"hosts", kd_cmd_hosts, "the agents: alive, version, revisions installed"},
+    {"replay", kd_cmd_replay, "a deployment's full timeline, rebuilt from the topics"},
     {"broker", kd_cmd_broker, "run the embedded Kafka-protocol broker (one machine)"},
     {"validate", kd_cmd_validate, "check an appspec file or a bundle directory"},
     {"keygen", kd_cmd_keygen, "create the Ed25519 key pair that signs step events"},
