@@ -50,6 +50,10 @@ kd_bus_conf_t *kd_bus_conf_new(void)
         free(conf);
         return NULL;
     }
+    if (conf) {
+        pthread_mutex_init(&conf->probe_lock, NULL);
+        conf->embedded = -1;
+    }
     return conf;
 }
 
@@ -66,6 +70,7 @@ void kd_bus_conf_free(kd_bus_conf_t *conf)
     free(conf->prefix);
     kd_signer_free(conf->signer);
     kd_verifier_free(conf->verifier);
+    pthread_mutex_destroy(&conf->probe_lock);
     free(conf);
 }
 
@@ -192,6 +197,50 @@ const kd_verifier_t *kd_bus_conf_verifier(const kd_bus_conf_t *conf)
     return conf->verifier;
 }
 
+bool kd_bus_conf_has(const kd_bus_conf_t *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->prop_count; i++)
+        if (strcmp(conf->props[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static int probe_embedded(const kd_bus_conf_t *conf)
+{
+    static const char *const none[] = {NULL};
+    rd_kafka_conf_t *rc;
+    rd_kafka_t *rk;
+    char *id;
+    int embedded = 0;
+
+    if (kd_bus_build_conf(conf, none, &rc, NULL, 0) != KD_OK)
+        return 0;
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, NULL, 0))) {
+        rd_kafka_conf_destroy(rc);
+        return 0;
+    }
+    /* The mock cluster names itself so; a real cluster has a random id. */
+    if ((id = rd_kafka_clusterid(rk, 5000))) {
+        embedded = strncmp(id, "mockCluster", 11) == 0;
+        rd_kafka_mem_free(rk, id);
+    }
+    rd_kafka_destroy(rk);
+    return embedded;
+}
+
+bool kd_bus_is_embedded(const kd_bus_conf_t *conf)
+{
+    kd_bus_conf_t *c = (kd_bus_conf_t *)conf; /* the answer is cached */
+    int embedded;
+
+    pthread_mutex_lock(&c->probe_lock);
+    if (c->embedded < 0)
+        c->embedded = probe_embedded(conf);
+    embedded = c->embedded;
+    pthread_mutex_unlock(&c->probe_lock);
+    return embedded == 1;
+}
+
 /* ---- librdkafka handles ---- */
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -285,6 +334,25 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
                  rd_kafka_err2str(rkm->err));
 }
 
+/* Learns every kdeploy topic's leaders now: a first send to a topic the
+ * producer has not met waits for metadata, which an idle client may take a
+ * second to ask for. Failures here only cost that second later. */
+static void warm_up(kd_producer_t *p)
+{
+    for (int t = 0; t < KD_TOPIC_COUNT; t++) {
+        char name[256];
+        rd_kafka_topic_t *rkt;
+        const struct rd_kafka_metadata *md = NULL;
+
+        kd_bus_topic_name(p->conf, (kd_topic_t)t, name, sizeof name);
+        if (!(rkt = rd_kafka_topic_new(p->rk, name, NULL)))
+            continue;
+        if (rd_kafka_metadata(p->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+}
+
 static void *poll_thread(void *arg)
 {
     kd_producer_t *p = arg;
@@ -328,6 +396,7 @@ kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
     kd_self_name(service, p->self, sizeof p->self);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->delivered, NULL);
+    warm_up(p);
     if (pthread_create(&p->poller, NULL, poll_thread, p) != 0) {
         rd_kafka_destroy(p->rk);
         pthread_cond_destroy(&p->delivered);

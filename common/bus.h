@@ -132,7 +132,9 @@ void kd_consumer_free(kd_consumer_t *c);
  * Transient broker errors are logged and not returned; fatal ones are. */
 kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **out,
                              char *err, size_t errsz);
-/* Commits the offset after m (synchronously) for the consumer's group. */
+/* Commits the offset after m for the consumer's group, asynchronously:
+ * after a crash, messages since the last commit that landed come again
+ * (kdeploy's consumers treat repeats as no-ops). */
 kd_status_t kd_consumer_commit(kd_consumer_t *c, const kd_message_t *m, char *err,
                                size_t errsz);
 /* Reader mode: true once every partition has been read to its end. */

@@ -4,6 +4,8 @@
 #define KD_BUS_INT_H
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdbool.h>
 
 #include "bus.h"
 
@@ -19,6 +21,8 @@ struct kd_bus_conf {
     size_t prop_count;
     kd_signer_t *signer;
     kd_verifier_t *verifier;
+    pthread_mutex_t probe_lock;
+    int embedded;  /* the brokers are `kdeploy broker`: 1, a real cluster: 0, unknown: -1 */
 };
 
 /* Builds a librdkafka configuration: the common low-latency defaults, then
@@ -26,5 +30,13 @@ struct kd_bus_conf {
  * properties, then the broker list. */
 kd_status_t kd_bus_build_conf(const kd_bus_conf_t *conf, const char *const *defaults,
                              rd_kafka_conf_t **out, char *err, size_t errsz);
+
+/* True when the brokers are the embedded broker (librdkafka's mock
+ * cluster), asked once per configuration. Its fetches do not wake up when
+ * data arrives, so its consumers poll on a short wait instead. */
+bool kd_bus_is_embedded(const kd_bus_conf_t *conf);
+
+/* True if the operator set this librdkafka property. */
+bool kd_bus_conf_has(const kd_bus_conf_t *conf, const char *name);
 
 #endif

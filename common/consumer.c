@@ -63,7 +63,7 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
         "auto.offset.reset", "earliest",
         "session.timeout.ms", "6000",
         "heartbeat.interval.ms", "1000",
-        "fetch.wait.max.ms", "100",
+        "fetch.wait.max.ms", "500",
         "fetch.error.backoff.ms", "20",
         NULL,
     };
@@ -95,6 +95,10 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
             return kd_err(err, errsz, KD_EINVAL, "%s", rkerr);
         }
     }
+    /* A real broker answers a waiting fetch as soon as data arrives; the
+     * embedded one only when the wait is over, so it gets a short one. */
+    if (!kd_bus_conf_has(c->conf, "fetch.wait.max.ms") && kd_bus_is_embedded(c->conf))
+        rd_kafka_conf_set(rc, "fetch.wait.max.ms", "5", NULL, 0);
     for (size_t i = 0; extra[i]; i += 2)
         if (rd_kafka_conf_set(rc, extra[i], extra[i + 1], rkerr, sizeof rkerr) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(rc);
@@ -377,7 +381,9 @@ kd_status_t kd_consumer_commit(kd_consumer_t *c, const kd_message_t *m, char *er
                                size_t errsz)
 {
     const kd_message_int_t *mi = (const kd_message_int_t *)m;
-    rd_kafka_resp_err_t rerr = rd_kafka_commit_message(c->rk, mi->rkm, 0);
+    /* Asynchronous: a commit lost in a crash only means the message comes
+     * again, which every kdeploy consumer answers without acting twice. */
+    rd_kafka_resp_err_t rerr = rd_kafka_commit_message(c->rk, mi->rkm, 1);
 
     if (rerr)
         return kd_err(err, errsz, KD_EKAFKA, "committing offset %lld: %s",

@@ -1,6 +1,7 @@
 /* DownloadBundle: fetching a revision (libcurl), verifying its checksum
  * before anything is unpacked, and unpacking it (libarchive) with no path
- * leaving the destination. */
+ * leaving the destination. Nothing here logs: every failure is a status
+ * plus a message in the caller's error buffer. */
 #ifndef KD_BUNDLE_H
 #define KD_BUNDLE_H
 
@@ -9,48 +10,68 @@
 
 #include "status.h"
 
+/* What kd_bundle_fetch downloads and how. The strings are borrowed. */
 typedef struct kd_bundle_fetch_opts {
     const char *url;             /* http://, https:// or file:// */
-    const char *sha256;          /* hex; one of sha256 and md5 is required */
-    const char *md5;             /* hex */
+    const char *sha256;          /* hex; at least one of sha256 and md5 is required */
+    const char *md5;             /* hex; NULL or "" means not given */
     const char *path;            /* where the verified bundle is written */
     size_t max_bytes;            /* larger downloads fail; 0: 1 GiB */
     unsigned retries;            /* further tries after a transient failure */
     unsigned backoff_ms;         /* first wait between tries, doubled each time */
-    unsigned connect_timeout_s;
-    unsigned timeout_s;          /* whole transfer */
+    unsigned connect_timeout_s;  /* 0: 10 s */
+    unsigned timeout_s;          /* whole transfer, per try; 0: 1800 s */
 } kd_bundle_fetch_opts_t;
 
+/* Bounds on what an archive may unpack to (a zip bomb guard). */
 typedef struct kd_bundle_limits {
     uint64_t max_entries;        /* 0: 100000 */
-    uint64_t max_total_bytes;    /* unpacked size; 0: 4 GiB */
+    uint64_t max_total_bytes;    /* sum of the entries' sizes; 0: 4 GiB */
 } kd_bundle_limits_t;
 
-/* Once per process, before any fetch (libcurl's global state). */
-void kd_bundle_global_init(void);
+/* Sets up libcurl's global state. Call it once at start, before any thread
+ * is created; later calls do nothing and return the first call's result
+ * (kd_bundle_fetch calls it too, as a safety net). */
+kd_status_t kd_bundle_global_init(void);
 
-/* Fills the defaults: 3 retries, 500 ms backoff, 10 s connect, 600 s total. */
+/* Fills o with the defaults: no url, checksum or path; 1 GiB, 3 retries,
+ * 500 ms first backoff, 10 s to connect, 1800 s per try. */
 void kd_bundle_fetch_opts_init(kd_bundle_fetch_opts_t *o);
 
-/* Downloads o->url to o->path through a temporary file, retrying transient
- * failures (connection errors, 5xx, 429) with backoff but not 4xx, and
- * verifies the checksum: on a mismatch nothing is left at o->path and the
- * result is KD_ECHECKSUM with both digests in err. */
+/* Downloads o->url to o->path: into a temporary file beside it, which is
+ * checked, fsynced and only then renamed. Connection errors, timeouts and
+ * HTTP 5xx/408/429 are tried again (o->retries more times, waiting
+ * o->backoff_ms, then twice as long each time); 4xx and everything else
+ * fail at once. Redirects are followed to http:// and https:// only.
+ * Returns KD_OK; KD_EINVAL (bad options, another scheme, no or malformed
+ * checksum); KD_ETOOLARGE (past o->max_bytes, announced or received);
+ * KD_ENOTFOUND (HTTP 404/410, missing file); KD_EREFUSED (redirect to
+ * another scheme); KD_ETIMEDOUT; KD_ECHECKSUM (both digests in err); KD_EIO.
+ * Once the options are found valid, any file at o->path is removed, so
+ * that on failure nothing is left there, nor any temporary file. */
 kd_status_t kd_bundle_fetch(const kd_bundle_fetch_opts_t *o, char *err, size_t errsz);
 
-/* Checks a file's sha256 (or md5) against the hex digest given. */
+/* Checks the file at path against the hex digests given (sha256 and/or
+ * md5; NULL or "" means not given, one is required). Returns KD_OK,
+ * KD_ECHECKSUM (both digests in err; the file is left alone), KD_EINVAL,
+ * KD_ENOTFOUND or KD_EIO. */
 kd_status_t kd_bundle_verify(const char *path, const char *sha256, const char *md5, char *err,
                              size_t errsz);
 
-/* Unpacks a tar, tar.gz or zip archive (detected by content) into dest,
- * which must not exist. The whole archive is checked first and refused
- * (KD_EREFUSED, naming the entry) if any entry is absolute, has a `..`
- * component, is a link leading out of dest, goes through a link, is a
- * device, fifo or socket, or if it is too large; only then is it
- * extracted, into "<dest>.partial", renamed to dest at the end. On any
- * failure neither is left behind. root (rootsz bytes) receives the bundle
- * root: dest, or the archive's only top-level directory when that holds
- * the appspec. limits may be NULL. */
+/* Unpacks a tar, tar.gz or zip archive (told apart by content) into dest,
+ * which must not exist yet (KD_ECONFLICT otherwise). Every header is read
+ * first and the whole archive is refused (KD_EREFUSED, naming the entry)
+ * if one entry is absolute, empty or has a `..` component; is a symbolic
+ * link that is absolute or leads out of dest; lies below a link or a file;
+ * is a hard link to anything but an earlier file of the archive; is a
+ * device, fifo or socket; repeats a path; or if there are more entries or
+ * bytes than limits allow. Only then is it extracted, with modes (without
+ * set-id bits) and times but no owners, into "<dest>.partial", renamed to
+ * dest at the end (after a syncfs, so a crash leaves a whole bundle or
+ * none); on any failure neither is left behind. On success, root
+ * (rootsz bytes) receives the bundle root: "<dest>/<dir>" when the
+ * archive's only top-level entry is a directory holding an appspec, else
+ * dest; on failure root is untouched. limits may be NULL (defaults). */
 kd_status_t kd_bundle_unpack(const char *archive, const char *dest, char *root, size_t rootsz,
                              const kd_bundle_limits_t *limits, char *err, size_t errsz);
 
