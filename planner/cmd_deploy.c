@@ -116,7 +116,7 @@ static int wait_for(const kd_bus_conf_t *conf, const char *id, const verb_opts_t
                     bool until_paused, Kdeploy__V1__DeploymentStatus want)
 {
     kd_wait_t w = {.deploy_id = id, .until_paused = until_paused, .follow_rollback = true,
-                   .timeout_s = o->timeout_s, .out = stderr};
+                   .timeout_s = o->timeout_s, .out = stderr, .live = isatty(STDERR_FILENO)};
     char err[1024];
 
     if (kd_follow_wait(conf, &w, err, sizeof err) != KD_OK) {
@@ -294,6 +294,24 @@ static int control(int argc, char **argv, const char *verb)
     if ((rc = publish(conf, &env, NULL)) == 0 && o.wait)
         rc = wait_for(conf, argv[optind], &o, strcmp(verb, "pause") == 0,
                       strcmp(verb, "stop") == 0 ? STATUS(STOPPED) : STATUS(SUCCEEDED));
+    kd_bus_conf_free(conf);
+    return rc;
+}
+
+int kd_cmd_watch(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: kdeploy watch ID [--timeout S]\n"
+        "Follows a deployment (and the rollback that follows it) to its end: on a terminal\n"
+        "a progress bar and a line per host in flight, else one line per event. Exits 0\n"
+        "only if it succeeded.\n";
+    verb_opts_t o = {0};
+    kd_bus_conf_t *conf = NULL;
+    int rc;
+
+    if ((rc = parse(argc, argv, &o, usage, 1)) >= 0 || (rc = setup(&o, &conf)) >= 0)
+        return rc;
+    rc = wait_for(conf, argv[optind], &o, false, STATUS(SUCCEEDED));
     kd_bus_conf_free(conf);
     return rc;
 }

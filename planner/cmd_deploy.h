@@ -8,6 +8,7 @@ int kd_cmd_stop(int argc, char **argv);
 int kd_cmd_pause(int argc, char **argv);
 int kd_cmd_resume(int argc, char **argv);
 int kd_cmd_status(int argc, char **argv);
+int kd_cmd_watch(int argc, char **argv);
 int kd_cmd_list(int argc, char **argv);
 
 #endif

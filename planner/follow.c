@@ -11,11 +11,12 @@
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 
-static kd_status_t reader(const kd_bus_conf_t *conf, kd_consumer_t **out, char *err,
-                          size_t errsz)
+static kd_status_t reader(const kd_bus_conf_t *conf, bool with_results, kd_consumer_t **out,
+                          char *err, size_t errsz)
 {
-    kd_topic_t topic = KD_TOPIC_DEPLOYMENTS;
-    kd_consumer_opts_t o = {.topics = &topic, .topic_count = 1, .read_all = true};
+    kd_topic_t topics[] = {KD_TOPIC_DEPLOYMENTS, KD_TOPIC_RESULTS};
+    kd_consumer_opts_t o = {.topics = topics, .topic_count = with_results ? 2 : 1,
+                            .read_all = true};
 
     return kd_consumer_new(conf, &o, out, err, errsz);
 }
@@ -38,7 +39,7 @@ static kd_status_t next_event(kd_consumer_t *c, int timeout_ms, kd_envelope_t **
 kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, char *err, size_t errsz)
 {
     kd_consumer_t *c = NULL;
-    kd_status_t st = reader(conf, &c, err, errsz);
+    kd_status_t st = reader(conf, false, &c, err, errsz);
     int64_t deadline = kd_mono_ms() + 30000;
 
     while (st == KD_OK && !kd_consumer_at_end(c)) {
@@ -157,26 +158,160 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     return true;
 }
 
+/* ---- the live view ---- */
+
+static int view_lines; /* lines of the view on screen now */
+
+static void view_erase(kd_wait_t *w)
+{
+    for (; view_lines > 0; view_lines--)
+        fputs("\033[1A\033[2K", w->out);
+}
+
+static void view_host_lines(kd_wait_t *w, const kd_deploy_t *d, int64_t now)
+{
+    int shown = 0, more = 0;
+
+    for (size_t i = 0; i < d->host_count; i++) {
+        const kd_dhost_t *h = &d->hosts[i];
+
+        if (h->phase != KD_HOST_RUNNING || h->step < 0)
+            continue;
+        if (shown == 10) {
+            more++;
+            continue;
+        }
+        fprintf(w->out, "  %-16s %-20s %6.1fs\n", h->name, kd_event_name(d->wf->steps[h->step]),
+                (now - h->sent_ms) / 1000.0);
+        shown++;
+    }
+    if (more)
+        fprintf(w->out, "  ... and %d more\n", more);
+    view_lines += shown + (more ? 1 : 0);
+}
+
+static void view_draw(kd_wait_t *w, kd_model_t *m)
+{
+    const kd_deploy_t *d = kd_model_find(m, w->rollback_id[0] ? w->rollback_id : w->deploy_id);
+    char bar[31];
+    size_t done = 0, failed = 0;
+    int64_t now = kd_now_ms();
+
+    if (!w->out || !w->live || !d)
+        return;
+    view_erase(w);
+    for (size_t i = 0; i < d->host_count; i++) {
+        done += d->hosts[i].phase >= KD_HOST_SUCCEEDED;
+        failed += d->hosts[i].phase == KD_HOST_FAILED;
+    }
+    for (size_t i = 0; i < 30; i++)
+        bar[i] = d->host_count && i < 30 * done / d->host_count ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(w->out, "%s%.8s %s/%s %-12s [%s] %zu/%zu hosts, %zu failed, %.0fs\n",
+            w->rollback_id[0] ? "rollback " : "", d->id, d->spec->application, d->spec->group,
+            kd_status_name_of(d->status), bar, done, d->host_count, failed,
+            (now - d->accepted_ms) / 1000.0);
+    view_lines = 1;
+    view_host_lines(w, d, now);
+    fflush(w->out);
+}
+
+/* Events worth a permanent line in the live view. */
+static bool lasting(const kd_envelope_t *env)
+{
+    switch (env->body_case) {
+    case KD_BODY(STEP_DISPATCHED):
+    case KD_BODY(BATCH_STARTED):
+        return false;
+    case KD_BODY(HOST_FINISHED):
+        return env->host_finished->status != KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED;
+    default:
+        return true;
+    }
+}
+
+/* A failed step's output, from the results topic. */
+static void print_failure(kd_wait_t *w, const kd_envelope_t *env)
+{
+    const Kdeploy__V1__StepResult *r = env->step_result;
+    const char *tail = r->output_tail, *p;
+    int lines = 0;
+
+    if (r->status == KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED ||
+        r->status == KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED || !w->out)
+        return;
+    /* The last ten lines of output are enough to see why. */
+    for (p = tail + strlen(tail); p > tail && lines <= 10; p--)
+        if (*p == '\n' && p[1])
+            lines++;
+    fprintf(w->out, "  %s %s failed (exit %d): %s\n", r->host, kd_event_name(r->event),
+            r->exit_code, r->error);
+    for (const char *line = p == tail ? tail : p + 2; *line;) {
+        size_t n = strcspn(line, "\n");
+
+        fprintf(w->out, "    | %.*s\n", (int)n, line);
+        line += n + (line[n] == '\n');
+    }
+}
+
+static bool followed(const kd_wait_t *w, const char *deploy_id)
+{
+    return strcmp(deploy_id, w->deploy_id) == 0 ||
+           (w->rollback_id[0] && strcmp(deploy_id, w->rollback_id) == 0);
+}
+
+/* One event: applied, shown, and whether the wait is over. */
+static bool take(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env, kd_topic_t topic)
+{
+    bool done = false;
+    FILE *out = w->out;
+
+    if (topic == KD_TOPIC_RESULTS) {
+        if (env->body_case == KD_BODY(STEP_RESULT) && followed(w, env->deploy_id)) {
+            view_erase(w);
+            print_failure(w, env);
+        }
+        return false;
+    }
+    kd_model_apply(m, env);
+    if (w->live && followed(w, env->deploy_id)) {
+        view_erase(w);
+        if (!lasting(env))
+            w->out = NULL; /* shown in the view instead */
+    }
+    done = observe(w, m, env);
+    w->out = out;
+    return done;
+}
+
 kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, size_t errsz)
 {
     kd_model_t *m = kd_model_new();
     kd_consumer_t *c = NULL;
-    kd_status_t st = m ? reader(conf, &c, err, errsz) : KD_ENOMEM;
+    kd_status_t st = m ? reader(conf, true, &c, err, errsz) : KD_ENOMEM;
     int64_t deadline = w->timeout_s ? kd_mono_ms() + (int64_t)w->timeout_s * 1000 : 0;
     bool done = false;
 
     w->outcome = KD_WAIT_TIMEOUT;
+    view_lines = 0;
     while (st == KD_OK && !done) {
+        kd_message_t *msg = NULL;
         kd_envelope_t *env = NULL;
 
         if (deadline && kd_mono_ms() > deadline)
             break;
-        if ((st = next_event(c, 200, &env, err, errsz)) == KD_OK && env) {
-            kd_model_apply(m, env);
-            done = observe(w, m, env);
-        }
+        if ((st = kd_consumer_poll(c, 200, &msg, err, errsz)) != KD_OK)
+            break;
+        /* Results of other deployments are not even decoded. */
+        if (msg && (msg->topic != KD_TOPIC_RESULTS || followed(w, msg->deploy_id)) &&
+            kd_message_decode(c, msg, &env, NULL, 0) == KD_OK)
+            done = take(w, m, env, msg->topic);
+        if (!done)
+            view_draw(w, m);
         kd_envelope_free(env);
+        kd_message_free(msg);
     }
+    view_erase(w);
     kd_consumer_free(c);
     kd_model_free(m);
     return st;

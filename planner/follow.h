@@ -25,6 +25,7 @@ typedef struct kd_wait {
     bool follow_rollback;   /* after a failure with a rollback, wait for that too */
     int timeout_s;          /* 0: no limit */
     FILE *out;              /* progress lines; NULL: quiet */
+    bool live;              /* out is a terminal: keep a progress view redrawn in place */
     /* filled in: */
     kd_wait_outcome_t outcome;
     char reason[1024];              /* why it was rejected, or why it failed */
@@ -33,8 +34,11 @@ typedef struct kd_wait {
     Kdeploy__V1__DeploymentStatus rollback_status;  /* and of its rollback */
 } kd_wait_t;
 
-/* Follows w->deploy_id on the deployments topic (from its beginning) until
- * it ends, is rejected or the timeout passes, printing each event. */
+/* Follows w->deploy_id on the deployments and results topics (from their
+ * beginning) until it ends, is rejected or the timeout passes. Plain mode
+ * prints each event as a line; live mode keeps a progress bar and a line
+ * per host in flight, redrawn in place. Both print failures with the
+ * output tail of the failing hook, and the final summary. */
 kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, size_t errsz);
 
 /* Prints a deployment and its hosts (human text). */

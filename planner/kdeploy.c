@@ -24,6 +24,7 @@ static const kd_subcommand_t subcommands[] = {
     {"pause", kd_cmd_pause, "pause a running deployment"},
     {"resume", kd_cmd_resume, "resume a paused deployment"},
     {"status", kd_cmd_status, "show a deployment and its hosts"},
+    {"watch", kd_cmd_watch, "follow a deployment live"},
     {"list", kd_cmd_list, "list recent deployments"},
     {"hosts", kd_cmd_hosts, "the agents: alive, version, revisions installed"},
     {"replay", kd_cmd_replay, "a deployment's full timeline, rebuilt from the topics"},
