@@ -22,6 +22,7 @@
 #include "event.h"
 #include "fsutil.h"
 #include "ids.h"
+#include "sign.h"
 
 #define HOST "web-01"
 #define DEPLOY "0b1c2d3e-0000-4000-8000-00000000aaaa"
@@ -359,6 +360,44 @@ static void test_bad_bundles_are_refused(void)
     deploy = DEPLOY;
 }
 
+/* With a verify key, a worker acts only on steps the planner signed. */
+static void test_unsigned_steps_are_refused(const char *url, const char *sha)
+{
+    char priv[PATH_MAX + 32], pub[PATH_MAX + 32], exe[PATH_MAX + 32], root[PATH_MAX + 32];
+    char log[PATH_MAX + 32], err[512], hook_log[PATH_MAX + 48];
+    kd_bus_conf_t *signed_conf = kd_bus_conf_new();
+    kd_producer_t *signer = NULL, *plain = producer;
+    Kdeploy__V1__StepResult *r;
+    pid_t pid;
+
+    snprintf(priv, sizeof priv, "%s/planner.key", dir);
+    snprintf(pub, sizeof pub, "%s/planner.pub", dir);
+    CHECK(kd_keygen(priv, pub, err, sizeof err) == KD_OK);
+    snprintf(exe, sizeof exe, "%s/kdeploy-worker", bin);
+    snprintf(root, sizeof root, "%s/root-signed", dir);
+    snprintf(log, sizeof log, "%s/worker-signed.log", dir);
+    snprintf(hook_log, sizeof hook_log, "HOOK_LOG=%s/hooks-signed.log", dir);
+    /* The same host id as the main worker, stopped meanwhile. */
+    stop(&worker_pid, SIGTERM);
+    pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", HOST, "--root", root,
+                           "--verify-key", pub, "--env", hook_log, NULL}, log);
+    deploy = "0b1c2d3e-0000-4000-8000-00000000cccc";
+    send_step(HOST, KD_EVENT(DownloadBundle), 1, url, sha);
+    r = wait_result(KD_EVENT(DownloadBundle), 1, 4000);
+    CHECK_MSG(r == NULL, "an unsigned step was acted on");
+    kdeploy__v1__step_result__free_unpacked(r, NULL);
+    kd_bus_conf_set(signed_conf, "brokers", brokers, err, sizeof err);
+    CHECK(kd_bus_conf_set(signed_conf, "signing_key", priv, err, sizeof err) == KD_OK);
+    CHECK(kd_producer_new(signed_conf, "test", &signer, err, sizeof err) == KD_OK);
+    producer = signer;
+    CHECK(step(KD_EVENT(DownloadBundle), 2, url, sha, NULL) == OK);
+    producer = plain;
+    deploy = DEPLOY;
+    kd_producer_free(signer);
+    kd_bus_conf_free(signed_conf);
+    stop(&pid, SIGTERM);
+}
+
 static int setup(void)
 {
     const char *tmp = getenv("KD_TEST_TMP"), *b = getenv("KD_BIN_DIR");
@@ -397,6 +436,7 @@ int main(void)
         test_poison_and_foreign_events_are_skipped(url, sha);
         test_restart_mid_hook(url, sha);
         test_bad_bundles_are_refused();
+        test_unsigned_steps_are_refused(url, sha);
         fprintf(stderr, "%s\n", check_failed ? "see the worker's log in the test dir" : "ok");
     }
     kd_consumer_free(results);
