@@ -409,9 +409,12 @@ static kd_status_t server_fill(span_t line, const long *col, hap_server_t *out, 
     return KD_OK;
 }
 
-/* Reads one server's sessions and health from `show stat`. */
-static kd_status_t server_stat(const hap_t *h, const char *group, const char *host,
-                               hap_server_t *out, char *err, size_t errsz)
+/* Calls each(ctx, name, server) for the servers of a group in `show stat`,
+ * until it returns false. */
+typedef bool (*server_fn)(void *ctx, span_t name, const hap_server_t *sv);
+
+static kd_status_t stat_servers(const hap_t *h, const char *group, server_fn each, void *ctx,
+                                char *err, size_t errsz)
 {
     char cmd[HAP_CMD_MAX];
     kd_buf_t reply = KD_BUF_INIT(HAP_REPLY_MAX);
@@ -431,14 +434,46 @@ static kd_status_t server_stat(const hap_t *h, const char *group, const char *ho
                         col_names[i]);
             goto out;
         }
-    st = kd_err(err, errsz, KD_ENOTFOUND, "HAProxy has no server %s/%s", group, host);
-    while (next_line(&cur, &line))
-        if (csv_field(line, (size_t)col[COL_SVNAME], &name) && span_eq(name, host)) {
-            st = server_fill(line, col, out, err, errsz);
+    while (st == KD_OK && next_line(&cur, &line)) {
+        hap_server_t sv;
+
+        if (!csv_field(line, (size_t)col[COL_SVNAME], &name) ||
+            (st = server_fill(line, col, &sv, err, errsz)) != KD_OK)
+            continue;
+        if (!each(ctx, name, &sv))
             break;
-        }
+    }
 out:
     kd_buf_free(&reply);
+    return st;
+}
+
+typedef struct one_server {
+    const char *host;
+    hap_server_t *out;
+    bool found;
+} one_server_t;
+
+static bool match_server(void *ctx, span_t name, const hap_server_t *sv)
+{
+    one_server_t *o = ctx;
+
+    if (!span_eq(name, o->host))
+        return true;
+    *o->out = *sv;
+    o->found = true;
+    return false;
+}
+
+/* Reads one server's sessions and health from `show stat`. */
+static kd_status_t server_stat(const hap_t *h, const char *group, const char *host,
+                               hap_server_t *out, char *err, size_t errsz)
+{
+    one_server_t o = {host, out, false};
+    kd_status_t st = stat_servers(h, group, match_server, &o, err, errsz);
+
+    if (st == KD_OK && !o.found)
+        return kd_err(err, errsz, KD_ENOTFOUND, "HAProxy has no server %s/%s", group, host);
     return st;
 }
 
@@ -501,45 +536,27 @@ typedef struct group_health {
     hap_server_t down;
 } group_health_t;
 
+static bool count_server(void *ctx, span_t name, const hap_server_t *sv)
+{
+    group_health_t *gh = ctx;
+
+    if (strncmp(sv->status, "MAINT", 5) == 0)
+        return true;
+    gh->total++;
+    if (sv->up) {
+        gh->up++;
+    } else if (!gh->down_name[0]) {
+        span_copy(name, gh->down_name, sizeof gh->down_name);
+        gh->down = *sv;
+    }
+    return true;
+}
+
 static kd_status_t group_stat(const hap_t *h, const char *group, group_health_t *gh, char *err,
                               size_t errsz)
 {
-    char cmd[HAP_CMD_MAX];
-    kd_buf_t reply = KD_BUF_INIT(HAP_REPLY_MAX);
-    long col[COL_COUNT];
-    const char *cur;
-    span_t line, name;
-    kd_status_t st;
-
     memset(gh, 0, sizeof *gh);
-    cmdf(cmd, sizeof cmd, "show stat %s 4 -1", group);
-    if ((st = hap_call(h, cmd, reply_stat, &reply, err, errsz)) != KD_OK)
-        goto out;
-    cur = kd_buf_str(&reply);
-    next_line(&cur, &line);
-    for (int i = 0; i < COL_COUNT; i++)
-        if ((col[i] = csv_index(line, col_names[i])) < 0) {
-            st = kd_err(err, errsz, KD_EPROTO, "HAProxy's stats have no '%s' column",
-                        col_names[i]);
-            goto out;
-        }
-    while (st == KD_OK && next_line(&cur, &line)) {
-        hap_server_t sv;
-
-        if (!csv_field(line, (size_t)col[COL_SVNAME], &name) ||
-            (st = server_fill(line, col, &sv, err, errsz)) != KD_OK || strncmp(sv.status, "MAINT", 5) == 0)
-            continue;
-        gh->total++;
-        if (sv.up) {
-            gh->up++;
-        } else if (!gh->down_name[0]) {
-            span_copy(name, gh->down_name, sizeof gh->down_name);
-            gh->down = sv;
-        }
-    }
-out:
-    kd_buf_free(&reply);
-    return st;
+    return stat_servers(h, group, count_server, gh, err, errsz);
 }
 
 /* Before a swap: every server of the group taking traffic passes its

@@ -59,3 +59,20 @@ kd_status_t kd_emit_host_finished(kd_planner_t *p, kd_deploy_t *d, kd_dhost_t *h
             error && *error ? ": " : "", error ? error : "");
     return kd_emit(p, d->id, &env, err, errsz);
 }
+
+kd_status_t kd_emit_rejected(kd_planner_t *p, const char *deploy_id, const char *requested_by,
+                             const char *reason, char *err, size_t errsz)
+{
+    Kdeploy__V1__DeploymentRejected r = KDEPLOY__V1__DEPLOYMENT_REJECTED__INIT;
+    char id[KD_UUID_LEN];
+    kd_envelope_t env;
+
+    kd_warn("%s: rejected: %s", deploy_id, reason);
+    kd_envelope_init(&env, id, deploy_id, kd_producer_self(p->producer));
+    r.reason = (char *)reason;
+    r.requested_by = (char *)(requested_by ? requested_by : "");
+    env.body_case = KD_BODY(REJECTED);
+    env.rejected = &r;
+    /* Never accepted: nothing for the model, only for the one who asked. */
+    return kd_producer_send(p->producer, KD_TOPIC_DEPLOYMENTS, deploy_id, &env, true, err, errsz);
+}

@@ -37,6 +37,11 @@ kd_status_t kd_emit_host_finished(kd_planner_t *p, kd_deploy_t *d, kd_dhost_t *h
                                   Kdeploy__V1__StepStatus status, const char *error,
                                   char *err, size_t errsz);
 
+/* Answers a request the planner will not take (a create, a rollback, a
+ * control of an unknown or ended deployment) with the reason. */
+kd_status_t kd_emit_rejected(kd_planner_t *p, const char *deploy_id, const char *requested_by,
+                             const char *reason, char *err, size_t errsz);
+
 /* ---- dispatch.c: step and traffic commands ---- */
 
 /* Records and sends the workflow's step index `step` of host h. */

@@ -10,22 +10,6 @@
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 
-static kd_status_t reject(kd_planner_t *p, const char *deploy_id, const char *requested_by,
-                          const char *reason, char *err, size_t errsz)
-{
-    Kdeploy__V1__DeploymentRejected r = KDEPLOY__V1__DEPLOYMENT_REJECTED__INIT;
-    char id[KD_UUID_LEN];
-    kd_envelope_t env;
-
-    kd_warn("%s: rejected: %s", deploy_id, reason);
-    kd_envelope_init(&env, id, deploy_id, kd_producer_self(p->producer));
-    r.reason = (char *)reason;
-    r.requested_by = (char *)(requested_by ? requested_by : "");
-    env.body_case = KD_BODY(REJECTED);
-    env.rejected = &r;
-    return kd_producer_send(p->producer, KD_TOPIC_DEPLOYMENTS, deploy_id, &env, true, err, errsz);
-}
-
 /* Blue-green: deploy to the group that is not serving; the first time,
  * to blue. */
 static void pick_blue_green(kd_planner_t *p, const Kdeploy__V1__DeploymentSpec *spec,
@@ -71,12 +55,12 @@ static kd_status_t create(kd_planner_t *p, const kd_envelope_t *env, char *err, 
     if (kd_model_find(p->model, env->deploy_id))
         return KD_OK; /* a repeated request: already taken */
     if (bad)
-        return reject(p, env->deploy_id, c->requested_by, bad, err, errsz);
+        return kd_emit_rejected(p, env->deploy_id, c->requested_by, bad, err, errsz);
     if ((active = kd_model_active(p->model, c->spec->application, c->spec->group, NULL))) {
         snprintf(why, sizeof why, "%s/%s already has an active deployment, %s (%s): "
                  "stop it or wait for it to end", c->spec->application, c->spec->group,
                  active->id, kd_status_name_of(active->status));
-        return reject(p, env->deploy_id, c->requested_by, why, err, errsz);
+        return kd_emit_rejected(p, env->deploy_id, c->requested_by, why, err, errsz);
     }
     a.spec = c->spec;
     a.requested_by = c->requested_by;
@@ -103,6 +87,7 @@ static kd_status_t control(kd_planner_t *p, const kd_envelope_t *env, char *err,
     kd_deploy_t *d = kd_model_find(p->model, env->deploy_id);
     Kdeploy__V1__DeploymentStatus to;
     const char *by;
+    kd_status_t st;
 
     switch (env->body_case) {
     case KD_BODY(STOP): to = STATUS(STOPPED); by = env->stop->requested_by; break;
@@ -110,13 +95,15 @@ static kd_status_t control(kd_planner_t *p, const kd_envelope_t *env, char *err,
     default: to = STATUS(DEPLOYING); by = env->resume->requested_by; break;
     }
     if (!d || kd_deploy_finished(d))
-        return reject(p, env->deploy_id, by, d ? "the deployment has already ended"
-                                               : "no such deployment", err, errsz);
+        return kd_emit_rejected(p, env->deploy_id, by,
+                                d ? "the deployment has already ended" : "no such deployment",
+                                err, errsz);
     if ((to == STATUS(PAUSED) && d->paused) || (to == STATUS(DEPLOYING) && !d->paused))
         return KD_OK;
-    if (kd_emit_status(p, d->id, to, env->body_case == KD_BODY(STOP) ? env->stop->reason : "",
-                       by, err, errsz) != KD_OK)
-        return KD_EKAFKA;
+    if ((st = kd_emit_status(p, d->id, to,
+                             env->body_case == KD_BODY(STOP) ? env->stop->reason : "", by, err,
+                             errsz)) != KD_OK)
+        return st;
     return kd_engine_drive(p, d, err, errsz);
 }
 
@@ -128,8 +115,8 @@ static kd_status_t rollback(kd_planner_t *p, const kd_envelope_t *env, char *err
     if (kd_model_find(p->model, env->deploy_id))
         return KD_OK;
     if (!undone)
-        return reject(p, env->deploy_id, r->requested_by, "no such deployment to roll back",
-                      err, errsz);
+        return kd_emit_rejected(p, env->deploy_id, r->requested_by,
+                                "no such deployment to roll back", err, errsz);
     return kd_rollback_start(p, undone, env->deploy_id, r->requested_by,
                              r->reason && *r->reason ? r->reason : "requested", err, errsz);
 }

@@ -10,22 +10,6 @@
 #include "log.h"
 #include "planner.h"
 
-static kd_status_t refuse(kd_planner_t *p, const char *rollback_id, const char *requested_by,
-                          const char *reason, char *err, size_t errsz)
-{
-    Kdeploy__V1__DeploymentRejected r = KDEPLOY__V1__DEPLOYMENT_REJECTED__INIT;
-    char id[KD_UUID_LEN];
-    kd_envelope_t env;
-
-    kd_warn("%s: rollback refused: %s", rollback_id, reason);
-    kd_envelope_init(&env, id, rollback_id, kd_producer_self(p->producer));
-    r.reason = (char *)reason;
-    r.requested_by = (char *)(requested_by ? requested_by : "");
-    env.body_case = KD_BODY(REJECTED);
-    env.rejected = &r;
-    return kd_producer_send(p->producer, KD_TOPIC_DEPLOYMENTS, rollback_id, &env, true, err, errsz);
-}
-
 /* The hosts to roll back, in the undone deployment's order. */
 static size_t rollback_hosts(const kd_deploy_t *undone, char **out)
 {
@@ -77,7 +61,7 @@ kd_status_t kd_rollback_start(kd_planner_t *p, kd_deploy_t *undone, const char *
     kd_status_t st;
 
     if (bad)
-        return refuse(p, rollback_id, requested_by, bad, err, errsz);
+        return kd_emit_rejected(p, rollback_id, requested_by, bad, err, errsz);
     rs.rollback_of = undone->id;
     rs.rollback_deploy_id = (char *)rollback_id;
     rs.reason = (char *)reason;
