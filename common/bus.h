@@ -143,6 +143,9 @@ bool kd_consumer_at_end(const kd_consumer_t *c);
 int32_t kd_consumer_partition(const kd_consumer_t *c);
 /* Partition mode: how many partitions topics[0] has. */
 int kd_consumer_partition_count(const kd_consumer_t *c);
+/* How many partitions a topic has (asks the brokers). */
+kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
+                                         char *err, size_t errsz);
 void kd_message_free(kd_message_t *m);
 
 /* Decodes m's envelope. For step and traffic commands, when the consumer's

@@ -287,6 +287,15 @@ int kd_consumer_partition_count(const kd_consumer_t *c)
     return c->partition_count;
 }
 
+kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
+                                         char *err, size_t errsz)
+{
+    char name[256];
+
+    kd_bus_topic_name(c->conf, topic, name, sizeof name);
+    return partition_count(c, name, count, err, errsz);
+}
+
 static char *header_str(rd_kafka_headers_t *hdrs, const char *name)
 {
     const void *val = NULL;

@@ -91,13 +91,12 @@ static int setup(verb_opts_t *o, kd_bus_conf_t **conf)
     return -1;
 }
 
-static int publish(const kd_bus_conf_t *conf, kd_envelope_t *env, char *producer_buf)
+static int publish(const kd_bus_conf_t *conf, kd_envelope_t *env)
 {
     kd_producer_t *p = NULL;
     char err[1024];
     kd_status_t st = kd_producer_new(conf, "cli", &p, err, sizeof err);
 
-    (void)producer_buf;
     if (st == KD_OK) {
         env->producer = (char *)kd_producer_self(p);
         st = kd_producer_send(p, KD_TOPIC_REQUESTS, env->deploy_id, env, true, err, sizeof err);
@@ -216,7 +215,7 @@ int kd_cmd_create(int argc, char **argv)
         c.requested_by = who;
         env.body_case = KD_BODY(CREATE);
         env.create = &c;
-        if ((rc = publish(conf, &env, NULL)) == 0) {
+        if ((rc = publish(conf, &env)) == 0) {
             printf("%s\n", id);
             fflush(stdout);
             if (o.wait)
@@ -250,7 +249,7 @@ int kd_cmd_rollback(int argc, char **argv)
     r.reason = (char *)(o.reason ? o.reason : "requested by an operator");
     env.body_case = KD_BODY(ROLLBACK);
     env.rollback = &r;
-    if ((rc = publish(conf, &env, NULL)) == 0) {
+    if ((rc = publish(conf, &env)) == 0) {
         printf("%s\n", id);
         fflush(stdout);
         if (o.wait)
@@ -291,7 +290,7 @@ static int control(int argc, char **argv, const char *verb)
         env.body_case = KD_BODY(RESUME);
         env.resume = &resume;
     }
-    if ((rc = publish(conf, &env, NULL)) == 0 && o.wait)
+    if ((rc = publish(conf, &env)) == 0 && o.wait)
         rc = wait_for(conf, argv[optind], &o, strcmp(verb, "pause") == 0,
                       strcmp(verb, "stop") == 0 ? STATUS(STOPPED) : STATUS(SUCCEEDED));
     kd_bus_conf_free(conf);

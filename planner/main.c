@@ -146,21 +146,6 @@ static kd_status_t handle(kd_planner_t *p, kd_consumer_t *group, kd_message_t *m
     return kd_consumer_commit(group, m, err, errsz);
 }
 
-static kd_status_t partition_count(kd_planner_t *p, char *err, size_t errsz)
-{
-    kd_topic_t topic = KD_TOPIC_REQUESTS;
-    kd_consumer_opts_t o = {.topics = &topic, .topic_count = 1, .partition_key = "x",
-                            .group_id = "kdeploy-planner-probe"};
-    kd_consumer_t *c = NULL;
-    kd_status_t st = kd_consumer_new(p->conf, &o, &c, err, errsz);
-
-    /* The probe assigns one partition; the count comes with its metadata. */
-    if (st == KD_OK)
-        p->partition_count = kd_consumer_partition_count(c);
-    kd_consumer_free(c);
-    return st;
-}
-
 static kd_status_t run(kd_planner_t *p, const planner_opts_t *o, char *err, size_t errsz)
 {
     kd_topic_t hist_topic = KD_TOPIC_DEPLOYMENTS;
@@ -173,8 +158,9 @@ static kd_status_t run(kd_planner_t *p, const planner_opts_t *o, char *err, size
     int64_t last_tick = 0;
     kd_status_t st;
 
-    if ((st = partition_count(p, err, errsz)) != KD_OK ||
-        (st = kd_consumer_new(p->conf, &ho, &history, err, errsz)) != KD_OK ||
+    if ((st = kd_consumer_new(p->conf, &ho, &history, err, errsz)) != KD_OK ||
+        (st = kd_consumer_topic_partitions(history, KD_TOPIC_REQUESTS, &p->partition_count,
+                                           err, errsz)) != KD_OK ||
         (st = load_history(p, history, err, errsz)) != KD_OK ||
         (st = kd_consumer_new(p->conf, &go, &group, err, errsz)) != KD_OK)
         goto out;

@@ -17,7 +17,7 @@ typedef struct kd_planner {
     const kd_bus_conf_t *conf;
     kd_producer_t *producer;
     kd_model_t *model;
-    int32_t partition_count;                  /* of requests and results */
+    int partition_count;                      /* of requests and results */
     bool owned[KD_PLANNER_MAX_PARTITIONS];    /* partitions this planner drives */
     bool rebalanced;                          /* owned changed: re-drive */
     int64_t step_timeout_ms;                  /* 0: each deployment's host timeout */
