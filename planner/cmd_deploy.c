@@ -352,6 +352,39 @@ int kd_cmd_status(int argc, char **argv)
     return rc;
 }
 
+static int newest_first(const void *a, const void *b)
+{
+    const kd_deploy_t *x = *(const kd_deploy_t *const *)a, *y = *(const kd_deploy_t *const *)b;
+
+    return x->accepted_ms < y->accepted_ms ? 1 : x->accepted_ms > y->accepted_ms ? -1 : 0;
+}
+
+static void print_list(kd_model_t *m, const verb_opts_t *o)
+{
+    size_t n = 0, i = 0;
+    kd_deploy_t **all;
+
+    for (kd_deploy_t *d = kd_model_first(m); d; d = d->next)
+        n++;
+    if (!(all = calloc(n + 1, sizeof *all)))
+        return;
+    for (kd_deploy_t *d = kd_model_first(m); d; d = d->next)
+        all[i++] = d;
+    /* The topic's partitions interleave: order by when each was accepted. */
+    qsort(all, n, sizeof *all, newest_first);
+    for (i = 0; i < n && (int)i < o->limit; i++) {
+        const kd_deploy_t *d = all[i];
+
+        if (o->json)
+            kd_follow_print_json(stdout, d);
+        else
+            printf("%s  %-10s %-10s %-20s %zu hosts%s%s\n", d->id, d->spec->application,
+                   d->spec->group, kd_status_name_of(d->status), d->host_count,
+                   d->rollback_of[0] ? "  rollback of " : "", d->rollback_of);
+    }
+    free(all);
+}
+
 int kd_cmd_list(int argc, char **argv)
 {
     static const char usage[] = "usage: kdeploy list [--limit N] [--json]\n"
@@ -360,7 +393,7 @@ int kd_cmd_list(int argc, char **argv)
     kd_bus_conf_t *conf = NULL;
     kd_model_t *m = kd_model_new();
     char err[1024];
-    int rc, n = 0;
+    int rc;
 
     if ((rc = parse(argc, argv, &o, usage, 0)) >= 0 || (rc = setup(&o, &conf)) >= 0) {
         kd_model_free(m);
@@ -370,14 +403,7 @@ int kd_cmd_list(int argc, char **argv)
         fprintf(stderr, "kdeploy: %s\n", err);
         rc = 1;
     } else {
-        for (kd_deploy_t *d = kd_model_first(m); d && n < o.limit; d = d->next, n++) {
-            if (o.json)
-                kd_follow_print_json(stdout, d);
-            else
-                printf("%s  %-10s %-10s %-20s %zu hosts%s%s\n", d->id, d->spec->application,
-                       d->spec->group, kd_status_name_of(d->status), d->host_count,
-                       d->rollback_of[0] ? "  rollback of " : "", d->rollback_of);
-        }
+        print_list(m, &o);
         rc = 0;
     }
     kd_model_free(m);
