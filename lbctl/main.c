@@ -20,6 +20,7 @@
 #include "driver.h"
 #include "fsutil.h"
 #include "log.h"
+#include "signals.h"
 #include "traffic.h"
 
 #define MAX_MAP_FILES 64
@@ -79,11 +80,6 @@ _Static_assert(OPT_COUNT <= MAX_OPTS, "raise MAX_OPTS");
 
 static volatile sig_atomic_t lbctl_stop;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    lbctl_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -209,17 +205,6 @@ static int apply_config(lbctl_opts_t *o, const kd_config_t *cfg)
     return -1;
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static void lb_conf_from(const lbctl_opts_t *o, kd_lb_conf_t *lc)
 {
     *lc = (kd_lb_conf_t){
@@ -263,7 +248,7 @@ static int serve(const lbctl_opts_t *o, const kd_bus_conf_t *conf)
         kd_error("%s", err);
         goto out;
     }
-    install_signals();
+    kd_signals_install(&lbctl_stop);
     kd_info("driving %s traffic changes from %s", t.driver->name, kd_bus_conf_brokers(conf));
     if (kd_traffic_run(&t, err, sizeof err) == KD_OK)
         rc = 0;

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "ids.h"
 #include "log.h"
+#include "signals.h"
 #include "planner.h"
 
 #define TICK_MS 200
@@ -27,11 +28,6 @@ typedef struct planner_opts {
 
 static volatile sig_atomic_t planner_stop;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    planner_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -189,16 +185,6 @@ out:
     return st;
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 static int configure(planner_opts_t *o, kd_bus_conf_t *conf, const kd_config_t *cfg)
 {
     char err[512];
@@ -245,7 +231,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    install_signals();
+    kd_signals_install(&planner_stop);
     rc = run(p, &o, err, sizeof err) == KD_OK ? 0 : 1;
     if (rc)
         kd_error("%s", err);

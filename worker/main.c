@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "log.h"
+#include "signals.h"
 
 #define MAX_HOSTS 4096
 #define MAX_ENV 256
@@ -52,11 +53,6 @@ typedef struct worker_host {
 
 static volatile sig_atomic_t worker_stop;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    worker_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -251,17 +247,6 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
     return 0;
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_t *producer)
 {
     worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
@@ -330,7 +315,7 @@ int main(int argc, char **argv)
         rc = 1;
     }
     if (rc < 0) {
-        install_signals();
+        kd_signals_install(&worker_stop);
         kd_bundle_global_init();
         kd_info("serving %zu host(s) on %s", o.host_count, kd_bus_conf_brokers(conf));
         rc = serve(&o, conf, producer);
