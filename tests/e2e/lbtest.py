@@ -26,19 +26,26 @@ def free_port():
     return port
 
 
-def sample_bundle(path, version):
-    """The sample app at a version, as a tar.gz; returns its sha256."""
+BROKEN_CHECK = '#!/bin/sh\necho "this release fails its health check" >&2\nexit 1\n'
+
+
+def sample_bundle(path, version, broken=False):
+    """The sample app at a version, as a tar.gz; returns its sha256. A broken
+    one fails ValidateService."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for root, _, files in os.walk(SAMPLE):
             for name in files:
                 full = os.path.join(root, name)
                 arc = os.path.relpath(full, SAMPLE)
-                if arc == os.path.join("app", "VERSION"):
-                    data = (version + "\n").encode()
+                replaced = {os.path.join("app", "VERSION"): version + "\n"}
+                if broken:
+                    replaced[os.path.join("scripts", "check.sh")] = BROKEN_CHECK
+                if arc in replaced:
+                    data = replaced[arc].encode()
                     info = tarfile.TarInfo(arc)
                     info.size = len(data)
-                    info.mode = 0o644
+                    info.mode = 0o755 if arc.endswith(".sh") else 0o644
                     tar.addfile(info, io.BytesIO(data))
                 else:
                     tar.add(full, arcname=arc)

@@ -72,6 +72,11 @@ def main():
         load = lbtest.Load(front)
         load.start()
         time.sleep(1)
+        # A failed deploy to the idle group never touches traffic.
+        sha = lbtest.sample_bundle(os.path.join(d, "bad.tar.gz"), "1.5", broken=True)
+        rc, _, err = lbtest.deploy(bs, spec(d, "bad", sha))
+        t.check(rc != 0, "the broken release to green failed")
+        t.check(map_value(d) == "blue", "and the service still points at blue")
         sha = lbtest.sample_bundle(os.path.join(d, "v2.tar.gz"), "2.0")
         rc, id2, err = lbtest.deploy(bs, spec(d, "v2", sha))
         t.check(rc == 0, "V2 to green, then the swap: " + err[-2000:])

@@ -3,6 +3,7 @@ requests through it for the whole run: with the load balancer (13 steps per
 host, lbctl draining each host before its app stops) no request fails and
 afterwards every answer is the new version; the same app under the same
 load without the load balancer does fail requests."""
+import json
 import os
 import subprocess
 import sys
@@ -16,11 +17,19 @@ import bundles  # noqa: E402
 HOSTS = ["web-01", "web-02", "web-03"]
 
 
-def spec(d, name, version, sha, with_lb):
+def spec(d, name, version, sha, with_lb, auto_rollback=False):
     extra = "load_balancer: {server_group: web}\n" if with_lb else ""
     return bundles.spec(os.path.join(d, name + ".yaml"), "shop", "web", HOSTS,
                         "file://" + os.path.join(d, name + ".tar.gz"), sha, concurrency=1,
-                        extra=extra)
+                        auto_rollback=auto_rollback, extra=extra)
+
+
+def commands(bs, deploy_id):
+    """The step and traffic commands sent for a deployment, from replay."""
+    out = subprocess.run([os.path.join(kdtest.BIN, "kdeploy"), "--brokers", bs, "replay",
+                          deploy_id, "--json"], capture_output=True, text=True, timeout=60)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    return [x for x in lines if x["kind"] in ("step", "traffic")]
 
 
 def main():
@@ -60,11 +69,29 @@ def main():
         t.check(lbtest.versions(results)[-1:] == ["2.0"] and
                 all("2.0" in b for _, ok, b in results[-20:]),
                 f"every answer afterwards is 2.0: {lbtest.versions(results)}")
-        steps = [line for line in subprocess.run(
-            [os.path.join(kdtest.BIN, "kdeploy"), "--brokers", bs, "replay", id2, "--json"],
-            capture_output=True, text=True, timeout=60).stdout.splitlines() if '"kind":"step"' in
-            line or '"kind":"traffic"' in line]
+        steps = commands(bs, id2)
         t.check(len(steps) == 13 * len(HOSTS), f"13 steps per host ({len(steps)})")
+
+        # A broken release behind the load balancer: its host fails while out of
+        # the pool, and the 12-step rollback brings it back; no request fails.
+        load.start()
+        time.sleep(1)
+        sha = lbtest.sample_bundle(os.path.join(d, "bad.tar.gz"), "2.1", broken=True)
+        rc, bad_id, err = lbtest.deploy(bs, spec(d, "bad", "2.1", sha, True, auto_rollback=True))
+        time.sleep(1)
+        results = load.stop()
+        t.check(rc != 0 and "rollback succeeded" in err, "2.1 failed and was rolled back: "
+                + err[-1500:])
+        t.check(not lbtest.failures(results),
+                f"no failed request through the failure and its rollback: "
+                f"{lbtest.failures(results)[:5]}")
+        t.check(all("2.0" in b for _, ok, b in results[-20:]), "2.0 serves again")
+        rb = [x for x in commands(bs, bad_id) if x.get("rollback_of") == bad_id]
+        t.check([x["step"] for x in rb] == [
+            "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "ApplicationStop",
+            "BeforeInstall", "Install", "AfterInstall", "ApplicationStart", "ValidateService",
+            "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"],
+            f"the seed's 12 rollback steps on the one host touched: {[x['step'] for x in rb]}")
 
         # The same app and load, without the load balancer: requests fail.
         load.start()
