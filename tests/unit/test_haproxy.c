@@ -306,6 +306,19 @@ static void test_swap_already_done_succeeds(void)
     CHECK(map_says("blue"));
 }
 
+/* web's wdead fails its checks: traffic never moves to a group with a
+ * server in service that is down. */
+static void test_swap_to_an_unhealthy_group_fails(void)
+{
+    int64_t t0 = kd_mono_ms();
+
+    CHECK(hap->swap(g_drv, "shop-svc", "blue", "web", 1, g_err, sizeof g_err) == KD_EFAILED);
+    CHECK_CONTAINS(g_err, "group web is not healthy");
+    CHECK_CONTAINS(g_err, "wdead");
+    CHECK(kd_mono_ms() - t0 >= 900);
+    CHECK(map_says("blue"));
+}
+
 static void test_first_swap_adds_the_service(void)
 {
     char *text;
@@ -457,6 +470,7 @@ int main(void)
         RUN(test_swap_changes_map_and_file);
         RUN(test_stale_swap_is_a_conflict);
         RUN(test_swap_already_done_succeeds);
+        RUN(test_swap_to_an_unhealthy_group_fails);
         RUN(test_swap_of_unknown_service_fails);
         RUN(test_first_swap_adds_the_service);
         RUN(test_reload_keeps_changes);
