@@ -19,12 +19,15 @@ class Procs:
         self.procs = []
         self.dir = tempfile.mkdtemp(prefix="e2e-", dir=TMP)
 
-    def start(self, args, name, **kw):
+    def start(self, args, name, own=True, **kw):
+        """Starts a process; own=False for one that is not kdeploy's (its
+        exit code on SIGTERM is its own business)."""
         log = open(os.path.join(self.dir, name + ".log"), "wb")
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True, **kw)
         p.kd_name = name
         p.kd_log = log
+        p.kd_own = own
         self.procs.append(p)
         return p
 
@@ -50,9 +53,23 @@ class Procs:
         return p.returncode
 
     def stop_all(self):
+        """Stops every process; returns {name: exit code} of those that did
+        not exit cleanly on SIGTERM (a crash, or a sanitizer's report)."""
+        bad = {}
         for p in reversed(self.procs):
-            self.stop(p)
+            rc = self.stop(p)
+            if rc not in (0, None) and p.kd_own and not getattr(p, "kd_killed", False):
+                bad[p.kd_name] = rc
         self.procs = []
+        if os.environ.get("KD_E2E_SHOW_EXITS"):
+            print("exit codes:", bad or "all clean", file=sys.stderr)
+        return bad
+
+    def stop_all_checked(self, checks):
+        """stop_all(), counting a kdeploy process that did not exit cleanly
+        (a crash, a leak report) as a failed check."""
+        bad = self.stop_all()
+        checks.check(not bad, f"every kdeploy process exited cleanly on SIGTERM: {bad}")
 
     def broker(self, partitions=6):
         path = os.path.join(self.dir, "brokers")

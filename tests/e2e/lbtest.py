@@ -80,7 +80,7 @@ def haproxy_config(d, frontends, backends, check_inter="500ms"):
 
 
 def start_haproxy(procs, d, cfg):
-    procs.start([HAPROXY, "-f", cfg, "-db"], "haproxy")
+    procs.start([HAPROXY, "-f", cfg, "-db"], "haproxy", own=False)
     sock = os.path.join(d, "admin.sock")
     deadline = time.time() + 10
     while time.time() < deadline and not os.path.exists(sock):

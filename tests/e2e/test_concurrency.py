@@ -62,7 +62,7 @@ def main():
                         "every host finished")
             procs.stop(w)
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
     return t.summary()
 
 

@@ -46,7 +46,7 @@ def main():
         t.check(hook_log(procs, HOST) == want, f"form scripts in place of hooks: "
                                                f"{hook_log(procs, HOST)}")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
     return t.summary()
 
 

@@ -76,7 +76,7 @@ def main():
             # The value is the protobuf envelope: field 2 (deploy_id) is in it.
             t.check(deploy_id.encode() in m.value, "envelope carries the deploy id")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
     return t.summary()
 
 

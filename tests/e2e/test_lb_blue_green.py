@@ -103,7 +103,7 @@ def main():
         t.check(sorted(h["host"] for h in st["hosts"]) == GREEN, f"V2 went to green: {st}")
         t.check(st["status"] == "rollback succeeded", f"V2 status: {st['status']}")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
         lbtest.stop_apps(d, BLUE + GREEN)
     return t.summary()
 

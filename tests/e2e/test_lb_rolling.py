@@ -106,7 +106,7 @@ def main():
         t.check(len(lbtest.failures(results)) > 0,
                 "without the load balancer some requests fail (the contrast)")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
         lbtest.stop_apps(d, HOSTS)
     return t.summary()
 

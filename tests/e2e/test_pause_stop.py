@@ -78,7 +78,7 @@ def main():
         later = kd(bs, "create", "-f", spec, "--dry-run")
         t.check(later.returncode == 0, "dry run still works")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
     return t.summary()
 
 

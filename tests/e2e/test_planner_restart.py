@@ -50,6 +50,7 @@ def main():
         t.check(len(hook_log(procs, "web-02")) >= 2, "web-02 started before the kill")
         planner.send_signal(signal.SIGKILL)
         planner.wait()
+        planner.kd_killed = True
         time.sleep(1.0)
         start_planner(procs, bs, "planner2")
 
@@ -69,7 +70,7 @@ def main():
                     f"{h}: every hook exactly once, in order: {hook_log(procs, h)}")
             t.check(installed(procs, h) == "V1", f"{h} has V1")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
     return t.summary()
 
 

@@ -109,7 +109,7 @@ def main():
         text = kd(bs, "replay", id2)
         t.check(text.returncode == 0 and "web-02" in text.stdout, "text replay prints")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
     return t.summary()
 
 

@@ -135,7 +135,7 @@ def main():
         t.check("web-02" in st.stdout and "ValidateService" in st.stdout,
                 f"status names the failed host and step: {st.stdout}")
     finally:
-        procs.stop_all()
+        procs.stop_all_checked(t)
         for name in ["planner"] + HOSTS:
             log = procs.log_of(name)
             if "ERROR" in log.upper() and t.failed:
