@@ -270,7 +270,9 @@ typedef struct download {
     size_t max_bytes;
     bool too_large;
     int write_errno;  /* a failed write to the temporary file */
+    bool aborted;     /* stopped through o->abort */
     digests_t *dg;
+    const kd_bundle_fetch_opts_t *o;
 } download_t;
 
 static size_t on_data(char *data, size_t size, size_t nmemb, void *opaque)
@@ -321,6 +323,22 @@ static bool scheme_ok(const char *url)
 
 /* libcurl refuses any other scheme, also after a redirect (where file://
  * would read the host's own files). */
+/* libcurl calls this about once a second: heartbeats, and the stop flag. */
+static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    download_t *d = opaque;
+
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (d->o->abort && *d->o->abort) {
+        d->aborted = true;
+        return 1; /* aborts the transfer */
+    }
+    if (d->o->progress)
+        d->o->progress(d->o->opaque, d->bytes);
+    return 0;
+}
+
 static bool set_protocols(CURL *h)
 {
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -354,7 +372,10 @@ static CURL *new_handle(const kd_bundle_fetch_opts_t *o, download_t *d, char *cu
         curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)d->max_bytes) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_USERAGENT, "kdeploy-worker/" KD_VERSION) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, d) != CURLE_OK) {
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, d) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, d) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK) {
         curl_easy_cleanup(h);
         return NULL;
     }
@@ -390,6 +411,9 @@ static kd_status_t try_failed(CURLcode rc, long code, const download_t *d, const
     const char *why = curlerr[0] ? curlerr : curl_easy_strerror(rc);
 
     *retry = false;
+    if (d->aborted)
+        return kd_err(err, errsz, KD_ESTOPPED, "%s: download stopped: the worker is stopping",
+                      shown);
     if (d->too_large || rc == CURLE_FILESIZE_EXCEEDED)
         return kd_err(err, errsz, KD_ETOOLARGE, "%s: larger than the %zu bytes allowed", shown,
                       d->max_bytes);
@@ -419,6 +443,7 @@ static kd_status_t download_restart(download_t *d, char *err, size_t errsz)
     d->bytes = 0;
     d->too_large = false;
     d->write_errno = 0;
+    d->aborted = false;
     return digests_start(d->dg, err, errsz);
 }
 
@@ -493,7 +518,7 @@ static kd_status_t download_commit(int fd, const char *tmp, const char *path, ch
 kd_status_t kd_bundle_fetch(const kd_bundle_fetch_opts_t *o, char *err, size_t errsz)
 {
     digests_t dg = {0};
-    download_t d = {.fd = -1, .dg = &dg};
+    download_t d = {.fd = -1, .dg = &dg, .o = o};
     char tmp[PATH_MAX], shown[512];
     kd_status_t st;
 

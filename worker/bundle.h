@@ -5,6 +5,7 @@
 #ifndef KD_BUNDLE_H
 #define KD_BUNDLE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,12 @@ typedef struct kd_bundle_fetch_opts {
     unsigned backoff_ms;         /* first wait between tries, doubled each time */
     unsigned connect_timeout_s;  /* 0: 10 s */
     unsigned timeout_s;          /* whole transfer, per try; 0: 1800 s */
+    /* Called about once a second while a try runs, with the bytes so far
+     * (NULL: none): a long download can send heartbeats. */
+    void (*progress)(void *opaque, uint64_t bytes);
+    void *opaque;
+    /* When *abort becomes non-zero the download stops: KD_ESTOPPED. */
+    volatile sig_atomic_t *abort;
 } kd_bundle_fetch_opts_t;
 
 /* Bounds on what an archive may unpack to (a zip bomb guard). */

@@ -20,6 +20,7 @@
 #include "event.h"
 #include "fsutil.h"
 #include "hooks.h"
+#include "ids.h"
 #include "install.h"
 
 #define STEP_SUCCEEDED KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED
@@ -149,9 +150,29 @@ static kd_status_t revision_load(kd_host_t *host, const Kdeploy__V1__StepCommand
     return kd_appspec_load_dir(r->root, &r->appspec, err, errsz);
 }
 
+/* Heartbeats of a long download, every few seconds like a hook's. */
+typedef struct fetch_beat {
+    step_ctx_t *c;
+    int64_t started, last;
+} fetch_beat_t;
+
+static void fetch_progress(void *opaque, uint64_t bytes)
+{
+    fetch_beat_t *b = opaque;
+    int64_t now = kd_mono_ms();
+    char text[96];
+
+    if (!b->c->on_progress || now - b->last < KD_HOOK_PROGRESS_INTERVAL_MS)
+        return;
+    b->last = now;
+    snprintf(text, sizeof text, "downloaded %llu bytes\n", (unsigned long long)bytes);
+    b->c->on_progress(b->c->opaque, now - b->started, text, strlen(text));
+}
+
 static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Revision *rev,
                             char *err, size_t errsz)
 {
+    fetch_beat_t beat = {c, kd_mono_ms(), kd_mono_ms()};
     char cache[PATH_MAX], archive[PATH_MAX], bundle[PATH_MAX], root[PATH_MAX];
     kd_appspec_t *spec = NULL;
     kd_bundle_fetch_opts_t fo;
@@ -175,6 +196,9 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     fo.md5 = rev->md5 && *rev->md5 ? rev->md5 : NULL;
     fo.path = archive;
     fo.max_bytes = c->host->max_bundle_bytes;
+    fo.progress = fetch_progress;
+    fo.opaque = &beat;
+    fo.abort = c->host->stop;
     if ((st = kd_bundle_fetch(&fo, err, errsz)) != KD_OK)
         return st;
     st = kd_bundle_unpack(archive, bundle, root, sizeof root, NULL, err, errsz);

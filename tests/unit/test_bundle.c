@@ -167,6 +167,38 @@ static void test_fetch_file_sha256_and_md5(void)
     CHECK(kd_bundle_verify(out, sha, md5, err, sizeof err) == KD_OK);
 }
 
+static void count_progress(void *opaque, uint64_t bytes)
+{
+    int *calls = opaque;
+
+    (void)bytes;
+    (*calls)++;
+}
+
+/* The progress callback is called during a try; a set stop flag ends the
+ * download before it starts, leaving nothing. */
+static void test_fetch_progress_and_abort(void)
+{
+    char url[PATH_MAX + 8], sha[65], md5[33], out[PATH_MAX], dir[PATH_MAX], err[512] = "";
+    kd_bundle_fetch_opts_t o;
+    volatile sig_atomic_t stop = 0;
+    int calls = 0;
+
+    body_file(url, sha, md5);
+    opts_for(&o, url, sha, NULL, out);
+    o.progress = count_progress;
+    o.opaque = &calls;
+    o.abort = &stop;
+    CHECK_MSG(kd_bundle_fetch(&o, err, sizeof err) == KD_OK, "%s", err);
+    CHECK(calls >= 1);
+    opts_for(&o, url, sha, NULL, out);
+    stop = 1;
+    o.abort = &stop;
+    CHECK(kd_bundle_fetch(&o, err, sizeof err) == KD_ESTOPPED);
+    CHECK_CONTAINS(err, "stopped");
+    CHECK(dir_count(tpath(dir, "dl")) == 0);
+}
+
 static void test_fetch_wrong_checksum_removes_file(void)
 {
     char url[PATH_MAX + 8], sha[65], md5[33], out[PATH_MAX], dir[PATH_MAX], err[512] = "";
@@ -1073,6 +1105,7 @@ int main(void)
     CHECK(kd_bundle_global_init() == KD_OK);
 
     RUN(test_fetch_file_sha256_and_md5);
+    RUN(test_fetch_progress_and_abort);
     RUN(test_fetch_wrong_checksum_removes_file);
     RUN(test_fetch_needs_a_checksum);
     RUN(test_fetch_size_limit);
