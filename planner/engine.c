@@ -119,7 +119,10 @@ static kd_status_t finish_failed(kd_planner_t *p, kd_deploy_t *d, char *err, siz
         return kd_emit_status(p, d->rollback_of,
                               KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_FAILED, d->id,
                               "", err, errsz);
-    if (!d->spec->auto_rollback || d->status == KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPED)
+    /* A blue-green deployment that failed never moved traffic: nothing to
+     * undo. Rolling ones are rolled back on the hosts they touched. */
+    if (!d->spec->auto_rollback || d->wf->swap_after ||
+        d->status == KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPED)
         return KD_OK;
     /* An id on a partition this planner owns: the rollback's results come
      * back here, where its steps were decided. */

@@ -10,6 +10,7 @@
 #include "log.h"
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
+#define ROLLBACK_GRACE_MS 10000
 
 static kd_status_t reader(const kd_bus_conf_t *conf, bool with_results, kd_consumer_t **out,
                           char *err, size_t errsz)
@@ -133,8 +134,10 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     }
     if (mine && env->body_case == KD_BODY(ROLLBACK_STARTED))
         snprintf(w->rollback_id, sizeof w->rollback_id, "%s", env->rollback_started->rollback_deploy_id);
-    if (mine && env->body_case == KD_BODY(FAILED))
+    if (mine && env->body_case == KD_BODY(FAILED)) {
         snprintf(w->reason, sizeof w->reason, "%s", env->failed->reason);
+        w->failed_ms = kd_mono_ms();
+    }
     if (!(d = kd_model_find(m, w->deploy_id)))
         return false;
     w->status = d->status;
@@ -144,8 +147,8 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     }
     if (!kd_deploy_finished(d))
         return false;
-    if (w->follow_rollback && d->spec->auto_rollback && !w->rollback_id[0] &&
-        d->status == STATUS(FAILED))
+    if (w->follow_rollback && d->spec->auto_rollback && !d->wf->swap_after &&
+        !w->rollback_id[0] && d->status == STATUS(FAILED))
         return false; /* its rollback is about to start */
     if (w->follow_rollback && w->rollback_id[0]) {
         kd_deploy_t *r = kd_model_find(m, w->rollback_id);
@@ -306,6 +309,13 @@ kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, s
         if (msg && (msg->topic != KD_TOPIC_RESULTS || followed(w, msg->deploy_id)) &&
             kd_message_decode(c, msg, &env, NULL, 0) == KD_OK)
             done = take(w, m, env, msg->topic);
+        /* The planner starts an automatic rollback right after the failure;
+         * when none comes (nothing to undo), the wait is over. */
+        if (!done && w->failed_ms && !w->rollback_id[0] &&
+            kd_mono_ms() - w->failed_ms > ROLLBACK_GRACE_MS) {
+            w->outcome = KD_WAIT_ENDED;
+            done = true;
+        }
         if (!done)
             view_draw(w, m);
         kd_envelope_free(env);

@@ -32,6 +32,7 @@ typedef struct kd_wait {
     char rollback_id[64];           /* the rollback that followed, if any */
     Kdeploy__V1__DeploymentStatus status;           /* final status of deploy_id */
     Kdeploy__V1__DeploymentStatus rollback_status;  /* and of its rollback */
+    int64_t failed_ms;      /* when it failed (monotonic), while a rollback may follow */
 } kd_wait_t;
 
 /* Follows w->deploy_id on the deployments and results topics (from their

@@ -17,7 +17,7 @@ BLUE = ["b1", "b2"]
 GREEN = ["g1", "g2"]
 
 
-def spec(d, name, sha):
+def spec(d, name, sha, auto_rollback=False):
     path = os.path.join(d, name + ".yaml")
     with open(path, "w") as f:
         f.write(f"""application: shop
@@ -32,6 +32,7 @@ blue_green:
   blue:  {{server_group: blue,  hosts: [{', '.join(BLUE)}]}}
   green: {{server_group: green, hosts: [{', '.join(GREEN)}]}}
 timeouts: {{host: 120, deployment: 600}}
+auto_rollback: {'true' if auto_rollback else 'false'}
 """)
     return path
 
@@ -72,11 +73,17 @@ def main():
         load = lbtest.Load(front)
         load.start()
         time.sleep(1)
-        # A failed deploy to the idle group never touches traffic.
+        # A failed deploy to the idle group never touches traffic, so even
+        # with auto_rollback there is nothing to roll back.
         sha = lbtest.sample_bundle(os.path.join(d, "bad.tar.gz"), "1.5", broken=True)
-        rc, _, err = lbtest.deploy(bs, spec(d, "bad", sha))
-        t.check(rc != 0, "the broken release to green failed")
+        rc, bad_id, err = lbtest.deploy(bs, spec(d, "bad", sha, auto_rollback=True))
+        t.check(rc != 0 and "rolled back" not in err, "the broken release to green failed: "
+                + err[-1000:])
         t.check(map_value(d) == "blue", "and the service still points at blue")
+        listed = subprocess.run([os.path.join(kdtest.BIN, "kdeploy"), "--brokers", bs, "list",
+                                 "--json"], capture_output=True, text=True, timeout=60).stdout
+        t.check(bad_id not in [json.loads(x)["rollback_of"] for x in listed.splitlines()],
+                "no rollback was started for it")
         sha = lbtest.sample_bundle(os.path.join(d, "v2.tar.gz"), "2.0")
         rc, id2, err = lbtest.deploy(bs, spec(d, "v2", sha))
         t.check(rc == 0, "V2 to green, then the swap: " + err[-2000:])
