@@ -334,23 +334,15 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
                  rd_kafka_err2str(rkm->err));
 }
 
-/* Learns every kdeploy topic's leaders now: a first send to a topic the
- * producer has not met waits for metadata, which an idle client may take a
- * second to ask for. Failures here only cost that second later. */
+/* Learns the topics' leaders now, in one request: a first send to a topic
+ * the producer has not met waits for metadata, which an idle client may
+ * take a second to ask for. A failure here only costs that second later. */
 static void warm_up(kd_producer_t *p)
 {
-    for (int t = 0; t < KD_TOPIC_COUNT; t++) {
-        char name[256];
-        rd_kafka_topic_t *rkt;
-        const struct rd_kafka_metadata *md = NULL;
+    const struct rd_kafka_metadata *md = NULL;
 
-        kd_bus_topic_name(p->conf, (kd_topic_t)t, name, sizeof name);
-        if (!(rkt = rd_kafka_topic_new(p->rk, name, NULL)))
-            continue;
-        if (rd_kafka_metadata(p->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-    }
+    if (rd_kafka_metadata(p->rk, 1, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
 }
 
 static void *poll_thread(void *arg)
