@@ -26,7 +26,8 @@ def _add(tar, name, text, mode=0o755):
     tar.addfile(info, io.BytesIO(data))
 
 
-def build(path, rev, fmt="aws", fail_validate_on=None, sleep=0, files_dest="/opt/shop"):
+def build(path, rev, fmt="aws", fail_validate_on=None, sleep=0, files_dest="/opt/shop",
+          fail_stop=False):
     """Writes a bundle to path; returns its sha256."""
     events = ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart",
               "ValidateService"]
@@ -34,6 +35,8 @@ def build(path, rev, fmt="aws", fail_validate_on=None, sleep=0, files_dest="/opt
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for ev in events:
             extra = f"sleep {sleep}\n" if sleep else ""
+            if ev == "ApplicationStop" and fail_stop:
+                extra += f'echo "{rev} cannot stop" >&2; exit 5\n'
             if ev == "ValidateService" and fail_validate_on:
                 extra += (f'if [ "$KD_HOST" = "{fail_validate_on}" ]; then '
                           f'echo "{rev} is unhealthy on $KD_HOST" >&2; exit 3; fi\n')
