@@ -94,6 +94,14 @@ typedef struct kd_consumer_opts {
     /* Partition mode: read only the partition partition_key maps to in
      * topics[0] (the worker's steps partition), from the committed offset. */
     const char *partition_key;
+    /* Partition mode: only find the partition and keep the group for
+     * commits and committed offsets; fetch nothing (kd_consumer_poll then
+     * never returns a message). */
+    bool commit_only;
+    /* Partition mode: read from this offset instead of the committed one
+     * (when from_offset); RD_KAFKA_OFFSET_BEGINNING is -2. */
+    bool from_offset;
+    int64_t offset;
     /* Reader mode: every partition of the topics from the beginning, no
      * group, no commits; kd_consumer_at_end() tells when all are read. */
     bool read_all;
@@ -143,6 +151,13 @@ bool kd_consumer_at_end(const kd_consumer_t *c);
 int32_t kd_consumer_partition(const kd_consumer_t *c);
 /* Partition mode: how many partitions topics[0] has. */
 int kd_consumer_partition_count(const kd_consumer_t *c);
+/* The group's committed offset (the next message to read) of the
+ * consumer's partition of topics[0]; -1 when nothing was committed. */
+kd_status_t kd_consumer_committed(kd_consumer_t *c, int64_t *offset, char *err, size_t errsz);
+/* Commits next_offset for the consumer's partition of topics[0]
+ * (asynchronously, as kd_consumer_commit). */
+kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, char *err,
+                                      size_t errsz);
 /* How many partitions a topic has (asks the brokers). */
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
                                          char *err, size_t errsz);

@@ -154,7 +154,9 @@ static kd_status_t assign_partition(kd_consumer_t *c, const kd_consumer_opts_t *
     c->assigned = rd_kafka_topic_partition_list_new(1);
     /* STORED: resume at the group's committed offset, else auto.offset.reset. */
     rd_kafka_topic_partition_list_add(c->assigned, topic, c->partition)->offset =
-        RD_KAFKA_OFFSET_STORED;
+        o->from_offset ? o->offset : RD_KAFKA_OFFSET_STORED;
+    if (o->commit_only)
+        return KD_OK;
     if ((rerr = rd_kafka_assign(c->rk, c->assigned)) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return kd_err(err, errsz, KD_EKAFKA, "assigning %s[%d]: %s", topic, c->partition,
                       rd_kafka_err2str(rerr));
@@ -285,6 +287,44 @@ int32_t kd_consumer_partition(const kd_consumer_t *c)
 int kd_consumer_partition_count(const kd_consumer_t *c)
 {
     return c->partition_count;
+}
+
+kd_status_t kd_consumer_committed(kd_consumer_t *c, int64_t *offset, char *err, size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_resp_err_t rerr;
+
+    if (c->partition < 0)
+        return kd_err(err, errsz, KD_EINVAL, "not a partition-mode consumer");
+    parts = rd_kafka_topic_partition_list_copy(c->assigned);
+    rerr = rd_kafka_committed(c->rk, parts, 10000);
+    if (!rerr)
+        rerr = parts->elems[0].err;
+    if (!rerr)
+        *offset = parts->elems[0].offset >= 0 ? parts->elems[0].offset : -1;
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (rerr)
+        return kd_err(err, errsz, KD_EKAFKA, "reading committed offsets: %s",
+                      rd_kafka_err2str(rerr));
+    return KD_OK;
+}
+
+kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, char *err,
+                                      size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_resp_err_t rerr;
+
+    if (c->partition < 0)
+        return kd_err(err, errsz, KD_EINVAL, "not a partition-mode consumer");
+    parts = rd_kafka_topic_partition_list_copy(c->assigned);
+    parts->elems[0].offset = next_offset;
+    rerr = rd_kafka_commit(c->rk, parts, 1);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (rerr)
+        return kd_err(err, errsz, KD_EKAFKA, "committing offset %lld: %s", (long long)next_offset,
+                      rd_kafka_err2str(rerr));
+    return KD_OK;
 }
 
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,

@@ -181,8 +181,8 @@ static kd_status_t handle_step(kd_host_t *host, const kd_envelope_t *env, char *
     return st;
 }
 
-/* One message of the host's partition. Returns an error only when the bus
- * or the disk fails; a malformed or foreign event is logged and skipped. */
+/* One step message of the host. Returns an error only when the bus or the
+ * disk fails; a malformed event is logged and skipped. */
 static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_t *m,
                                   char *err, size_t errsz)
 {
@@ -190,8 +190,6 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
     char why[1024];
     kd_status_t st;
 
-    if (strcmp(m->key, host->id) != 0)
-        return KD_OK; /* another host's step on the same partition */
     st = kd_message_decode(c, m, &env, why, sizeof why);
     if (st == KD_OK && env->body_case != KD_BODY(STEP))
         st = kd_err(why, sizeof why, KD_EPROTO, "a %s event on the steps topic",
@@ -207,34 +205,25 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         kd_error("%s: skipping the message at %s partition %d offset %lld: %s", host->id,
                  kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
     kd_envelope_free(env);
-    return kd_consumer_commit(c, m, err, errsz);
+    return kd_consumer_commit_offset(c, m->offset + 1, err, errsz);
 }
 
 kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz)
 {
-    char group[300];
-    kd_topic_t topic = KD_TOPIC_STEPS;
-    kd_consumer_opts_t opts = {group, &topic, 1, host->id, false};
-    kd_consumer_t *c = NULL;
-    kd_status_t st;
+    kd_consumer_t *c = kd_fanout_handle(host->feed);
+    kd_status_t st = KD_OK;
 
-    snprintf(group, sizeof group, "kdeploy-worker-%s", host->id);
-    if ((st = kd_consumer_new(host->conf, &opts, &c, err, errsz)) != KD_OK)
-        return st;
-    kd_info("%s: reading %s partition %d", host->id, kd_topic_suffix(topic),
-            kd_consumer_partition(c));
-    while (!*host->stop) {
-        kd_message_t *m = NULL;
+    kd_info("%s: reading steps partition %d", host->id, kd_consumer_partition(c));
+    while (!*host->stop && st == KD_OK) {
+        kd_message_t *m = kd_fanout_next(host->feed, AGENT_POLL_MS);
+        kd_message_t *none = NULL;
 
-        if ((st = kd_consumer_poll(c, AGENT_POLL_MS, &m, err, errsz)) != KD_OK)
-            break;
         if (m)
             st = handle_message(host, c, m, err, errsz);
+        else if ((st = kd_fanout_status(host->fanout, err, errsz)) == KD_OK)
+            st = kd_consumer_poll(c, 0, &none, err, errsz); /* serves commit results */
         kd_message_free(m);
-        if (st != KD_OK)
-            break;
     }
-    kd_consumer_free(c);
     return st;
 }
 

@@ -6,10 +6,11 @@
 #include "host.h"
 #include "status.h"
 
-/* Serves host until *host->stop is set: reads only the steps partition the
- * host id maps to (group "kdeploy-worker-<host id>"), skips other hosts'
- * events, and commits each step's offset after its result is published.
- * Returns KD_OK on a clean stop; an error if the bus cannot be used. */
+/* Serves host until *host->stop is set: takes the host's step events from
+ * its feed (the process's reader of the partition the host id maps to)
+ * and commits each step's offset, under the group "kdeploy-worker-<host
+ * id>", after its result is published. Returns KD_OK on a clean stop; an
+ * error if the bus cannot be used. */
 kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz);
 
 /* Publishes the host's status (alive, agent version, revisions installed)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "bus.h"
+#include "fanout.h"
 #include "journal.h"
 
 typedef struct kd_host {
@@ -20,6 +21,8 @@ typedef struct kd_host {
     const kd_bus_conf_t *conf;
     kd_producer_t *producer;     /* shared by every host of the process */
     kd_journal_t *journal;
+    kd_fanout_t *fanout;         /* the process's steps readers */
+    kd_fanout_host_t *feed;      /* this host's steps, and its group's handle */
     volatile sig_atomic_t *stop; /* set on SIGTERM/SIGINT: abort the running hook */
 } kd_host_t;
 

@@ -250,6 +250,8 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
 static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_t *producer)
 {
     worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
+    kd_fanout_t *fanout = NULL;
+    char err[1024];
     int rc = 0;
 
     if (!hosts)
@@ -257,9 +259,16 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
     for (size_t i = 0; i < o->host_count && rc == 0; i++)
         if (setup_host(&hosts[i], o, i, conf, producer) != 0)
             rc = 1;
+    if (rc == 0 &&
+        kd_fanout_start(conf, o->host_ids, o->host_count, &worker_stop, &fanout, err, sizeof err) != KD_OK) {
+        kd_error("%s", err);
+        rc = 1;
+    }
     for (size_t i = 0; i < o->host_count && rc == 0; i++) {
-        char err[512];
-
+        hosts[i].host.fanout = fanout;
+        hosts[i].host.feed = kd_fanout_host(fanout, i);
+    }
+    for (size_t i = 0; i < o->host_count && rc == 0; i++) {
         if (kd_agent_publish_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
             kd_warn("%s: host status not published: %s", hosts[i].host.id, err);
         if (pthread_create(&hosts[i].thread, NULL, host_thread, &hosts[i]) != 0) {
@@ -279,6 +288,8 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
         }
         kd_journal_close(hosts[i].host.journal);
     }
+    worker_stop = 1; /* the readers stop too */
+    kd_fanout_free(fanout);
     free(hosts);
     return rc;
 }
