@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,8 @@ static kd_status_t open_host(kd_fanout_host_t *h, const kd_bus_conf_t *conf, cha
     if ((st = kd_consumer_new(conf, &o, &h->handle, err, errsz)) != KD_OK ||
         (st = kd_consumer_committed(h->handle, &h->start, err, errsz)) != KD_OK)
         return st;
+    if (h->start < 0)
+        h->start = 0; /* nothing committed yet: every step on the log is new */
     h->partition = kd_consumer_partition(h->handle);
     return KD_OK;
 }
@@ -161,7 +164,7 @@ static kd_status_t open_reader(kd_fanout_t *f, int32_t partition, const kd_bus_c
     reader_t *r = &f->readers[f->reader_count];
     kd_topic_t topic = KD_TOPIC_STEPS;
     kd_consumer_opts_t o = {.group_id = "kdeploy-worker-reader", .topics = &topic,
-                            .topic_count = 1, .from_offset = true, .offset = -1};
+                            .topic_count = 1, .from_offset = true, .offset = INT64_MAX};
     kd_status_t st;
 
     for (size_t i = 0; i < f->host_count; i++) {
@@ -169,12 +172,13 @@ static kd_status_t open_reader(kd_fanout_t *f, int32_t partition, const kd_bus_c
 
         if (h->partition != partition)
             continue;
-        if (o.offset == -1 || h->start < o.offset)
+        if (h->start < o.offset)
             o.offset = h->start;
         if (!o.partition_key)
             o.partition_key = h->id;
     }
-    if (o.offset < 0)
+    /* A host that never committed needs all that is left of the log. */
+    if (o.offset <= 0)
         o.offset = OFFSET_BEGINNING;
     r->f = f;
     r->partition = partition;
