@@ -22,6 +22,7 @@
 #include "event.h"
 #include "fsutil.h"
 #include "ids.h"
+#include "partition.h"
 #include "sign.h"
 
 #define HOST "web-01"
@@ -181,12 +182,13 @@ static void send_step(const char *host, kd_event_t ev, uint32_t attempt, const c
 }
 
 /* Waits for the next result of step ev/attempt; NULL after timeout_ms. */
-static Kdeploy__V1__StepResult *wait_result(kd_event_t ev, uint32_t attempt, int timeout_ms)
+static Kdeploy__V1__StepResult *wait_host_result(const char *host, kd_event_t ev,
+                                                 uint32_t attempt, int timeout_ms)
 {
     char step_id[256];
     int64_t deadline = kd_mono_ms() + timeout_ms;
 
-    snprintf(step_id, sizeof step_id, "%s/%s/%s/%u", deploy, HOST, kd_event_name(ev), attempt);
+    snprintf(step_id, sizeof step_id, "%s/%s/%s/%u", deploy, host, kd_event_name(ev), attempt);
     while (kd_mono_ms() < deadline) {
         kd_message_t *m = NULL;
         kd_envelope_t *env = NULL;
@@ -205,6 +207,11 @@ static Kdeploy__V1__StepResult *wait_result(kd_event_t ev, uint32_t attempt, int
             return r;
     }
     return NULL;
+}
+
+static Kdeploy__V1__StepResult *wait_result(kd_event_t ev, uint32_t attempt, int timeout_ms)
+{
+    return wait_host_result(HOST, ev, attempt, timeout_ms);
 }
 
 static int hook_lines(const char *event)
@@ -398,6 +405,37 @@ static void test_unsigned_steps_are_refused(const char *url, const char *sha)
     stop(&pid, SIGTERM);
 }
 
+/* A host joining a process whose other host on the same partition has
+ * committed further gets the steps sent to it before it started. */
+static void test_new_host_gets_its_earlier_steps(const char *url, const char *sha)
+{
+    char newhost[32] = "", exe[PATH_MAX + 32], root[PATH_MAX + 32], log[PATH_MAX + 32];
+    Kdeploy__V1__StepResult *r;
+    pid_t pid;
+
+    for (int i = 2; i < 100 && !newhost[0]; i++) {
+        snprintf(newhost, sizeof newhost, "web-%02d", i);
+        if (kd_partition_for_key(newhost, strlen(newhost), 3) !=
+            kd_partition_for_key(HOST, strlen(HOST), 3))
+            newhost[0] = '\0';
+    }
+    start_worker();
+    deploy = "0b1c2d3e-0000-4000-8000-00000000dddd";
+    send_step(newhost, KD_EVENT(DownloadBundle), 1, url, sha);  /* nobody serves it yet */
+    CHECK(step(KD_EVENT(DownloadBundle), 1, url, sha, NULL) == OK); /* HOST commits past it */
+    stop(&worker_pid, SIGTERM);
+    snprintf(exe, sizeof exe, "%s/kdeploy-worker", bin);
+    snprintf(root, sizeof root, "%s/multi", dir);
+    snprintf(log, sizeof log, "%s/worker-multi.log", dir);
+    pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", newhost, "--host-id", HOST,
+                           "--root", root, NULL}, log);
+    r = wait_host_result(newhost, KD_EVENT(DownloadBundle), 1, 30000);
+    CHECK_MSG(r && r->status == OK, "%s never got the step sent before it started", newhost);
+    kdeploy__v1__step_result__free_unpacked(r, NULL);
+    deploy = DEPLOY;
+    stop(&pid, SIGTERM);
+}
+
 static int setup(void)
 {
     const char *tmp = getenv("KD_TEST_TMP"), *b = getenv("KD_BIN_DIR");
@@ -437,6 +475,7 @@ int main(void)
         test_restart_mid_hook(url, sha);
         test_bad_bundles_are_refused();
         test_unsigned_steps_are_refused(url, sha);
+        test_new_host_gets_its_earlier_steps(url, sha);
         fprintf(stderr, "%s\n", check_failed ? "see the worker's log in the test dir" : "ok");
     }
     kd_consumer_free(results);
