@@ -71,6 +71,21 @@ class Procs:
         bad = self.stop_all()
         checks.check(not bad, f"every kdeploy process exited cleanly on SIGTERM: {bad}")
 
+    def planner(self, bs, *args, name="planner"):
+        return self.start([os.path.join(BIN, "kdeploy-planner"), "--brokers", bs] + list(args),
+                          name)
+
+    def worker(self, bs, host):
+        """A worker for host in the tests' layout: <dir>/<host>/root and
+        prefix, its hooks told KD_HOST and HOOK_LOG=<dir>/<host>/hooks.log."""
+        base = os.path.join(self.dir, host)
+        os.makedirs(os.path.join(base, "prefix"), exist_ok=True)
+        return self.start([os.path.join(BIN, "kdeploy-worker"), "--brokers", bs,
+                           "--host-id", host, "--root", os.path.join(base, "root"),
+                           "--install-prefix", os.path.join(base, "prefix"),
+                           "--env", "KD_HOST=" + host,
+                           "--env", "HOOK_LOG=" + os.path.join(base, "hooks.log")], host)
+
     def broker(self, partitions=6):
         path = os.path.join(self.dir, "brokers")
         self.start([os.path.join(BIN, "kdeploy"), "broker", "--brokers-file", path,

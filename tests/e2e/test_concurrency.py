@@ -33,7 +33,7 @@ def main():
     try:
         bs = procs.broker(partitions=3)
         d = procs.dir
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
+        procs.planner(bs)
         args = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
                 "--root", os.path.join(d, "root"), "--install-prefix", os.path.join(d, "prefix"),
                 "--env", "HOOK_LOG=" + os.path.join(d, "hooks.log")]

@@ -26,11 +26,8 @@ def main():
     try:
         bs = procs.broker(partitions=2)
         d = procs.dir
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs, "--host-id",
-                     HOST, "--root", os.path.join(d, HOST, "root"), "--install-prefix",
-                     os.path.join(d, HOST, "prefix"), "--env",
-                     "HOOK_LOG=" + os.path.join(d, HOST, "hooks.log")], HOST)
+        procs.planner(bs)
+        procs.worker(bs, HOST)
         for rev in ("V1", "V2"):
             sha = bundles.build(os.path.join(d, rev + ".tar.gz"), rev)
             spec = bundles.spec(os.path.join(d, rev + ".yaml"), "shop", "web", [HOST],

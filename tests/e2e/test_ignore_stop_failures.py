@@ -17,11 +17,8 @@ def main():
     try:
         bs = procs.broker(partitions=2)
         d = procs.dir
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs, "--host-id",
-                     HOST, "--root", os.path.join(d, HOST, "root"), "--install-prefix",
-                     os.path.join(d, HOST, "prefix"), "--env",
-                     "HOOK_LOG=" + os.path.join(d, HOST, "hooks.log")], HOST)
+        procs.planner(bs)
+        procs.worker(bs, HOST)
 
         def deploy(rev, **kw):
             sha = bundles.build(os.path.join(d, rev + ".tar.gz"), rev,

@@ -57,7 +57,7 @@ def main():
                                     {"blue": [(h, ports[h]) for h in BLUE],
                                      "green": [(h, ports[h]) for h in GREEN]})
         sock = lbtest.start_haproxy(procs, d, cfg)
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
+        procs.planner(bs)
         procs.start([os.path.join(kdtest.BIN, "kdeploy-lbctl"), "--brokers", bs, "--driver",
                      "haproxy", "--haproxy-socket", sock, "--state-dir",
                      os.path.join(d, "lbctl")], "lbctl")

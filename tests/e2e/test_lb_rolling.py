@@ -43,7 +43,7 @@ def main():
         cfg = lbtest.haproxy_config(d, {"fe": (front, "default_backend web")},
                                     {"web": [(h, ports[h]) for h in HOSTS]}, check_inter="1s")
         sock = lbtest.start_haproxy(procs, d, cfg)
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
+        procs.planner(bs)
         procs.start([os.path.join(kdtest.BIN, "kdeploy-lbctl"), "--brokers", bs, "--driver",
                      "haproxy", "--haproxy-socket", sock, "--state-dir",
                      os.path.join(d, "lbctl"), "--drain-timeout", "10", "--health-timeout",

@@ -16,8 +16,7 @@ from test_rolling_deploy import HOSTS, KDEPLOY, hook_log, installed, seq  # noqa
 
 def start_planner(procs, bs, name):
     # A fixed instance id: the restarted planner takes the old one's place at once.
-    return procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs,
-                        "--instance-id", "planner-1"], name)
+    return procs.planner(bs, "--instance-id", "planner-1", name=name)
 
 
 def main():
@@ -27,12 +26,7 @@ def main():
         bs = procs.broker(partitions=4)
         planner = start_planner(procs, bs, "planner")
         for h in HOSTS:
-            prefix = os.path.join(procs.dir, h, "prefix")
-            os.makedirs(prefix, exist_ok=True)
-            procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
-                         "--host-id", h, "--root", os.path.join(procs.dir, h, "root"),
-                         "--install-prefix", prefix, "--env", "KD_HOST=" + h,
-                         "--env", "HOOK_LOG=" + os.path.join(procs.dir, h, "hooks.log")], h)
+            procs.worker(bs, h)
         d = procs.dir
         # Each hook takes a moment, so the kill lands mid-deployment.
         sha = bundles.build(os.path.join(d, "v1.tar.gz"), "V1", sleep=0.4)

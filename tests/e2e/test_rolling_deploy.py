@@ -19,15 +19,9 @@ KDEPLOY = os.path.join(kdtest.BIN, "kdeploy")
 
 
 def start_fleet(procs, bs):
-    procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
+    procs.planner(bs)
     for h in HOSTS:
-        root = os.path.join(procs.dir, h, "root")
-        prefix = os.path.join(procs.dir, h, "prefix")
-        os.makedirs(prefix, exist_ok=True)
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
-                     "--host-id", h, "--root", root, "--install-prefix", prefix,
-                     "--env", "KD_HOST=" + h,
-                     "--env", "HOOK_LOG=" + os.path.join(procs.dir, h, "hooks.log")], h)
+        procs.worker(bs, h)
 
 
 def hook_log(procs, h):

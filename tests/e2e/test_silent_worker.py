@@ -19,11 +19,8 @@ def main():
     try:
         bs = procs.broker(partitions=2)
         d = procs.dir
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs], "planner")
-        procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs, "--host-id",
-                     "web-01", "--root", os.path.join(d, "web-01", "root"), "--install-prefix",
-                     os.path.join(d, "web-01", "prefix"), "--env",
-                     "HOOK_LOG=" + os.path.join(d, "web-01", "hooks.log")], "web-01")
+        procs.planner(bs)
+        procs.worker(bs, "web-01")
         sha = bundles.build(os.path.join(d, "v1.tar.gz"), "V1")
         spec = bundles.spec(os.path.join(d, "v1.yaml"), "shop", "web", ["web-01", "ghost"],
                             "file://" + os.path.join(d, "v1.tar.gz"), sha, concurrency=2,
