@@ -326,7 +326,7 @@ int kd_cmd_status(int argc, char **argv)
     verb_opts_t o = {0};
     kd_bus_conf_t *conf = NULL;
     kd_model_t *m = kd_model_new();
-    kd_deploy_t *d;
+    const kd_deploy_t *d;
     char err[1024];
     int rc;
 
@@ -354,22 +354,22 @@ int kd_cmd_status(int argc, char **argv)
 
 static int newest_first(const void *a, const void *b)
 {
-    const kd_deploy_t *x = *(const kd_deploy_t *const *)a, *y = *(const kd_deploy_t *const *)b;
+    int64_t x = kd_deploy_accepted_ms(*(const kd_deploy_t *const *)a);
+    int64_t y = kd_deploy_accepted_ms(*(const kd_deploy_t *const *)b);
 
-    return x->accepted_ms < y->accepted_ms ? 1 : x->accepted_ms > y->accepted_ms ? -1 : 0;
+    return x < y ? 1 : x > y ? -1 : 0;
 }
 
 static void print_list(kd_model_t *m, const verb_opts_t *o)
 {
-    size_t n = 0, i = 0;
-    kd_deploy_t **all;
+    size_t n = kd_model_count(m), i = 0;
+    const kd_deploy_t **all;
 
-    for (kd_deploy_t *d = kd_model_first(m); d; d = d->next)
-        n++;
     if (!(all = calloc(n + 1, sizeof *all)))
         return;
-    for (kd_deploy_t *d = kd_model_first(m); d; d = d->next)
+    for (const kd_deploy_t *d = kd_model_first(m); d && i < n; d = kd_model_next(d))
         all[i++] = d;
+    n = i;
     /* The topic's partitions interleave: order by when each was accepted. */
     qsort(all, n, sizeof *all, newest_first);
     for (i = 0; i < n && (int)i < o->limit; i++) {
@@ -378,9 +378,10 @@ static void print_list(kd_model_t *m, const verb_opts_t *o)
         if (o->json)
             kd_follow_print_json(stdout, d);
         else
-            printf("%s  %-10s %-10s %-20s %zu hosts%s%s\n", d->id, d->spec->application,
-                   d->spec->group, kd_status_name_of(d->status), d->host_count,
-                   d->rollback_of[0] ? "  rollback of " : "", d->rollback_of);
+            printf("%s  %-10s %-10s %-20s %zu hosts%s%s\n", kd_deploy_id(d),
+                   kd_deploy_spec(d)->application, kd_deploy_spec(d)->group,
+                   kd_status_name_of(kd_deploy_status(d)), kd_deploy_host_count(d),
+                   kd_deploy_rollback_of(d)[0] ? "  rollback of " : "", kd_deploy_rollback_of(d));
     }
     free(all);
 }

@@ -122,7 +122,7 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
 {
     bool mine = strcmp(env->deploy_id, w->deploy_id) == 0;
     bool rollback = w->rollback_id[0] && strcmp(env->deploy_id, w->rollback_id) == 0;
-    kd_deploy_t *d;
+    const kd_deploy_t *d;
 
     if (!mine && !rollback)
         return false;
@@ -140,22 +140,23 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     }
     if (!(d = kd_model_find(m, w->deploy_id)))
         return false;
-    w->status = d->status;
-    if (w->until_paused && d->paused) {
+    w->status = kd_deploy_status(d);
+    if (w->until_paused && kd_deploy_paused(d)) {
         w->outcome = KD_WAIT_PAUSED;
         return true;
     }
     if (!kd_deploy_finished(d))
         return false;
-    if (w->follow_rollback && d->spec->auto_rollback && !d->wf->swap_after &&
-        !w->rollback_id[0] && d->status == STATUS(FAILED))
+    if (w->follow_rollback && kd_deploy_spec(d)->auto_rollback &&
+        !kd_deploy_workflow(d)->swap_after && !w->rollback_id[0] &&
+        kd_deploy_status(d) == STATUS(FAILED))
         return false; /* its rollback is about to start */
     if (w->follow_rollback && w->rollback_id[0]) {
-        kd_deploy_t *r = kd_model_find(m, w->rollback_id);
+        const kd_deploy_t *r = kd_model_find(m, w->rollback_id);
 
         if (!r || !kd_deploy_finished(r))
             return false;
-        w->rollback_status = r->status;
+        w->rollback_status = kd_deploy_status(r);
     }
     w->outcome = KD_WAIT_ENDED;
     return true;
@@ -173,19 +174,24 @@ static void view_erase(kd_wait_t *w)
 
 static void view_host_lines(kd_wait_t *w, const kd_deploy_t *d, int64_t now)
 {
+    kd_host_counts_t n;
     int shown = 0, more = 0;
 
-    for (size_t i = 0; i < d->host_count; i++) {
-        const kd_dhost_t *h = &d->hosts[i];
+    kd_deploy_counts(d, &n);
+    /* Hosts in flight are few and near the end of those started; the
+     * count says when the rest need not be looked at. */
+    for (size_t i = 0; i < n.total && (size_t)(shown + more) < n.running; i++) {
+        kd_host_view_t h;
 
-        if (h->phase != KD_HOST_RUNNING || h->step < 0)
+        kd_deploy_host_at(d, i, &h);
+        if (h.phase != KD_HOST_RUNNING || h.step == KD_EVENT_NONE)
             continue;
         if (shown == 10) {
             more++;
             continue;
         }
-        fprintf(w->out, "  %-16s %-20s %6.1fs\n", h->name, kd_event_name(d->wf->steps[h->step]),
-                (now - h->sent_ms) / 1000.0);
+        fprintf(w->out, "  %-16s %-20s %6.1fs\n", h.name, kd_event_name(h.step),
+                (now - h.sent_ms) / 1000.0);
         shown++;
     }
     if (more)
@@ -196,24 +202,25 @@ static void view_host_lines(kd_wait_t *w, const kd_deploy_t *d, int64_t now)
 static void view_draw(kd_wait_t *w, kd_model_t *m)
 {
     const kd_deploy_t *d = kd_model_find(m, w->rollback_id[0] ? w->rollback_id : w->deploy_id);
+    const Kdeploy__V1__DeploymentSpec *spec;
+    kd_host_counts_t n;
     char bar[31];
-    size_t done = 0, failed = 0;
+    size_t done;
     int64_t now = kd_now_ms();
 
     if (!w->out || !w->live || !d)
         return;
     view_erase(w);
-    for (size_t i = 0; i < d->host_count; i++) {
-        done += d->hosts[i].phase >= KD_HOST_SUCCEEDED;
-        failed += d->hosts[i].phase == KD_HOST_FAILED;
-    }
+    spec = kd_deploy_spec(d);
+    kd_deploy_counts(d, &n);
+    done = n.succeeded + n.failed + n.skipped;
     for (size_t i = 0; i < 30; i++)
-        bar[i] = d->host_count && i < 30 * done / d->host_count ? '#' : '.';
+        bar[i] = n.total && i < 30 * done / n.total ? '#' : '.';
     bar[30] = '\0';
     fprintf(w->out, "%s%.8s %s/%s %-12s [%s] %zu/%zu hosts, %zu failed, %.0fs\n",
-            w->rollback_id[0] ? "rollback " : "", d->id, d->spec->application, d->spec->group,
-            kd_status_name_of(d->status), bar, done, d->host_count, failed,
-            (now - d->accepted_ms) / 1000.0);
+            w->rollback_id[0] ? "rollback " : "", kd_deploy_id(d), spec->application,
+            spec->group, kd_status_name_of(kd_deploy_status(d)), bar, done, n.total, n.failed,
+            (now - kd_deploy_accepted_ms(d)) / 1000.0);
     view_lines = 1;
     view_host_lines(w, d, now);
     fflush(w->out);
@@ -327,56 +334,62 @@ kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, s
     return st;
 }
 
-static const char *phase_name(kd_host_phase_t ph)
-{
-    static const char *const names[] = {"pending", "running", "succeeded", "failed", "skipped"};
-
-    return names[ph];
-}
-
 void kd_follow_print_status(FILE *f, const kd_deploy_t *d)
 {
+    const Kdeploy__V1__DeploymentSpec *spec = kd_deploy_spec(d);
+    const kd_workflow_t *wf = kd_deploy_workflow(d);
+    kd_host_counts_t n;
     char ts[16];
 
-    stamp(ts, sizeof ts, d->accepted_ms);
+    stamp(ts, sizeof ts, kd_deploy_accepted_ms(d));
     fprintf(f, "deployment %s\n  application %s, group %s, %s\n  status      %s%s\n"
                "  started     %s by %s\n",
-            d->id, d->spec->application, d->spec->group, d->wf->name,
-            kd_status_name_of(d->status), d->paused ? " (paused)" : "", ts, d->requested_by);
-    if (d->rollback_of[0])
-        fprintf(f, "  rollback of %s\n", d->rollback_of);
-    if (d->rolled_back_by[0])
-        fprintf(f, "  rolled back by %s\n", d->rolled_back_by);
-    if (d->wf->swap_after)
-        fprintf(f, "  traffic     %s -> %s\n", d->swap_from[0] ? d->swap_from : "(none)",
-                d->target_group);
-    for (size_t i = 0; i < d->host_count; i++) {
-        const kd_dhost_t *h = &d->hosts[i];
+            kd_deploy_id(d), spec->application, spec->group, wf->name,
+            kd_status_name_of(kd_deploy_status(d)), kd_deploy_paused(d) ? " (paused)" : "", ts,
+            kd_deploy_requested_by(d));
+    if (kd_deploy_rollback_of(d)[0])
+        fprintf(f, "  rollback of %s\n", kd_deploy_rollback_of(d));
+    if (kd_deploy_rolled_back_by(d)[0])
+        fprintf(f, "  rolled back by %s\n", kd_deploy_rolled_back_by(d));
+    if (wf->swap_after)
+        fprintf(f, "  traffic     %s -> %s\n",
+                kd_deploy_swap_from(d)[0] ? kd_deploy_swap_from(d) : "(none)",
+                kd_deploy_target_group(d));
+    kd_deploy_counts(d, &n);
+    for (size_t i = 0; i < n.total; i++) {
+        kd_host_view_t h;
 
-        fprintf(f, "  %-16s %-10s %s%s%s\n", h->name, phase_name(h->phase),
-                h->step >= 0 ? kd_event_name(d->wf->steps[h->step]) : "",
-                h->error && *h->error ? "  " : "", h->error ? h->error : "");
+        kd_deploy_host_at(d, i, &h);
+        fprintf(f, "  %-16s %-10s %s%s%s\n", h.name, kd_host_phase_name(h.phase),
+                h.step != KD_EVENT_NONE ? kd_event_name(h.step) : "", *h.error ? "  " : "",
+                h.error);
     }
 }
 
 void kd_follow_print_json(FILE *f, const kd_deploy_t *d)
 {
+    const Kdeploy__V1__DeploymentSpec *spec = kd_deploy_spec(d);
     json_t *hosts = json_array(), *o;
+    kd_host_counts_t n;
     char *text;
 
-    for (size_t i = 0; i < d->host_count; i++) {
-        const kd_dhost_t *h = &d->hosts[i];
+    kd_deploy_counts(d, &n);
+    for (size_t i = 0; i < n.total; i++) {
+        kd_host_view_t h;
 
-        json_array_append_new(hosts, json_pack("{s:s, s:s, s:s, s:s}", "host", h->name,
-                                               "status", phase_name(h->phase), "step",
-                                               h->step >= 0 ? kd_event_name(d->wf->steps[h->step]) : "",
-                                               "error", h->error ? h->error : ""));
+        kd_deploy_host_at(d, i, &h);
+        json_array_append_new(hosts, json_pack("{s:s, s:s, s:s, s:s}", "host", h.name,
+                                               "status", kd_host_phase_name(h.phase), "step",
+                                               h.step != KD_EVENT_NONE ? kd_event_name(h.step) : "",
+                                               "error", h.error));
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:o}", "deploy_id", d->id,
-                  "application", d->spec->application, "group", d->spec->group, "workflow",
-                  d->wf->name, "status", kd_status_name_of(d->status), "paused", d->paused,
-                  "rollback_of", d->rollback_of, "accepted_ms", (json_int_t)d->accepted_ms,
-                  "finished_ms", (json_int_t)d->finished_ms, "hosts", hosts);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:o}", "deploy_id",
+                  kd_deploy_id(d), "application", spec->application, "group", spec->group,
+                  "workflow", kd_deploy_workflow(d)->name, "status",
+                  kd_status_name_of(kd_deploy_status(d)), "paused", kd_deploy_paused(d),
+                  "rollback_of", kd_deploy_rollback_of(d), "accepted_ms",
+                  (json_int_t)kd_deploy_accepted_ms(d), "finished_ms",
+                  (json_int_t)kd_deploy_finished_ms(d), "hosts", hosts);
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
         fprintf(f, "%s\n", text);

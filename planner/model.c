@@ -1,16 +1,10 @@
-#include "model.h"
+#include "model_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "strmap.h"
-
-struct kd_model {
-    kd_deploy_t *head;       /* newest first */
-    kd_strmap_t *installed;  /* "app/group/host" -> deploy id whose revision runs there */
-    kd_strmap_t *live;       /* "app/group" -> blue-green server group serving */
-};
+#define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 
 kd_model_t *kd_model_new(void)
 {
@@ -18,9 +12,10 @@ kd_model_t *kd_model_new(void)
 
     if (!m)
         return NULL;
+    m->by_id = kd_ptrmap_new();
     m->installed = kd_strmap_new();
     m->live = kd_strmap_new();
-    if (!m->installed || !m->live) {
+    if (!m->by_id || !m->installed || !m->live) {
         kd_model_free(m);
         return NULL;
     }
@@ -36,6 +31,7 @@ static void free_deploy(kd_deploy_t *d)
         free(d->hosts[i].error);
     }
     free(d->hosts);
+    kd_ptrmap_free(d->host_index);
     if (d->spec)
         kdeploy__v1__deployment_spec__free_unpacked(d->spec, NULL);
     free(d->id);
@@ -57,67 +53,122 @@ void kd_model_free(kd_model_t *m)
         free_deploy(m->head);
         m->head = next;
     }
+    kd_ptrmap_free(m->by_id);
     kd_strmap_free(m->installed);
     kd_strmap_free(m->live);
     free(m);
 }
 
-kd_deploy_t *kd_model_find(const kd_model_t *m, const char *deploy_id)
+/* ---- reading ---- */
+
+const kd_deploy_t *kd_model_find(const kd_model_t *m, const char *deploy_id)
 {
-    for (kd_deploy_t *d = m->head; d; d = d->next)
-        if (strcmp(d->id, deploy_id) == 0)
-            return d;
-    return NULL;
+    return deploy_id ? kd_ptrmap_get(m->by_id, deploy_id) : NULL;
 }
 
-kd_deploy_t *kd_model_first(const kd_model_t *m)
-{
-    return m->head;
-}
+const kd_deploy_t *kd_model_first(const kd_model_t *m) { return m->head; }
+const kd_deploy_t *kd_model_next(const kd_deploy_t *d) { return d->next; }
+size_t kd_model_count(const kd_model_t *m) { return m->count; }
 
-bool kd_deploy_finished(const kd_deploy_t *d)
+const kd_deploy_t *kd_model_active(const kd_model_t *m, const char *app, const char *group,
+                                   const char *except_id)
 {
-    return d->finished_ms != 0;
-}
-
-kd_deploy_t *kd_model_active(const kd_model_t *m, const char *app, const char *group,
-                             const char *except_id)
-{
-    for (kd_deploy_t *d = m->head; d; d = d->next)
+    /* Newest first, and finished ones are the bulk of a long history: the
+     * active one, if any, is near the head. */
+    for (const kd_deploy_t *d = m->head; d; d = d->next)
         if (!kd_deploy_finished(d) && strcmp(d->spec->application, app) == 0 &&
             strcmp(d->spec->group, group) == 0 && (!except_id || strcmp(d->id, except_id) != 0))
             return d;
     return NULL;
 }
 
-static void host_key(char *out, size_t outsz, const char *app, const char *group, const char *host)
+/* "app/group/host" (or "app/group/" for the service): heap-allocated, so
+ * no name length can truncate two keys into one. NULL on ENOMEM. */
+static char *host_key(const char *app, const char *group, const char *host)
 {
-    snprintf(out, outsz, "%s/%s/%s", app, group, host ? host : "");
+    char *key = NULL;
+
+    return asprintf(&key, "%s/%s/%s", app, group, host ? host : "") < 0 ? NULL : key;
 }
 
 const char *kd_model_installed(const kd_model_t *m, const char *app, const char *group,
                                const char *host)
 {
-    char key[512];
+    char *key = host_key(app, group, host);
+    const char *id = key ? kd_strmap_get(m->installed, key) : NULL;
 
-    host_key(key, sizeof key, app, group, host);
-    return kd_strmap_get(m->installed, key);
+    free(key);
+    return id;
 }
 
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group)
 {
-    char key[512];
+    char *key = host_key(app, group, NULL);
+    const char *live = key ? kd_strmap_get(m->live, key) : NULL;
 
-    host_key(key, sizeof key, app, group, NULL);
-    return kd_strmap_get(m->live, key);
+    free(key);
+    return live;
 }
 
-kd_dhost_t *kd_deploy_host(kd_deploy_t *d, const char *name)
+const char *kd_deploy_id(const kd_deploy_t *d) { return d->id; }
+const Kdeploy__V1__DeploymentSpec *kd_deploy_spec(const kd_deploy_t *d) { return d->spec; }
+const kd_workflow_t *kd_deploy_workflow(const kd_deploy_t *d) { return d->wf; }
+Kdeploy__V1__DeploymentStatus kd_deploy_status(const kd_deploy_t *d) { return d->status; }
+bool kd_deploy_finished(const kd_deploy_t *d) { return d->finished_ms != 0; }
+bool kd_deploy_paused(const kd_deploy_t *d) { return d->paused; }
+const char *kd_deploy_rollback_of(const kd_deploy_t *d) { return d->rollback_of; }
+const char *kd_deploy_rolled_back_by(const kd_deploy_t *d) { return d->rolled_back_by; }
+const char *kd_deploy_requested_by(const kd_deploy_t *d) { return d->requested_by; }
+const char *kd_deploy_target_group(const kd_deploy_t *d) { return d->target_group; }
+const char *kd_deploy_swap_from(const kd_deploy_t *d) { return d->swap_from; }
+int64_t kd_deploy_accepted_ms(const kd_deploy_t *d) { return d->accepted_ms; }
+int64_t kd_deploy_finished_ms(const kd_deploy_t *d) { return d->finished_ms; }
+
+void kd_deploy_counts(const kd_deploy_t *d, kd_host_counts_t *out)
 {
-    for (size_t i = 0; i < d->host_count; i++)
-        if (strcmp(d->hosts[i].name, name) == 0)
-            return &d->hosts[i];
-    return NULL;
+    out->total = d->host_count;
+    out->running = d->running;
+    out->in_flight = d->in_flight;
+    out->succeeded = d->succeeded;
+    out->failed = d->failed;
+    out->skipped = d->skipped;
+    out->pending = d->host_count - d->running - d->succeeded - d->failed - d->skipped;
+}
+
+size_t kd_deploy_host_count(const kd_deploy_t *d)
+{
+    return d->host_count;
+}
+
+static void view_of(const kd_deploy_t *d, const kd_dhost_t *h, kd_host_view_t *out)
+{
+    out->name = h->name;
+    out->phase = h->phase;
+    out->step = h->step >= 0 ? d->wf->steps[h->step] : KD_EVENT_NONE;
+    out->in_flight = h->in_flight;
+    out->batch = h->batch;
+    out->started_ms = h->started_ms;
+    out->sent_ms = h->sent_ms;
+    out->error = h->error ? h->error : "";
+}
+
+void kd_deploy_host_at(const kd_deploy_t *d, size_t i, kd_host_view_t *out)
+{
+    view_of(d, &d->hosts[i], out);
+}
+
+const kd_dhost_t *kd_deploy_host(const kd_deploy_t *d, const char *name)
+{
+    return name ? kd_ptrmap_get(d->host_index, name) : NULL;
+}
+
+bool kd_deploy_host_find(const kd_deploy_t *d, const char *name, kd_host_view_t *out)
+{
+    const kd_dhost_t *h = kd_deploy_host(d, name);
+
+    if (h)
+        view_of(d, h, out);
+    return h != NULL;
 }
 
 const char *kd_status_name_of(Kdeploy__V1__DeploymentStatus st)
@@ -130,9 +181,65 @@ const char *kd_status_name_of(Kdeploy__V1__DeploymentStatus st)
     return (size_t)st < sizeof names / sizeof names[0] ? names[st] : "unknown";
 }
 
+const char *kd_host_phase_name(kd_host_phase_t phase)
+{
+    static const char *const names[] = {"pending", "running", "succeeded", "failed", "skipped"};
+
+    return (size_t)phase < sizeof names / sizeof names[0] ? names[phase] : "unknown";
+}
+
+/* ---- applying ---- */
+
 static char *dup_or_empty(const char *s)
 {
     return strdup(s ? s : "");
+}
+
+static void set_str(char **field, const char *value)
+{
+    char *copy = dup_or_empty(value);
+
+    if (copy) {
+        free(*field);
+        *field = copy;
+    }
+}
+
+/* A host enters the ready list when it waits for a decision (started, or
+ * its step answered) and leaves it when the decision is applied. */
+static void ready_push(kd_deploy_t *d, kd_dhost_t *h)
+{
+    if (h->ready)
+        return;
+    h->ready = true;
+    h->ready_next = NULL;
+    h->ready_prev = d->ready_tail;
+    if (d->ready_tail)
+        d->ready_tail->ready_next = h;
+    else
+        d->ready_head = h;
+    d->ready_tail = h;
+}
+
+static void ready_remove(kd_deploy_t *d, kd_dhost_t *h)
+{
+    if (!h->ready)
+        return;
+    if (h->ready_prev)
+        h->ready_prev->ready_next = h->ready_next;
+    else
+        d->ready_head = h->ready_next;
+    if (h->ready_next)
+        h->ready_next->ready_prev = h->ready_prev;
+    else
+        d->ready_tail = h->ready_prev;
+    h->ready = false;
+    h->ready_prev = h->ready_next = NULL;
+}
+
+static kd_dhost_t *host_mut(kd_deploy_t *d, const char *name)
+{
+    return name ? kd_ptrmap_get(d->host_index, name) : NULL;
 }
 
 /* A copy of the spec the deployment owns, through the wire format. */
@@ -150,12 +257,33 @@ static Kdeploy__V1__DeploymentSpec *copy_spec(const Kdeploy__V1__DeploymentSpec 
     return copy;
 }
 
+static bool add_hosts(kd_deploy_t *d, char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        kd_dhost_t *h = &d->hosts[d->host_count];
+
+        /* A name listed twice is one host: the planner refuses such
+         * requests, and the model never counts a host twice whatever an
+         * event says. */
+        if (!names[i] || kd_ptrmap_get(d->host_index, names[i]))
+            continue;
+        if (!(h->name = strdup(names[i])) || !(h->error = strdup("")))
+            return false;
+        h->step = -1;
+        if (kd_ptrmap_set(d->host_index, h->name, h) != KD_OK)
+            return false;
+        d->host_count++;
+    }
+    return true;
+}
+
 static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
 {
     const Kdeploy__V1__DeploymentAccepted *a = env->accepted;
     kd_deploy_t *d;
 
-    if (!a->spec || !a->spec->application || kd_model_find(m, env->deploy_id))
+    if (!a->spec || !a->spec->application || !a->spec->group || !env->deploy_id ||
+        kd_model_find(m, env->deploy_id))
         return;
     if (!(d = calloc(1, sizeof *d)))
         return;
@@ -165,41 +293,56 @@ static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
     d->rolled_back_by = strdup("");
     d->requested_by = dup_or_empty(a->requested_by);
     d->hosts = calloc(a->n_hosts ? a->n_hosts : 1, sizeof *d->hosts);
+    d->host_index = kd_ptrmap_new();
     d->target_group = dup_or_empty(a->target_group);
     d->swap_from = dup_or_empty(a->swap_from_group);
     if (!d->id || !d->spec || !d->rollback_of || !d->rolled_back_by || !d->requested_by ||
-        !d->hosts || !d->target_group || !d->swap_from) {
+        !d->hosts || !d->host_index || !d->target_group || !d->swap_from ||
+        !add_hosts(d, a->hosts, a->n_hosts) || kd_ptrmap_set(m->by_id, d->id, d) != KD_OK) {
         free_deploy(d);
         return;
     }
-    d->status = a->status ? a->status : KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_DEPLOYING;
+    d->status = a->status ? a->status : STATUS(DEPLOYING);
     d->wf = kd_workflow_for(d->spec, d->rollback_of[0] != '\0');
     d->batch = -1;
     d->accepted_ms = env->ts_ms;
-    for (size_t i = 0; i < a->n_hosts; i++) {
-        d->hosts[i].name = strdup(a->hosts[i]);
-        d->hosts[i].step = -1;
-        d->host_count++;
-    }
     d->next = m->head;
     m->head = d;
+    m->count++;
+}
+
+static void note_started(kd_deploy_t *d, const kd_dhost_t *h)
+{
+    size_t idx = (size_t)(h - d->hosts);
+
+    if (idx + 1 > d->started)
+        d->started = idx + 1;
+}
+
+static void apply_batch_started(kd_deploy_t *d, const Kdeploy__V1__BatchStarted *bs)
+{
+    const kd_dhost_t *first = bs->n_hosts ? kd_deploy_host(d, bs->hosts[0]) : NULL;
+
+    if ((int)bs->batch <= d->batch)
+        return;
+    d->batch = (int)bs->batch;
+    d->batch_first = first ? (size_t)(first - d->hosts) : d->started;
 }
 
 static void apply_host_started(kd_deploy_t *d, const Kdeploy__V1__HostStarted *hs, int64_t ts)
 {
-    kd_dhost_t *h = kd_deploy_host(d, hs->host);
+    kd_dhost_t *h = host_mut(d, hs->host);
 
     if (!h || h->phase != KD_HOST_PENDING)
         return;
     h->phase = KD_HOST_RUNNING;
     h->started_ms = ts;
     h->batch = hs->batch;
-    free(h->previous_id);
-    free(h->restore_id);
-    h->previous_id = dup_or_empty(hs->previous_deploy_id);
-    h->restore_id = dup_or_empty(hs->restore_deploy_id);
-    if ((size_t)(h - d->hosts) + 1 > d->started)
-        d->started = (size_t)(h - d->hosts) + 1;
+    set_str(&h->previous_id, hs->previous_deploy_id);
+    set_str(&h->restore_id, hs->restore_deploy_id);
+    d->running++;
+    note_started(d, h);
+    ready_push(d, h); /* its first step is to be decided */
 }
 
 static void apply_dispatched(kd_deploy_t *d, const Kdeploy__V1__StepDispatched *sd, int64_t ts)
@@ -213,94 +356,113 @@ static void apply_dispatched(kd_deploy_t *d, const Kdeploy__V1__StepDispatched *
         d->swap_sent_ms = ts;
         return;
     }
-    if (!(h = kd_deploy_host(d, sd->host)))
+    if (!(h = host_mut(d, sd->host)) || h->phase != KD_HOST_RUNNING)
         return;
-    for (size_t i = 0; i < d->wf->count; i++)
-        if (d->wf->steps[i] == sd->event && (int)i >= h->step) {
+    /* Steps only move forward; a repeat of the current one is a resend. */
+    for (size_t i = h->step < 0 ? 0 : (size_t)h->step; i < d->wf->count; i++)
+        if (d->wf->steps[i] == sd->event) {
             idx = (int)i;
             break;
         }
     if (idx < 0)
         return;
+    if (!h->in_flight)
+        d->in_flight++;
     h->step = idx;
     h->attempt = sd->attempt;
     h->in_flight = true;
+    h->result = KDEPLOY__V1__STEP_STATUS__STEP_STATUS_UNSPECIFIED;
     h->sent_ms = h->seen_ms = ts;
+    ready_remove(d, h);
 }
 
 static void set_installed(kd_model_t *m, const kd_deploy_t *d, const kd_dhost_t *h)
 {
-    char key[512];
     const char *id = d->rollback_of[0] ? h->restore_id : d->id;
+    char *key;
 
     /* A blue-green rollback only checks and swaps back: nothing changes. */
-    if (d->rollback_of[0] && d->wf->swap_after)
+    if ((d->rollback_of[0] && d->wf->swap_after) || !id || !*id)
         return;
-    if (!id || !*id)
-        return;
-    host_key(key, sizeof key, d->spec->application, d->spec->group, h->name);
-    kd_strmap_set(m->installed, key, id);
+    if ((key = host_key(d->spec->application, d->spec->group, h->name))) {
+        kd_strmap_set(m->installed, key, id);
+        free(key);
+    }
 }
 
 static void apply_host_finished(kd_model_t *m, kd_deploy_t *d,
                                 const Kdeploy__V1__HostFinished *hf)
 {
-    kd_dhost_t *h = kd_deploy_host(d, hf->host);
+    kd_dhost_t *h = host_mut(d, hf->host);
 
-    if (!h || h->phase == KD_HOST_SUCCEEDED || h->phase == KD_HOST_FAILED ||
-        h->phase == KD_HOST_SKIPPED)
+    if (!h || (h->phase != KD_HOST_PENDING && h->phase != KD_HOST_RUNNING))
         return;
+    if (h->phase == KD_HOST_RUNNING)
+        d->running--;
+    if (h->in_flight)
+        d->in_flight--;
     h->in_flight = false;
+    ready_remove(d, h);
     switch (hf->status) {
     case KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED:
         h->phase = KD_HOST_SUCCEEDED;
+        d->succeeded++;
         set_installed(m, d, h);
         break;
     case KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED:
         h->phase = KD_HOST_SKIPPED;
+        d->skipped++;
         break;
     default:
         h->phase = KD_HOST_FAILED;
         h->failed_step = hf->failed_step;
-        free(h->error);
-        h->error = dup_or_empty(hf->error);
+        set_str(&h->error, hf->error);
         d->failed++;
     }
-    if ((size_t)(h - d->hosts) + 1 > d->started)
-        d->started = (size_t)(h - d->hosts) + 1;
+    note_started(d, h);
 }
 
-static void apply_succeeded(kd_model_t *m, kd_deploy_t *d, const Kdeploy__V1__DeploymentSucceeded *s,
-                            int64_t ts)
+static void apply_succeeded(kd_model_t *m, kd_deploy_t *d,
+                            const Kdeploy__V1__DeploymentSucceeded *s, int64_t ts)
 {
-    char key[512];
+    char *key;
 
-    d->status = d->rollback_of[0] ? KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_SUCCEEDED
-                                  : KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_SUCCEEDED;
+    d->status = d->rollback_of[0] ? STATUS(ROLLBACK_SUCCEEDED) : STATUS(SUCCEEDED);
     d->finished_ms = ts;
     if (s->live_group && *s->live_group) {
         d->swap = KD_SWAP_DONE;
-        host_key(key, sizeof key, d->spec->application, d->spec->group, NULL);
-        kd_strmap_set(m->live, key, s->live_group);
+        if ((key = host_key(d->spec->application, d->spec->group, NULL))) {
+            kd_strmap_set(m->live, key, s->live_group);
+            free(key);
+        }
     }
+}
+
+static void apply_failed(kd_deploy_t *d, int64_t ts)
+{
+    d->halted = true;
+    d->finished_ms = ts;
+    d->status = d->rollback_of[0] ? STATUS(ROLLBACK_FAILED) : STATUS(FAILED);
+    if (d->swap == KD_SWAP_IN_FLIGHT)
+        d->swap = KD_SWAP_FAILED;
 }
 
 static void apply_status(kd_deploy_t *d, Kdeploy__V1__DeploymentStatus st, int64_t ts)
 {
     switch (st) {
-    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_PAUSED:
+    case STATUS(PAUSED):
         d->paused = true;
         break;
-    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_DEPLOYING:
+    case STATUS(DEPLOYING):
         d->paused = false;
         break;
-    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPED:
+    case STATUS(STOPPED):
         d->halted = true;
         d->finished_ms = ts;
         break;
-    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLING_BACK:
-    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_SUCCEEDED:
-    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_FAILED:
+    case STATUS(ROLLING_BACK):
+    case STATUS(ROLLBACK_SUCCEEDED):
+    case STATUS(ROLLBACK_FAILED):
         break; /* a status of the undone deployment, set by its rollback */
     default:
         return;
@@ -308,13 +470,73 @@ static void apply_status(kd_deploy_t *d, Kdeploy__V1__DeploymentStatus st, int64
     d->status = st;
 }
 
+/* Does step_id name "<deploy>/<host>/<event>/<attempt>"? Compared piece by
+ * piece: no buffer for a string whose length comes from the wire. */
+static bool step_id_is(const char *step_id, const char *deploy, const char *host,
+                       kd_event_t ev, uint32_t attempt)
+{
+    const char *parts[3] = {deploy, host, kd_event_name(ev)};
+    const char *p = step_id;
+    char num[16];
+
+    if (!p)
+        return false;
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = strlen(parts[i]);
+
+        if (strncmp(p, parts[i], n) != 0 || p[n] != '/')
+            return false;
+        p += n + 1;
+    }
+    snprintf(num, sizeof num, "%u", attempt);
+    return strcmp(p, num) == 0;
+}
+
+/* The host whose in-flight step a result answers, or NULL for a stale or
+ * repeated result. */
+static kd_dhost_t *awaiting(kd_deploy_t *d, const char *host, const char *step_id)
+{
+    kd_dhost_t *h = host_mut(d, host);
+
+    if (!h || !h->in_flight || h->phase != KD_HOST_RUNNING || h->step < 0)
+        return NULL;
+    return step_id_is(step_id, d->id, h->name, d->wf->steps[h->step], h->attempt) ? h : NULL;
+}
+
+static void apply_answer(kd_deploy_t *d, const char *host, const char *step_id,
+                         Kdeploy__V1__StepStatus status, const char *error)
+{
+    kd_dhost_t *h = awaiting(d, host, step_id);
+
+    if (!h)
+        return;
+    h->in_flight = false;
+    d->in_flight--;
+    h->result = status;
+    set_str(&h->error, error);
+    ready_push(d, h);
+}
+
+static void apply_swap_result(kd_deploy_t *d, const Kdeploy__V1__TrafficResult *t)
+{
+    const Kdeploy__V1__LoadBalancer *lb = d->spec->load_balancer;
+
+    if (d->swap != KD_SWAP_IN_FLIGHT || !lb || !lb->service ||
+        !step_id_is(t->traffic_id, d->id, lb->service, KD_EVENT(SwapTraffic), d->swap_attempt))
+        return;
+    d->swap = t->status == KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED ||
+                      t->status == KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED
+                  ? KD_SWAP_DONE : KD_SWAP_FAILED;
+}
+
 /* Events of one deployment, by kind. */
 static void apply_to(kd_model_t *m, kd_deploy_t *d, const kd_envelope_t *env)
 {
+    kd_dhost_t *h;
+
     switch (env->body_case) {
     case KD_BODY(BATCH_STARTED):
-        if ((int)env->batch_started->batch > d->batch)
-            d->batch = (int)env->batch_started->batch;
+        apply_batch_started(d, env->batch_started);
         break;
     case KD_BODY(HOST_STARTED):
         apply_host_started(d, env->host_started, env->ts_ms);
@@ -329,20 +551,29 @@ static void apply_to(kd_model_t *m, kd_deploy_t *d, const kd_envelope_t *env)
         apply_succeeded(m, d, env->succeeded, env->ts_ms);
         break;
     case KD_BODY(FAILED):
-        d->halted = true;
-        d->finished_ms = env->ts_ms;
-        d->status = d->rollback_of[0] ? KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_FAILED
-                                      : KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_FAILED;
-        if (d->swap == KD_SWAP_IN_FLIGHT)
-            d->swap = KD_SWAP_FAILED;
+        apply_failed(d, env->ts_ms);
         break;
     case KD_BODY(ROLLBACK_STARTED):
-        free(d->rolled_back_by);
-        d->rolled_back_by = dup_or_empty(env->rollback_started->rollback_deploy_id);
-        d->status = KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLING_BACK;
+        set_str(&d->rolled_back_by, env->rollback_started->rollback_deploy_id);
+        d->status = STATUS(ROLLING_BACK);
         break;
     case KD_BODY(STATUS_CHANGED):
         apply_status(d, env->status_changed->status, env->ts_ms);
+        break;
+    case KD_BODY(STEP_RESULT):
+        apply_answer(d, env->step_result->host, env->step_result->step_id,
+                     env->step_result->status, env->step_result->error);
+        break;
+    case KD_BODY(PROGRESS):
+        if ((h = awaiting(d, env->progress->host, env->progress->step_id)))
+            h->seen_ms = env->ts_ms;
+        break;
+    case KD_BODY(TRAFFIC_RESULT):
+        if (env->traffic_result->event == KD_EVENT(SwapTraffic))
+            apply_swap_result(d, env->traffic_result);
+        else
+            apply_answer(d, env->traffic_result->host, env->traffic_result->traffic_id,
+                         env->traffic_result->status, env->traffic_result->error);
         break;
     default:
         break;
@@ -357,7 +588,13 @@ void kd_model_apply(kd_model_t *m, const kd_envelope_t *env)
         apply_accepted(m, env);
         return;
     }
-    if (!env->deploy_id || !(d = kd_model_find(m, env->deploy_id)))
+    if (!env->deploy_id || !(d = kd_ptrmap_get(m->by_id, env->deploy_id)))
+        return;
+    /* Answers to a finished deployment change nothing: its hosts' last
+     * word was said by its end. */
+    if (kd_deploy_finished(d) && (env->body_case == KD_BODY(STEP_RESULT) ||
+                                  env->body_case == KD_BODY(PROGRESS) ||
+                                  env->body_case == KD_BODY(TRAFFIC_RESULT)))
         return;
     apply_to(m, d, env);
 }

@@ -1,8 +1,11 @@
-/* The planner's picture of every deployment, built only from the events of
- * the `deployments` topic: a restarted planner reads the topic from the
- * start and stands where its predecessor stood. The planner's own
- * decisions go through kd_model_apply() too, right after it publishes them,
- * so there is one way the picture changes. */
+/* The picture of every deployment, built only by applying published events:
+ * the deployments topic (the planner's own decisions, and other planners'),
+ * and the results topic (what workers and lbctl answered). A restarted
+ * planner reads the deployments topic from the start and stands where its
+ * predecessor stood; steps that were in flight are sent again and the
+ * workers' journals answer them. kd_model_apply() is the only mutator:
+ * everything else here reads. The planner's core (core.h) decides from it;
+ * the operator's tool shows it. */
 #ifndef KD_MODEL_H
 #define KD_MODEL_H
 
@@ -21,70 +24,26 @@ typedef enum {
     KD_HOST_SKIPPED       /* a rollback with nothing to restore on this host */
 } kd_host_phase_t;
 
-typedef struct kd_dhost {
-    char *name;
-    kd_host_phase_t phase;
-    int step;               /* index into the workflow of the last dispatched step; -1 */
-    uint32_t attempt;
-    bool in_flight;         /* dispatched, no result yet */
-    int64_t sent_ms;        /* when the in-flight step was dispatched */
-    int64_t seen_ms;        /* its last sign of life (dispatch or heartbeat) */
-    int64_t started_ms;
-    uint32_t batch;
-    char *previous_id;      /* what the host ran before this deployment ("" if nothing) */
-    char *restore_id;       /* rollback: the deployment whose revision is restored */
-    char *error;            /* why it failed */
-    kd_event_t failed_step;
-} kd_dhost_t;
-
-typedef enum {
-    KD_SWAP_NONE = 0,
-    KD_SWAP_IN_FLIGHT,
-    KD_SWAP_DONE,
-    KD_SWAP_FAILED
-} kd_swap_state_t;
-
-typedef struct kd_deploy {
-    char *id;
-    Kdeploy__V1__DeploymentSpec *spec;  /* owned */
-    char *rollback_of;                  /* "" unless a rollback */
-    char *rolled_back_by;               /* set once a rollback of this one started */
-    char *requested_by;
-    Kdeploy__V1__DeploymentStatus status;
-    const kd_workflow_t *wf;
-    kd_dhost_t *hosts;
-    size_t host_count;
-    int batch;                /* current batch, -1 before the first */
-    size_t started;           /* hosts [0, started) have been started */
-    size_t failed;
-    bool halted;              /* failing or stopping: no new host, no next step */
-    bool paused;
-    int64_t accepted_ms;
-    int64_t finished_ms;      /* 0 while active */
-    /* blue-green */
-    char *target_group;       /* the server group being deployed to */
-    char *swap_from;          /* the group serving before ("" on a first deployment) */
-    kd_swap_state_t swap;
-    uint32_t swap_attempt;
-    int64_t swap_sent_ms;
-    struct kd_deploy *next;
-} kd_deploy_t;
-
 typedef struct kd_model kd_model_t;
+typedef struct kd_deploy kd_deploy_t;
 
 kd_model_t *kd_model_new(void);
 void kd_model_free(kd_model_t *m);
 
-/* Applies one deployments-topic event. Unknown deployments are created by
- * their `accepted` event; events of deployments never accepted are ignored. */
+/* Applies one published event. Deployments are created by their `accepted`
+ * event; events of deployments never accepted, stale or repeated results
+ * and events of other topics are ignored. */
 void kd_model_apply(kd_model_t *m, const kd_envelope_t *env);
 
-kd_deploy_t *kd_model_find(const kd_model_t *m, const char *deploy_id);
-/* Every deployment, newest accepted first. */
-kd_deploy_t *kd_model_first(const kd_model_t *m);
-/* The active (not finished) deployment of application/group, or NULL. */
-kd_deploy_t *kd_model_active(const kd_model_t *m, const char *app, const char *group,
-                             const char *except_id);
+const kd_deploy_t *kd_model_find(const kd_model_t *m, const char *deploy_id);
+/* Every deployment, newest accepted first: first, then next until NULL. */
+const kd_deploy_t *kd_model_first(const kd_model_t *m);
+const kd_deploy_t *kd_model_next(const kd_deploy_t *d);
+size_t kd_model_count(const kd_model_t *m);
+/* The active (not finished) deployment of application/group other than
+ * except_id (may be NULL), or NULL. */
+const kd_deploy_t *kd_model_active(const kd_model_t *m, const char *app, const char *group,
+                                   const char *except_id);
 /* The deployment whose revision host runs now for application/group: the
  * last one that finished on it successfully (a rollback counts as the
  * revision it restored). NULL if none. */
@@ -93,8 +52,48 @@ const char *kd_model_installed(const kd_model_t *m, const char *app, const char 
 /* The server group serving application/group's blue-green service, or NULL. */
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group);
 
-kd_dhost_t *kd_deploy_host(kd_deploy_t *d, const char *name);
+/* ---- one deployment ---- */
+
+const char *kd_deploy_id(const kd_deploy_t *d);
+const Kdeploy__V1__DeploymentSpec *kd_deploy_spec(const kd_deploy_t *d);
+const kd_workflow_t *kd_deploy_workflow(const kd_deploy_t *d);
+Kdeploy__V1__DeploymentStatus kd_deploy_status(const kd_deploy_t *d);
 bool kd_deploy_finished(const kd_deploy_t *d);
+bool kd_deploy_paused(const kd_deploy_t *d);
+const char *kd_deploy_rollback_of(const kd_deploy_t *d);     /* "" unless a rollback */
+const char *kd_deploy_rolled_back_by(const kd_deploy_t *d);  /* "" unless rolled back */
+const char *kd_deploy_requested_by(const kd_deploy_t *d);
+const char *kd_deploy_target_group(const kd_deploy_t *d);    /* blue-green, else "" */
+const char *kd_deploy_swap_from(const kd_deploy_t *d);       /* blue-green, else "" */
+int64_t kd_deploy_accepted_ms(const kd_deploy_t *d);
+int64_t kd_deploy_finished_ms(const kd_deploy_t *d);         /* 0 while active */
+
+typedef struct kd_host_counts {
+    size_t total, pending, running, in_flight, succeeded, failed, skipped;
+} kd_host_counts_t;
+
+void kd_deploy_counts(const kd_deploy_t *d, kd_host_counts_t *out);
+size_t kd_deploy_host_count(const kd_deploy_t *d);
+
+/* A host of a deployment as the model sees it. Strings belong to the model
+ * and live until the next kd_model_apply(). */
+typedef struct kd_host_view {
+    const char *name;
+    kd_host_phase_t phase;
+    kd_event_t step;      /* the last step sent to it, KD_EVENT_NONE before any */
+    bool in_flight;       /* sent, not answered yet */
+    uint32_t batch;
+    int64_t started_ms;   /* 0 until started */
+    int64_t sent_ms;      /* when its current step was sent */
+    const char *error;    /* why it failed, "" otherwise */
+} kd_host_view_t;
+
+/* Host i (0 <= i < total) in the deployment's order. */
+void kd_deploy_host_at(const kd_deploy_t *d, size_t i, kd_host_view_t *out);
+/* Host by name; false if the deployment does not have it. */
+bool kd_deploy_host_find(const kd_deploy_t *d, const char *name, kd_host_view_t *out);
+
 const char *kd_status_name_of(Kdeploy__V1__DeploymentStatus st);
+const char *kd_host_phase_name(kd_host_phase_t phase);
 
 #endif

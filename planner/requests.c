@@ -4,18 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ids.h"
+#include "core_int.h"
 #include "log.h"
-#include "planner.h"
-
-#define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 
 /* Blue-green: deploy to the group that is not serving; the first time,
  * to blue. */
-static void pick_blue_green(kd_planner_t *p, const Kdeploy__V1__DeploymentSpec *spec,
+static void pick_blue_green(const kd_model_t *m, const Kdeploy__V1__DeploymentSpec *spec,
                             Kdeploy__V1__DeploymentAccepted *a)
 {
-    const char *live = kd_model_live_group(p->model, spec->application, spec->group);
+    const char *live = kd_model_live_group(m, spec->application, spec->group);
     const Kdeploy__V1__BlueGreenGroup *target = spec->blue_green->blue;
 
     if (live && strcmp(live, spec->blue_green->blue->server_group) == 0)
@@ -41,98 +38,97 @@ static const char *check_spec(const Kdeploy__V1__DeploymentSpec *spec)
     return spec->n_hosts ? NULL : "the spec names no hosts";
 }
 
-static kd_status_t create(kd_planner_t *p, const kd_envelope_t *env, char *err, size_t errsz)
+static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                   kd_decisions_t *out)
 {
-    const Kdeploy__V1__CreateDeployment *c = env->create;
+    const Kdeploy__V1__CreateDeployment *cr = req->create;
     Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
+    const char *bad = check_spec(cr->spec);
     const kd_deploy_t *active;
-    kd_envelope_t out;
     char id[KD_UUID_LEN], why[512];
-    const char *bad = check_spec(c->spec);
-    kd_deploy_t *d;
-    kd_status_t st;
+    kd_envelope_t env;
 
-    if (kd_model_find(p->model, env->deploy_id))
-        return KD_OK; /* a repeated request: already taken */
-    if (bad)
-        return kd_emit_rejected(p, env->deploy_id, c->requested_by, bad, err, errsz);
-    if ((active = kd_model_active(p->model, c->spec->application, c->spec->group, NULL))) {
-        snprintf(why, sizeof why, "%s/%s already has an active deployment, %s (%s): "
-                 "stop it or wait for it to end", c->spec->application, c->spec->group,
-                 active->id, kd_status_name_of(active->status));
-        return kd_emit_rejected(p, env->deploy_id, c->requested_by, why, err, errsz);
+    if (kd_model_find(m, req->deploy_id))
+        return; /* a repeated request: already taken */
+    if (bad) {
+        kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, bad);
+        return;
     }
-    a.spec = c->spec;
-    a.requested_by = c->requested_by;
+    if ((active = kd_model_active(m, cr->spec->application, cr->spec->group, NULL))) {
+        snprintf(why, sizeof why, "%s/%s already has an active deployment, %s (%s): "
+                 "stop it or wait for it to end", cr->spec->application, cr->spec->group,
+                 active->id, kd_status_name_of(active->status));
+        kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
+        return;
+    }
+    a.spec = cr->spec;
+    a.requested_by = cr->requested_by;
     a.rollback_of = "";
-    a.hosts = c->spec->hosts;
-    a.n_hosts = c->spec->n_hosts;
+    a.hosts = cr->spec->hosts;
+    a.n_hosts = cr->spec->n_hosts;
     a.status = STATUS(DEPLOYING);
     a.operation = KDEPLOY__V1__OPERATION__UPDATE;
-    if (c->spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
-        pick_blue_green(p, c->spec, &a);
-    kd_envelope_init(&out, id, env->deploy_id, kd_producer_self(p->producer));
-    out.body_case = KD_BODY(ACCEPTED);
-    out.accepted = &a;
-    kd_info("%s: accepted: %s/%s to %zu host(s), requested by %s", env->deploy_id,
-            c->spec->application, c->spec->group, a.n_hosts, c->requested_by);
-    if ((st = kd_emit(p, env->deploy_id, &out, err, errsz)) != KD_OK)
-        return st;
-    d = kd_model_find(p->model, env->deploy_id);
-    return d ? kd_engine_drive(p, d, err, errsz) : KD_OK;
+    if (cr->spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
+        pick_blue_green(m, cr->spec, &a);
+    kd_core_env(c, &env, id, req->deploy_id);
+    env.body_case = KD_BODY(ACCEPTED);
+    env.accepted = &a;
+    kd_info("%s: accepted: %s/%s to %zu host(s), requested by %s", req->deploy_id,
+            cr->spec->application, cr->spec->group, a.n_hosts, cr->requested_by);
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, req->deploy_id, &env);
 }
 
-static kd_status_t control(kd_planner_t *p, const kd_envelope_t *env, char *err, size_t errsz)
+static void control(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                    kd_decisions_t *out)
 {
-    kd_deploy_t *d = kd_model_find(p->model, env->deploy_id);
+    const kd_deploy_t *d = kd_model_find(m, req->deploy_id);
     Kdeploy__V1__DeploymentStatus to;
     const char *by;
-    kd_status_t st;
 
-    switch (env->body_case) {
-    case KD_BODY(STOP): to = STATUS(STOPPED); by = env->stop->requested_by; break;
-    case KD_BODY(PAUSE): to = STATUS(PAUSED); by = env->pause->requested_by; break;
-    default: to = STATUS(DEPLOYING); by = env->resume->requested_by; break;
+    switch (req->body_case) {
+    case KD_BODY(STOP): to = STATUS(STOPPED); by = req->stop->requested_by; break;
+    case KD_BODY(PAUSE): to = STATUS(PAUSED); by = req->pause->requested_by; break;
+    default: to = STATUS(DEPLOYING); by = req->resume->requested_by; break;
     }
-    if (!d || kd_deploy_finished(d))
-        return kd_emit_rejected(p, env->deploy_id, by,
-                                d ? "the deployment has already ended" : "no such deployment",
-                                err, errsz);
+    if (!d || kd_deploy_finished(d)) {
+        kd_decide_rejected(out, c, req->deploy_id, by,
+                           d ? "the deployment has already ended" : "no such deployment");
+        return;
+    }
     if ((to == STATUS(PAUSED) && d->paused) || (to == STATUS(DEPLOYING) && !d->paused))
-        return KD_OK;
-    if ((st = kd_emit_status(p, d->id, to,
-                             env->body_case == KD_BODY(STOP) ? env->stop->reason : "", by, err,
-                             errsz)) != KD_OK)
-        return st;
-    return kd_engine_drive(p, d, err, errsz);
+        return;
+    kd_decide_status(out, c, d->id, to, req->body_case == KD_BODY(STOP) ? req->stop->reason : "",
+                     by);
 }
 
-static kd_status_t rollback(kd_planner_t *p, const kd_envelope_t *env, char *err, size_t errsz)
+static void rollback(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                     kd_decisions_t *out)
 {
-    const Kdeploy__V1__RollbackDeployment *r = env->rollback;
-    kd_deploy_t *undone = kd_model_find(p->model, r->rollback_of);
+    const Kdeploy__V1__RollbackDeployment *r = req->rollback;
+    const kd_deploy_t *undone = kd_model_find(m, r->rollback_of);
 
-    if (kd_model_find(p->model, env->deploy_id))
-        return KD_OK;
-    if (!undone)
-        return kd_emit_rejected(p, env->deploy_id, r->requested_by,
-                                "no such deployment to roll back", err, errsz);
-    return kd_rollback_start(p, undone, env->deploy_id, r->requested_by,
-                             r->reason && *r->reason ? r->reason : "requested", err, errsz);
+    if (kd_model_find(m, req->deploy_id))
+        return;
+    if (!undone) {
+        kd_decide_rejected(out, c, req->deploy_id, r->requested_by,
+                           "no such deployment to roll back");
+        return;
+    }
+    kd_decide_rollback(out, c, m, undone, req->deploy_id, r->requested_by,
+                       r->reason && *r->reason ? r->reason : "requested", false);
 }
 
-kd_status_t kd_requests_handle(kd_planner_t *p, const kd_envelope_t *env, char *err,
-                               size_t errsz)
+void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                     kd_decisions_t *out)
 {
-    switch (env->body_case) {
-    case KD_BODY(CREATE): return create(p, env, err, errsz);
+    switch (req->body_case) {
+    case KD_BODY(CREATE): create(m, c, req, out); break;
     case KD_BODY(STOP):
     case KD_BODY(PAUSE):
-    case KD_BODY(RESUME): return control(p, env, err, errsz);
-    case KD_BODY(ROLLBACK): return rollback(p, env, err, errsz);
+    case KD_BODY(RESUME): control(m, c, req, out); break;
+    case KD_BODY(ROLLBACK): rollback(m, c, req, out); break;
     default:
-        kd_warn("%s: a %s event on the requests topic: ignored", env->deploy_id,
-                kd_envelope_type(env));
-        return KD_OK;
+        kd_warn("%s: a %s event on the requests topic: ignored", req->deploy_id,
+                kd_envelope_type(req));
     }
 }

@@ -4,13 +4,14 @@
  * host's cache. Blue-green: check the group that served before, then swap
  * the service back to it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "ids.h"
+#include "core_int.h"
 #include "log.h"
-#include "planner.h"
 
-/* The hosts to roll back, in the undone deployment's order. */
+/* The hosts to roll back, in the undone deployment's order, into a list
+ * sized by the caller from the larger of its host list and its groups. */
 static size_t rollback_hosts(const kd_deploy_t *undone, char **out)
 {
     size_t n = 0;
@@ -30,15 +31,35 @@ static size_t rollback_hosts(const kd_deploy_t *undone, char **out)
     return n;
 }
 
-static const char *why_not(kd_planner_t *p, const kd_deploy_t *undone, const char *rollback_id)
+static size_t rollback_hosts_max(const kd_deploy_t *undone)
 {
+    const Kdeploy__V1__BlueGreen *bg = undone->spec->blue_green;
+    size_t n = undone->host_count;
+
+    /* Blue-green groups may differ in size: the rollback runs on the group
+     * that served before, which can be larger than the one deployed. */
+    if (bg && bg->blue && bg->blue->n_hosts > n)
+        n = bg->blue->n_hosts;
+    if (bg && bg->green && bg->green->n_hosts > n)
+        n = bg->green->n_hosts;
+    return n;
+}
+
+const char *kd_rollback_refusal(const kd_model_t *m, const kd_deploy_t *undone,
+                                const char *rollback_id, bool ending_now)
+{
+    const kd_deploy_t *active =
+        kd_model_active(m, undone->spec->application, undone->spec->group, rollback_id);
+
     if (undone->rollback_of[0])
         return "a rollback is not rolled back: deploy the revision you want instead";
     if (undone->rolled_back_by[0])
         return "this deployment has already been rolled back";
-    if (!kd_deploy_finished(undone))
+    if (!ending_now && !kd_deploy_finished(undone))
         return "the deployment is still running: stop it first";
-    if (kd_model_active(p->model, undone->spec->application, undone->spec->group, rollback_id))
+    /* The undone one ending in this very round is still active in the
+     * model: it does not count. */
+    if (active && !(ending_now && active == undone))
         return "another deployment of this application and group is active";
     if (undone->wf->swap_after && !undone->swap_from[0])
         return "the first blue-green deployment of a group has no group to go back to";
@@ -47,47 +68,48 @@ static const char *why_not(kd_planner_t *p, const kd_deploy_t *undone, const cha
     return NULL;
 }
 
-kd_status_t kd_rollback_start(kd_planner_t *p, kd_deploy_t *undone, const char *rollback_id,
-                              const char *requested_by, const char *reason, char *err,
-                              size_t errsz)
+void kd_decide_rollback(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
+                        const kd_deploy_t *undone, const char *rollback_id,
+                        const char *requested_by, const char *reason, bool ending_now)
 {
     Kdeploy__V1__RollbackStarted rs = KDEPLOY__V1__ROLLBACK_STARTED__INIT;
     Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
-    char *hosts[undone->host_count + 1 + (undone->spec->blue_green ? 64 : 0)];
-    const char *bad = why_not(p, undone, rollback_id);
-    char id1[KD_UUID_LEN], id2[KD_UUID_LEN];
+    const char *bad = kd_rollback_refusal(m, undone, rollback_id, ending_now);
+    char id[KD_UUID_LEN];
     kd_envelope_t env;
-    kd_deploy_t *d;
-    kd_status_t st;
+    char **hosts;
 
-    if (bad)
-        return kd_emit_rejected(p, rollback_id, requested_by, bad, err, errsz);
+    if (bad) {
+        kd_decide_rejected(out, c, rollback_id, requested_by, bad);
+        return;
+    }
+    if (!(hosts = calloc(rollback_hosts_max(undone) + 1, sizeof *hosts))) {
+        out->failed = true;
+        return;
+    }
     rs.rollback_of = undone->id;
     rs.rollback_deploy_id = (char *)rollback_id;
     rs.reason = (char *)reason;
     rs.n_hosts = rollback_hosts(undone, hosts);
     rs.hosts = hosts;
-    kd_envelope_init(&env, id1, undone->id, kd_producer_self(p->producer));
+    kd_core_env(c, &env, id, undone->id);
     env.body_case = KD_BODY(ROLLBACK_STARTED);
     env.rollback_started = &rs;
     kd_info("%s: rolling back as %s (%s)", undone->id, rollback_id, reason);
-    if ((st = kd_emit(p, undone->id, &env, err, errsz)) != KD_OK)
-        return st;
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, undone->id, &env);
 
     a.spec = undone->spec;
     a.requested_by = (char *)requested_by;
     a.rollback_of = undone->id;
     a.hosts = hosts;
     a.n_hosts = rs.n_hosts;
-    a.status = KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_DEPLOYING;
+    a.status = STATUS(DEPLOYING);
     a.operation = KDEPLOY__V1__OPERATION__ROLLBACK;
     a.target_group = undone->swap_from;
     a.swap_from_group = undone->target_group;
-    kd_envelope_init(&env, id2, rollback_id, kd_producer_self(p->producer));
+    kd_core_env(c, &env, id, rollback_id);
     env.body_case = KD_BODY(ACCEPTED);
     env.accepted = &a;
-    if ((st = kd_emit(p, rollback_id, &env, err, errsz)) != KD_OK)
-        return st;
-    d = kd_model_find(p->model, rollback_id);
-    return d ? kd_engine_drive(p, d, err, errsz) : KD_OK;
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, rollback_id, &env);
+    free(hosts);
 }

@@ -1,0 +1,271 @@
+#include "daemon.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "ids.h"
+#include "log.h"
+#include "partition.h"
+
+#define TICK_MS 200
+#define MAX_PARTITIONS 1024
+#define FLUSH_TIMEOUT_MS 30000
+
+typedef struct daemon {
+    kd_producer_t *producer;
+    kd_model_t *model;
+    int partition_count;                /* of requests and results */
+    bool owned[MAX_PARTITIONS];         /* partitions this planner drives */
+    bool rebalanced;                    /* owned changed: take over again */
+    int64_t since_ms;                   /* when owned last changed */
+} daemon_t;
+
+static bool owns(void *arg, const char *deploy_id)
+{
+    const daemon_t *p = arg;
+    int32_t part;
+
+    if (p->partition_count <= 0)
+        return false;
+    part = kd_partition_for_key(deploy_id, strlen(deploy_id), p->partition_count);
+    return part >= 0 && part < MAX_PARTITIONS && p->owned[part];
+}
+
+/* An automatic rollback's id: on the failed deployment's own partition,
+ * which this planner owns since it decided the failure. A UUID lands there
+ * once in partition_count tries on average; the bound only guards a bug. */
+static void new_id(void *arg, const char *deploy_id, char out[KD_UUID_LEN])
+{
+    const daemon_t *p = arg;
+    int32_t want = p->partition_count > 0
+                       ? kd_partition_for_key(deploy_id, strlen(deploy_id), p->partition_count)
+                       : -1;
+
+    for (int tries = 0; tries < 1000000; tries++) {
+        kd_uuid_new(out);
+        if (want < 0 || kd_partition_for_key(out, strlen(out), p->partition_count) == want)
+            return;
+    }
+    kd_warn("%s: no rollback id on partition %d found; its results may go to another planner",
+            deploy_id, want);
+}
+
+static void ctx_of(daemon_t *p, kd_core_ctx_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->now_ms = kd_now_ms();
+    c->self = kd_producer_self(p->producer);
+    c->since_ms = p->since_ms;
+    c->owns = owns;
+    c->new_id = new_id;
+    c->arg = p;
+}
+
+/* Publishes one round: its records on the deployments topic first, all
+ * acknowledged together, then its commands. A command is thus never out
+ * before its record, and a round costs two waits for the broker, not one
+ * per event (the idempotent producer keeps the order). */
+static kd_status_t publish_round(void *arg, const kd_decisions_t *dec, char *err, size_t errsz)
+{
+    daemon_t *p = arg;
+    kd_status_t st = KD_OK;
+
+    for (int pass = 0; pass < 2 && st == KD_OK; pass++) {
+        bool records = pass == 0, any = false;
+
+        for (size_t i = 0; i < dec->count && st == KD_OK; i++) {
+            const kd_decision_t *x = &dec->items[i];
+
+            if ((x->topic == KD_TOPIC_DEPLOYMENTS) != records)
+                continue;
+            st = kd_producer_send(p->producer, x->topic, x->key, x->env, false, err, errsz);
+            any = true;
+        }
+        if (st == KD_OK && any)
+            st = kd_producer_flush(p->producer, FLUSH_TIMEOUT_MS, err, errsz);
+    }
+    return st;
+}
+
+static void refresh(void *arg, kd_core_ctx_t *c)
+{
+    ctx_of(arg, c);
+}
+
+static kd_status_t execute(daemon_t *p, kd_decisions_t *dec, char *err, size_t errsz)
+{
+    return kd_core_execute(p->model, dec, refresh, publish_round, p, err, errsz);
+}
+
+static void on_rebalance(void *opaque, bool assigned, const int32_t *parts, size_t n)
+{
+    daemon_t *p = opaque;
+
+    if (!assigned)
+        memset(p->owned, 0, sizeof p->owned);
+    for (size_t i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < MAX_PARTITIONS)
+            p->owned[parts[i]] = assigned;
+    p->rebalanced = true;
+    p->since_ms = kd_now_ms();
+    kd_info("%s %zu partition(s)", assigned ? "took" : "gave back", n);
+}
+
+/* Applies the deployments topic's new events: other planners' decisions,
+ * and on start-up the whole history. Own events were applied when made. */
+static kd_status_t follow_history(daemon_t *p, kd_consumer_t *history, int timeout_ms,
+                                  char *err, size_t errsz)
+{
+    kd_message_t *m;
+    kd_status_t st;
+
+    while ((st = kd_consumer_poll(history, timeout_ms, &m, err, errsz)) == KD_OK && m) {
+        kd_envelope_t *env = NULL;
+        char why[512];
+
+        if (kd_message_decode(history, m, &env, why, sizeof why) != KD_OK)
+            kd_warn("deployments partition %d offset %lld: skipped: %s", m->partition,
+                    (long long)m->offset, why);
+        else if (strcmp(env->producer, kd_producer_self(p->producer)) != 0)
+            kd_model_apply(p->model, env);
+        kd_envelope_free(env);
+        kd_message_free(m);
+        timeout_ms = 0;
+    }
+    return st;
+}
+
+static kd_status_t load_history(daemon_t *p, kd_consumer_t *history,
+                                volatile sig_atomic_t *stop, char *err, size_t errsz)
+{
+    kd_status_t st = KD_OK;
+    int64_t start = kd_mono_ms();
+
+    while (st == KD_OK && !kd_consumer_at_end(history) && !*stop)
+        st = follow_history(p, history, 100, err, errsz);
+    kd_info("history read in %lld ms (%zu deployments)", (long long)(kd_mono_ms() - start),
+            kd_model_count(p->model));
+    return st;
+}
+
+/* A request or a result: decided, published, and only then committed, so
+ * a crash in between brings it again (and the model makes a repeat a
+ * no-op). */
+static kd_status_t handle(daemon_t *p, kd_consumer_t *group, kd_message_t *m, char *err,
+                          size_t errsz)
+{
+    kd_envelope_t *env = NULL;
+    kd_decisions_t dec;
+    kd_core_ctx_t c;
+    char why[1024];
+    kd_status_t st = kd_message_decode(group, m, &env, why, sizeof why);
+
+    if (st != KD_OK) {
+        kd_error("%s partition %d offset %lld: skipping a malformed message: %s",
+                 kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
+        return kd_consumer_commit(group, m, err, errsz);
+    }
+    kd_decisions_init(&dec);
+    ctx_of(p, &c);
+    if (m->topic == KD_TOPIC_REQUESTS) {
+        kd_core_request(p->model, &c, env, &dec);
+    } else {
+        /* Timeouts run on this planner's clock: a worker's skewed clock
+         * must not make a step look silent or fresh. */
+        env->ts_ms = c.now_ms;
+        kd_model_apply(p->model, env);
+        kd_core_drive(p->model, &c, env->deploy_id, &dec);
+    }
+    st = execute(p, &dec, err, errsz);
+    kd_envelope_free(env);
+    if (st != KD_OK)
+        return st; /* the bus failed: do not commit, the message comes again */
+    return kd_consumer_commit(group, m, err, errsz);
+}
+
+static kd_status_t take_over(daemon_t *p, char *err, size_t errsz)
+{
+    kd_decisions_t dec;
+    kd_core_ctx_t c;
+
+    kd_decisions_init(&dec);
+    ctx_of(p, &c);
+    kd_core_takeover(p->model, &c, &dec);
+    return execute(p, &dec, err, errsz);
+}
+
+static kd_status_t tick(daemon_t *p, char *err, size_t errsz)
+{
+    kd_decisions_t dec;
+    kd_core_ctx_t c;
+
+    kd_decisions_init(&dec);
+    ctx_of(p, &c);
+    kd_core_tick(p->model, &c, &dec);
+    return execute(p, &dec, err, errsz);
+}
+
+static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_opts_t *o,
+                        volatile sig_atomic_t *stop, char *err, size_t errsz)
+{
+    kd_topic_t hist_topic = KD_TOPIC_DEPLOYMENTS;
+    kd_topic_t topics[] = {KD_TOPIC_REQUESTS, KD_TOPIC_RESULTS};
+    kd_consumer_opts_t ho = {.topics = &hist_topic, .topic_count = 1, .read_all = true};
+    kd_consumer_opts_t go = {.group_id = o->group, .topics = topics, .topic_count = 2,
+                             .on_rebalance = on_rebalance, .opaque = p,
+                             .instance_id = o->instance_id};
+    kd_consumer_t *history = NULL, *group = NULL;
+    int64_t last_tick = 0;
+    kd_status_t st;
+
+    if ((st = kd_consumer_new(conf, &ho, &history, err, errsz)) != KD_OK ||
+        (st = kd_consumer_topic_partitions(history, KD_TOPIC_REQUESTS, &p->partition_count,
+                                           err, errsz)) != KD_OK ||
+        (st = load_history(p, history, stop, err, errsz)) != KD_OK ||
+        (st = kd_consumer_new(conf, &go, &group, err, errsz)) != KD_OK)
+        goto out;
+    kd_info("planning (%d partitions, group %s)", p->partition_count, o->group);
+    while (!*stop && st == KD_OK) {
+        kd_message_t *m = NULL;
+
+        if ((st = follow_history(p, history, 0, err, errsz)) != KD_OK ||
+            (st = kd_consumer_poll(group, 50, &m, err, errsz)) != KD_OK)
+            break;
+        if (p->rebalanced) {
+            p->rebalanced = false;
+            st = take_over(p, err, errsz);
+        }
+        if (st == KD_OK && m)
+            st = handle(p, group, m, err, errsz);
+        kd_message_free(m);
+        if (st == KD_OK && kd_mono_ms() - last_tick >= TICK_MS) {
+            last_tick = kd_mono_ms();
+            st = tick(p, err, errsz);
+        }
+    }
+out:
+    kd_consumer_free(group);
+    kd_consumer_free(history);
+    return st;
+}
+
+kd_status_t kd_daemon_run(const kd_bus_conf_t *conf, const kd_daemon_opts_t *opts,
+                          volatile sig_atomic_t *stop, char *err, size_t errsz)
+{
+    daemon_t *p = calloc(1, sizeof *p);
+    kd_status_t st;
+
+    if (!p)
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    if ((st = kd_producer_new(conf, "planner", &p->producer, err, errsz)) == KD_OK) {
+        if ((p->model = kd_model_new()))
+            st = loop(p, conf, opts, stop, err, errsz);
+        else
+            st = kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    }
+    kd_producer_free(p->producer);
+    kd_model_free(p->model);
+    free(p);
+    return st;
+}

@@ -1,0 +1,140 @@
+/* The decision list, and the deployments-topic events every part of the
+ * core decides. A decision owns a deep copy of its envelope, made through
+ * the wire format: the core builds envelopes on the stack from the model's
+ * and the request's strings, and the daemon may apply earlier decisions
+ * (changing the model) before it publishes later ones. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+#include "log.h"
+#include "spec.h"
+
+void kd_decisions_init(kd_decisions_t *out)
+{
+    memset(out, 0, sizeof *out);
+}
+
+void kd_decisions_clear(kd_decisions_t *out)
+{
+    for (size_t i = 0; i < out->count; i++) {
+        free(out->items[i].key);
+        kd_envelope_free(out->items[i].env);
+    }
+    free(out->items);
+    kd_decisions_init(out);
+}
+
+void kd_core_env(const kd_core_ctx_t *c, kd_envelope_t *env, char id[KD_UUID_LEN],
+                 const char *deploy_id)
+{
+    kd_envelope_init(env, id, deploy_id, c->self);
+    env->ts_ms = c->now_ms;
+}
+
+void kd_decide(kd_decisions_t *out, kd_topic_t topic, const char *key, const kd_envelope_t *env)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    kd_decision_t *dec;
+
+    if (out->failed)
+        return;
+    if (out->count == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 16;
+        kd_decision_t *items = realloc(out->items, cap * sizeof *items);
+
+        if (!items) {
+            out->failed = true;
+            return;
+        }
+        out->items = items;
+        out->cap = cap;
+    }
+    dec = &out->items[out->count];
+    dec->topic = topic;
+    dec->key = strdup(key ? key : "");
+    dec->env = NULL;
+    if (!dec->key || kd_envelope_encode(env, &bytes, &len, NULL, 0) != KD_OK ||
+        kd_envelope_decode(bytes, len, &dec->env, NULL, 0) != KD_OK) {
+        free(dec->key);
+        out->failed = true;
+    } else {
+        out->count++;
+    }
+    free(bytes);
+}
+
+void kd_decide_status(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                      Kdeploy__V1__DeploymentStatus status, const char *reason,
+                      const char *requested_by)
+{
+    Kdeploy__V1__DeploymentStatusChanged sc = KDEPLOY__V1__DEPLOYMENT_STATUS_CHANGED__INIT;
+    char id[KD_UUID_LEN];
+    kd_envelope_t env;
+
+    kd_core_env(c, &env, id, deploy_id);
+    sc.status = status;
+    sc.reason = (char *)(reason ? reason : "");
+    sc.requested_by = (char *)(requested_by ? requested_by : "");
+    env.body_case = KD_BODY(STATUS_CHANGED);
+    env.status_changed = &sc;
+    kd_info("%s: %s%s%s", deploy_id, kd_status_name_of(status), reason && *reason ? ": " : "",
+            reason ? reason : "");
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, deploy_id, &env);
+}
+
+void kd_decide_host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                             const kd_dhost_t *h, Kdeploy__V1__StepStatus status,
+                             const char *error)
+{
+    Kdeploy__V1__HostFinished hf = KDEPLOY__V1__HOST_FINISHED__INIT;
+    char id[KD_UUID_LEN];
+    kd_envelope_t env;
+
+    kd_core_env(c, &env, id, d->id);
+    hf.host = h->name;
+    hf.status = status;
+    hf.failed_step = status == STEP(FAILED) && h->step >= 0 ? d->wf->steps[h->step]
+                                                            : KD_EVENT_NONE;
+    hf.error = (char *)(error ? error : "");
+    hf.duration_ms = h->started_ms ? env.ts_ms - h->started_ms : 0;
+    env.body_case = KD_BODY(HOST_FINISHED);
+    env.host_finished = &hf;
+    kd_info("%s: host %s %s%s%s", d->id, h->name,
+            status == STEP(SUCCEEDED) ? "succeeded" : status == STEP(SKIPPED) ? "skipped" : "failed",
+            error && *error ? ": " : "", error ? error : "");
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, d->id, &env);
+}
+
+void kd_decide_rejected(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                        const char *requested_by, const char *reason)
+{
+    Kdeploy__V1__DeploymentRejected r = KDEPLOY__V1__DEPLOYMENT_REJECTED__INIT;
+    char id[KD_UUID_LEN];
+    kd_envelope_t env;
+
+    kd_warn("%s: rejected: %s", deploy_id, reason);
+    kd_core_env(c, &env, id, deploy_id);
+    r.reason = (char *)reason;
+    r.requested_by = (char *)(requested_by ? requested_by : "");
+    env.body_case = KD_BODY(REJECTED);
+    env.rejected = &r;
+    /* The model ignores it (never accepted): it is for the one who asked. */
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, deploy_id, &env);
+}
+
+uint32_t kd_core_threshold(const kd_deploy_t *d)
+{
+    return kd_spec_failure_threshold(d->spec);
+}
+
+int64_t kd_core_host_timeout_ms(const kd_deploy_t *d)
+{
+    return (int64_t)kd_spec_host_timeout_s(d->spec) * 1000;
+}
+
+int64_t kd_core_deployment_timeout_ms(const kd_deploy_t *d)
+{
+    return (int64_t)kd_spec_deployment_timeout_s(d->spec) * 1000;
+}
