@@ -15,9 +15,12 @@
 #include "ids.h"
 #include "log.h"
 #include "spec.h"
+#include "spec_check.h"
 #include "workflow.h"
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
+/* Kafka's default message.max.bytes (1 MB) less room for headers. */
+#define REQUEST_MAX_BYTES 1000000
 
 typedef struct verb_opts {
     kd_cli_common_t cli;
@@ -202,19 +205,33 @@ int kd_cmd_create(int argc, char **argv)
                 o.file);
         return 1;
     }
+    /* The planner checks again (anyone can write the topic); checking here
+     * says so before anything is sent. */
+    if (kd_spec_check(spec, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "%s: %s\nkdeploy: %s: not submitted\n", o.file, err, o.file);
+        kd_spec_free(spec);
+        return 1;
+    }
     if (o.dry_run) {
         print_plan(spec);
         kd_spec_free(spec);
         return 0;
     }
+    kd_uuid_new(id);
+    requested_by(who, sizeof who);
+    kd_envelope_init(&env, eid, id, "cli");
+    c.spec = spec;
+    c.requested_by = who;
+    env.body_case = KD_BODY(CREATE);
+    env.create = &c;
+    if (kdeploy__v1__envelope__get_packed_size(&env) > REQUEST_MAX_BYTES) {
+        fprintf(stderr, "kdeploy: %s: the request would be %zu bytes, over the %d bytes a Kafka "
+                        "message holds by default: split the hosts over several deployments\n",
+                o.file, kdeploy__v1__envelope__get_packed_size(&env), REQUEST_MAX_BYTES);
+        kd_spec_free(spec);
+        return 1;
+    }
     if ((rc = setup(&o, &conf)) < 0) {
-        kd_uuid_new(id);
-        requested_by(who, sizeof who);
-        kd_envelope_init(&env, eid, id, "cli");
-        c.spec = spec;
-        c.requested_by = who;
-        env.body_case = KD_BODY(CREATE);
-        env.create = &c;
         if ((rc = publish(conf, &env)) == 0) {
             printf("%s\n", id);
             fflush(stdout);

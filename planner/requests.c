@@ -6,6 +6,9 @@
 
 #include "core_int.h"
 #include "log.h"
+#include "spec_check.h"
+
+#define REQUESTED_BY_MAX 256
 
 /* Blue-green: deploy to the group that is not serving; the first time,
  * to blue. */
@@ -23,35 +26,25 @@ static void pick_blue_green(const kd_model_t *m, const Kdeploy__V1__DeploymentSp
     a->n_hosts = target->n_hosts;
 }
 
-static const char *check_spec(const Kdeploy__V1__DeploymentSpec *spec)
-{
-    if (!spec || !spec->application || !*spec->application || !spec->group || !*spec->group)
-        return "the spec names no application or group";
-    if (!spec->revision || !spec->revision->url || !*spec->revision->url)
-        return "the spec names no revision";
-    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
-        return spec->blue_green && spec->blue_green->blue && spec->blue_green->green &&
-                       spec->blue_green->blue->n_hosts && spec->blue_green->green->n_hosts &&
-                       spec->load_balancer && spec->load_balancer->service &&
-                       *spec->load_balancer->service
-                   ? NULL : "blue-green needs both groups with hosts and a load_balancer service";
-    return spec->n_hosts ? NULL : "the spec names no hosts";
-}
-
 static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                    kd_decisions_t *out)
 {
     const Kdeploy__V1__CreateDeployment *cr = req->create;
     Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
-    const char *bad = check_spec(cr->spec);
     const kd_deploy_t *active;
     char id[KD_UUID_LEN], why[512];
     kd_envelope_t env;
 
     if (kd_model_find(m, req->deploy_id))
         return; /* a repeated request: already taken */
-    if (bad) {
-        kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, bad);
+    if (!cr->requested_by || strlen(cr->requested_by) > REQUESTED_BY_MAX) {
+        kd_decide_rejected(out, c, req->deploy_id, "", "requested_by is missing or too long");
+        return;
+    }
+    /* Anyone who can write the topic can send anything: checked here, not
+     * only by the CLI. */
+    if (kd_spec_check(cr->spec, why, sizeof why) != KD_OK) {
+        kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
         return;
     }
     if ((active = kd_model_active(m, cr->spec->application, cr->spec->group, NULL))) {
@@ -121,6 +114,16 @@ static void rollback(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envel
 void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                      kd_decisions_t *out)
 {
+    if (!req->deploy_id || !*req->deploy_id) {
+        kd_warn("a %s request with no deploy id: ignored", kd_envelope_type(req));
+        return;
+    }
+    /* Deploy ids become parts of workers' cache paths and Kafka keys. */
+    if (!kd_name_valid(req->deploy_id)) {
+        kd_decide_rejected(out, c, req->deploy_id, "",
+                           "the deploy id is not a name (letters, digits, '.', '_', '-')");
+        return;
+    }
     switch (req->body_case) {
     case KD_BODY(CREATE): create(m, c, req, out); break;
     case KD_BODY(STOP):

@@ -567,14 +567,19 @@ static void test_requests_refused(void)
     sim_free(&s);
 }
 
-/* A request naming a host twice, as a hostile client could produce it: the
- * deployment treats it as one host and ends, in a bounded number of
- * decisions. */
-static void test_duplicate_hosts_end(void)
+/* A request naming a host twice, as a hostile client could produce it
+ * (straight to the topic, not through the CLI), is refused; and if such a
+ * deployment is in the history anyway (an older planner accepted it), the
+ * model counts the host once and the deployment ends in a bounded number
+ * of decisions. */
+static void test_duplicate_hosts(void)
 {
     Kdeploy__V1__DeploymentSpec *spec = sim_spec("application: shop\ngroup: web\nhosts: [a, b]\n"
                                                  "revision:\n  url: https://a.example/s.tgz\n  " SHA);
+    Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
     char **hosts = realloc(spec->hosts, 3 * sizeof *hosts);
+    kd_envelope_t env;
+    char eid[KD_UUID_LEN];
     sim_t s;
 
     CHECK(hosts != NULL);
@@ -583,11 +588,117 @@ static void test_duplicate_hosts_end(void)
     spec->n_hosts = 3;
     sim_init(&s);
     sim_create_spec(&s, "d1", spec);
+    CHECK(sim_count(&s, "rejected d1: hosts[2]: \"a\" is named twice") == 1);
+    CHECK(sim_count(&s, "accepted d1") == 0);
+
+    kd_envelope_init(&env, eid, "d2", "planner@old");
+    env.ts_ms = s.now;
+    a.spec = spec;
+    a.hosts = spec->hosts;
+    a.n_hosts = spec->n_hosts;
+    env.body_case = KD_BODY(ACCEPTED);
+    env.accepted = &a;
+    kd_model_apply(s.m, &env);
+    {
+        kd_decisions_t dec;
+        kd_core_ctx_t c;
+
+        kd_decisions_init(&dec);
+        sim_ctx(&s, &c);
+        kd_core_drive(s.m, &c, "d2", &dec);
+        sim_execute(&s, &dec);
+    }
     sim_answer_all(&s, NULL, 1000);
-    CHECK(sim_status(&s, "d1") == STATUS(SUCCEEDED));
-    CHECK(sim_count(&s, "batch d1 ") == 2);
+    CHECK(sim_status(&s, "d2") == STATUS(SUCCEEDED));
+    CHECK(sim_count(&s, "batch d2 ") == 2);
     CHECK(s.ntrace < 100);
     kd_spec_free(spec);
+    sim_free(&s);
+}
+
+/* Every request is checked by the planner itself: each of these is
+ * refused with its reason, and nothing else is decided. */
+static void test_hostile_requests_refused(void)
+{
+    static const struct {
+        const char *hosts[2];
+        const char *reason; /* NULL: accepted */
+    } cases[] = {
+        {{"web-1\nweb-2", NULL}, "hosts[0]: \"web-1?web-2\" is not a host id"},
+        {{"ok", "../etc"}, "hosts[1]: \"../etc\" is not a host id"},
+        {{"-rf", NULL}, "hosts[0]: \"-rf\" is not a host id"},
+        {{"", NULL}, "hosts[0]: \"\" is not a host id"},
+        {{"a:b.c_d-e", "f"}, NULL},
+    };
+    char *yaml;
+    sim_t s;
+
+    sim_init(&s);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Kdeploy__V1__DeploymentSpec *spec = sim_spec("application: shop\ngroup: web\nhosts: [a, b]\n"
+                                                     "revision:\n  url: https://a.example/s.tgz\n  " SHA);
+        char id[16], needle[256];
+
+        /* The YAML parser refuses these names itself: put them straight in
+         * the spec, as a client writing to the topic would. */
+        spec->n_hosts = 0;
+        for (size_t j = 0; j < 2 && cases[i].hosts[j]; j++) {
+            free(spec->hosts[j]);
+            spec->hosts[spec->n_hosts++] = strdup(cases[i].hosts[j]);
+        }
+        for (size_t j = spec->n_hosts; j < 2; j++) {
+            free(spec->hosts[j]);
+            spec->hosts[j] = NULL;
+        }
+        snprintf(id, sizeof id, "h%zu", i);
+        sim_create_spec(&s, id, spec);
+        if (cases[i].reason) {
+            snprintf(needle, sizeof needle, "rejected %s: %s", id, cases[i].reason);
+            CHECK_MSG(sim_count(&s, needle) == 1, "case %zu: no \"%s\"", i, needle);
+        } else {
+            snprintf(needle, sizeof needle, "accepted %s", id);
+            CHECK_MSG(sim_count(&s, needle) == 1, "case %zu: not accepted", i);
+            sim_answer_all(&s, NULL, 1000);
+        }
+        kd_spec_free(spec);
+    }
+    /* A 254-character host id, and a deploy id that is a path. */
+    {
+        char host[260];
+
+        memset(host, 'h', 254);
+        host[254] = '\0';
+        if (asprintf(&yaml, "application: shop\ngroup: web2\nhosts: [a]\nrevision:\n"
+                            "  url: https://a.example/s.tgz\n  " SHA) < 0)
+            abort();
+        {
+            Kdeploy__V1__DeploymentSpec *spec = sim_spec(yaml);
+
+            free(spec->hosts[0]);
+            spec->hosts[0] = strdup(host);
+            sim_create_spec(&s, "long", spec);
+            CHECK(sim_count(&s, "rejected long: hosts[0]:") == 1);
+            sim_create_spec(&s, "../../etc", spec);
+            CHECK(sim_count(&s, "rejected ../../etc: the deploy id is not a name") == 1);
+            kd_spec_free(spec);
+        }
+        free(yaml);
+    }
+    /* Blue-green with one server group twice. */
+    yaml = blue_green(1, 1);
+    {
+        Kdeploy__V1__DeploymentSpec *spec = sim_spec(yaml);
+
+        free(spec->blue_green->green->server_group);
+        spec->blue_green->green->server_group = strdup("blue");
+        sim_create_spec(&s, "bg", spec);
+        CHECK(sim_count(&s, "rejected bg: blue_green: blue and green must be different") == 1);
+        kd_spec_free(spec);
+    }
+    free(yaml);
+    /* No spec at all. */
+    sim_create_spec(&s, "empty", NULL);
+    CHECK(sim_count(&s, "rejected empty: the request holds no spec") == 1);
     sim_free(&s);
 }
 
@@ -742,7 +853,8 @@ int main(void)
     RUN(test_host_and_deployment_timeouts);
     RUN(test_pause_resume_and_stop);
     RUN(test_requests_refused);
-    RUN(test_duplicate_hosts_end);
+    RUN(test_duplicate_hosts);
+    RUN(test_hostile_requests_refused);
     RUN(test_stale_results_change_nothing);
     RUN(test_restart_in_the_middle_of_a_step);
     RUN(test_restart_between_host_start_and_first_step);

@@ -1,0 +1,215 @@
+#include "spec_check.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "ptrmap.h"
+
+#define NAME_MAX_LEN 128
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define HOST_CHARS NAME_CHARS ":"
+
+#define STRATEGY(name) KDEPLOY__V1__STRATEGY__##name
+
+bool kd_host_id_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    return len > 0 && len <= KD_HOST_ID_MAX && s[0] != '.' && s[0] != '-' &&
+           strspn(s, HOST_CHARS) == len;
+}
+
+bool kd_name_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    return len > 0 && len <= NAME_MAX_LEN && s[0] != '.' && strspn(s, NAME_CHARS) == len;
+}
+
+/* Names from the wire may be anything: quote at most 64 printable bytes. */
+static const char *shown(const char *s, char *buf, size_t bufsz)
+{
+    size_t n = 0;
+
+    for (; s && *s && n + 1 < bufsz && n < 64; s++)
+        buf[n++] = (*s >= ' ' && *s < 0x7f) ? *s : '?';
+    buf[n] = '\0';
+    return buf;
+}
+
+static kd_status_t bad_name(char *err, size_t errsz, const char *field, const char *v)
+{
+    char b[80];
+
+    if (!v || !*v)
+        return kd_err(err, errsz, KD_EINVAL, "%s: is missing", field);
+    return kd_err(err, errsz, KD_EINVAL,
+                  "%s: \"%s\" is not a name (1 to 128 letters, digits, '.', '_' or '-')", field,
+                  shown(v, b, sizeof b));
+}
+
+static bool hex_of(const char *s, size_t len)
+{
+    return s && strlen(s) == len && strspn(s, "0123456789abcdefABCDEF") == len;
+}
+
+static kd_status_t check_revision(const Kdeploy__V1__Revision *r, char *err, size_t errsz)
+{
+    static const char *const schemes[] = {"http://", "https://", "file://"};
+    bool scheme = false;
+    size_t len;
+
+    if (!r || !r->url || !*r->url)
+        return kd_err(err, errsz, KD_EINVAL, "revision.url: is missing");
+    if ((len = strlen(r->url)) > KD_SPEC_URL_MAX)
+        return kd_err(err, errsz, KD_EINVAL, "revision.url: longer than %d bytes",
+                      KD_SPEC_URL_MAX);
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        scheme |= strncasecmp(r->url, schemes[i], strlen(schemes[i])) == 0;
+    if (!scheme)
+        return kd_err(err, errsz, KD_EINVAL, "revision.url: not an http://, https:// or file:// URL");
+    for (const char *p = r->url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return kd_err(err, errsz, KD_EINVAL,
+                          "revision.url: must not hold spaces or control characters");
+    if (r->sha256 && *r->sha256 && !hex_of(r->sha256, 64))
+        return kd_err(err, errsz, KD_EINVAL, "revision.sha256: expected 64 hex digits");
+    if (r->md5 && *r->md5 && !hex_of(r->md5, 32))
+        return kd_err(err, errsz, KD_EINVAL, "revision.md5: expected 32 hex digits");
+    if (!(r->sha256 && *r->sha256) && !(r->md5 && *r->md5))
+        return kd_err(err, errsz, KD_EINVAL,
+                      "revision.sha256: is required (or revision.md5): workers check every "
+                      "bundle before unpacking it");
+    if (r->label && strlen(r->label) > NAME_MAX_LEN)
+        return kd_err(err, errsz, KD_EINVAL, "revision.label: longer than %d bytes",
+                      NAME_MAX_LEN);
+    return KD_OK;
+}
+
+/* Hosts of one list: valid ids, none seen before in this spec (seen spans
+ * both blue-green groups, so they cannot share a host). */
+static kd_status_t check_hosts(char *const *hosts, size_t n, const char *field,
+                               kd_ptrmap_t *seen, char *err, size_t errsz)
+{
+    char b[80];
+
+    if (n == 0)
+        return kd_err(err, errsz, KD_EINVAL, "%s: must list at least one host", field);
+    if (n > KD_SPEC_MAX_HOSTS || kd_ptrmap_count(seen) + n > KD_SPEC_MAX_HOSTS)
+        return kd_err(err, errsz, KD_EINVAL, "%s: more than %d hosts", field, KD_SPEC_MAX_HOSTS);
+    for (size_t i = 0; i < n; i++) {
+        if (!kd_host_id_valid(hosts[i]))
+            return kd_err(err, errsz, KD_EINVAL,
+                          "%s[%zu]: \"%s\" is not a host id (1 to %d letters, digits, '.', "
+                          "'-', '_' or ':')", field, i, shown(hosts[i], b, sizeof b),
+                          KD_HOST_ID_MAX);
+        if (kd_ptrmap_get(seen, hosts[i]))
+            return kd_err(err, errsz, KD_EINVAL, "%s[%zu]: \"%s\" is named twice", field, i,
+                          hosts[i]);
+        if (kd_ptrmap_set(seen, hosts[i], hosts[i]) != KD_OK)
+            return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    }
+    return KD_OK;
+}
+
+static kd_status_t check_concurrency(const Kdeploy__V1__DeploymentSpec *s, char *err,
+                                     size_t errsz)
+{
+    if (s->n_concurrency > KD_SPEC_RAMP_MAX)
+        return kd_err(err, errsz, KD_EINVAL, "concurrency: a ramp of more than %d values",
+                      KD_SPEC_RAMP_MAX);
+    for (size_t i = 0; i < s->n_concurrency; i++) {
+        const Kdeploy__V1__Concurrency *c = s->concurrency[i];
+
+        if (!c || (c->value_case == KDEPLOY__V1__CONCURRENCY__VALUE_HOSTS && c->hosts == 0) ||
+            (c->value_case == KDEPLOY__V1__CONCURRENCY__VALUE_PERCENT &&
+             (c->percent == 0 || c->percent > 100)) ||
+            (c->value_case != KDEPLOY__V1__CONCURRENCY__VALUE_HOSTS &&
+             c->value_case != KDEPLOY__V1__CONCURRENCY__VALUE_PERCENT))
+            return kd_err(err, errsz, KD_EINVAL,
+                          "concurrency[%zu]: expected a number of hosts (1 or more) or a "
+                          "percentage from 1 to 100", i);
+    }
+    return KD_OK;
+}
+
+static kd_status_t check_scripts(const Kdeploy__V1__FormScripts *f, char *err, size_t errsz)
+{
+    const char *const text[] = {f ? f->stop : NULL, f ? f->start : NULL, f ? f->check : NULL};
+    static const char *const names[] = {"stop", "start", "check"};
+
+    for (size_t i = 0; i < 3; i++)
+        if (text[i] && strlen(text[i]) > KD_SPEC_SCRIPT_MAX)
+            return kd_err(err, errsz, KD_EINVAL, "scripts.%s: longer than %d bytes", names[i],
+                          KD_SPEC_SCRIPT_MAX);
+    return KD_OK;
+}
+
+static kd_status_t check_blue_green(const Kdeploy__V1__DeploymentSpec *s, kd_ptrmap_t *seen,
+                                    char *err, size_t errsz)
+{
+    const Kdeploy__V1__BlueGreen *bg = s->blue_green;
+    kd_status_t st;
+
+    if (s->n_hosts)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "hosts: a blue-green deployment takes its hosts from blue_green");
+    if (!bg || !bg->blue || !bg->green)
+        return kd_err(err, errsz, KD_EINVAL, "blue_green: needs both groups, blue and green");
+    if (!s->load_balancer || !kd_name_valid(s->load_balancer->service))
+        return bad_name(err, errsz, "load_balancer.service",
+                        s->load_balancer ? s->load_balancer->service : NULL);
+    if (!kd_name_valid(bg->blue->server_group))
+        return bad_name(err, errsz, "blue_green.blue.server_group", bg->blue->server_group);
+    if (!kd_name_valid(bg->green->server_group))
+        return bad_name(err, errsz, "blue_green.green.server_group", bg->green->server_group);
+    if (strcmp(bg->blue->server_group, bg->green->server_group) == 0)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "blue_green: blue and green must be different server groups");
+    /* Any sizes: 1 against 100 is as valid as 50 against 50. */
+    if ((st = check_hosts(bg->blue->hosts, bg->blue->n_hosts, "blue_green.blue.hosts", seen,
+                          err, errsz)) != KD_OK)
+        return st;
+    return check_hosts(bg->green->hosts, bg->green->n_hosts, "blue_green.green.hosts", seen, err,
+                       errsz);
+}
+
+kd_status_t kd_spec_check(const Kdeploy__V1__DeploymentSpec *s, char *err, size_t errsz)
+{
+    kd_ptrmap_t *seen;
+    kd_status_t st;
+
+    if (!s)
+        return kd_err(err, errsz, KD_EINVAL, "the request holds no spec");
+    if (!kd_name_valid(s->application))
+        return bad_name(err, errsz, "application", s->application);
+    if (!kd_name_valid(s->group))
+        return bad_name(err, errsz, "group", s->group);
+    if ((st = check_revision(s->revision, err, errsz)) != KD_OK ||
+        (st = check_concurrency(s, err, errsz)) != KD_OK ||
+        (st = check_scripts(s->scripts, err, errsz)) != KD_OK)
+        return st;
+    if (s->strategy != STRATEGY(STRATEGY_UNSPECIFIED) && s->strategy != STRATEGY(ROLLING) &&
+        s->strategy != STRATEGY(BLUE_GREEN))
+        return kd_err(err, errsz, KD_EINVAL, "strategy: unknown value %d", (int)s->strategy);
+    if ((unsigned)s->file_exists > KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_KEEP)
+        return kd_err(err, errsz, KD_EINVAL, "file_exists: unknown value %d", (int)s->file_exists);
+    if (s->host_timeout_s && s->deployment_timeout_s &&
+        s->host_timeout_s > s->deployment_timeout_s)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "timeouts.host: %u is longer than timeouts.deployment (%u)",
+                      s->host_timeout_s, s->deployment_timeout_s);
+    if (s->load_balancer && s->load_balancer->server_group && *s->load_balancer->server_group &&
+        !kd_name_valid(s->load_balancer->server_group))
+        return bad_name(err, errsz, "load_balancer.server_group", s->load_balancer->server_group);
+    if (!(seen = kd_ptrmap_new()))
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    if (s->strategy == STRATEGY(BLUE_GREEN))
+        st = check_blue_green(s, seen, err, errsz);
+    else if (s->blue_green)
+        st = kd_err(err, errsz, KD_EINVAL, "blue_green: only for strategy blue_green");
+    else
+        st = check_hosts(s->hosts, s->n_hosts, "hosts", seen, err, errsz);
+    kd_ptrmap_free(seen);
+    return st;
+}
