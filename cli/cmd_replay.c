@@ -86,7 +86,8 @@ static json_t *deployment_line(const kd_envelope_t *env)
     case KD_BODY(ACCEPTED):
         o = line(env, "accepted", env->accepted->rollback_of);
         set_str(o, "requested_by", env->accepted->requested_by);
-        json_object_set_new(o, "hosts", json_integer((json_int_t)env->accepted->n_hosts));
+        json_object_set_new(o, "hosts", json_integer((json_int_t)(env->accepted->n_hosts ? env->accepted->n_hosts
+                                                                      : env->accepted->hosts_total)));
         break;
     case KD_BODY(REJECTED):
         o = line(env, "rejected", NULL);

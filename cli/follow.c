@@ -76,12 +76,14 @@ static void print_event(FILE *f, const kd_envelope_t *env, const char *tag)
     stamp(ts, sizeof ts, env->ts_ms);
     switch (env->body_case) {
     case KD_BODY(ACCEPTED):
-        fprintf(f, "%s %saccepted: %zu host(s)%s%s\n", ts, tag, env->accepted->n_hosts,
+        fprintf(f, "%s %saccepted: %zu host(s)%s%s\n", ts, tag,
+                env->accepted->n_hosts ? env->accepted->n_hosts : env->accepted->hosts_total,
                 env->accepted->rollback_of[0] ? ", rolling back " : "", env->accepted->rollback_of);
         break;
     case KD_BODY(BATCH_STARTED):
         fprintf(f, "%s %sbatch %u: %zu host(s)\n", ts, tag, env->batch_started->batch + 1,
-                env->batch_started->n_hosts);
+                env->batch_started->hosts_total ? env->batch_started->hosts_total
+                                                : env->batch_started->n_hosts);
         break;
     case KD_BODY(STEP_DISPATCHED):
         fprintf(f, "%s %s%-12s %s\n", ts, tag, env->step_dispatched->host,

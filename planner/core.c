@@ -13,7 +13,7 @@
 
 /* DeploymentFailed lists this many hosts by name at most, so that the
  * event stays far below the broker's message limit whatever the fleet. */
-#define FAILED_HOSTS_LISTED 1000
+#define FAILED_HOSTS_LISTED KD_LISTED_HOSTS
 
 static bool past_deadline(const kd_core_ctx_t *c, const kd_deploy_t *d)
 {
@@ -158,7 +158,7 @@ static void start_batch(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_mo
     uint32_t batch = (uint32_t)(d->batch + 1);
     size_t first = d->started, size = kd_spec_batch_size(d->spec, batch, d->host_count);
     size_t end = first + size > d->host_count ? d->host_count : first + size;
-    char **names = calloc(end - first + 1, sizeof *names);
+    char **names = calloc(KD_LISTED_HOSTS + 1, sizeof *names);
     char id[KD_UUID_LEN];
     kd_envelope_t env;
 
@@ -166,10 +166,11 @@ static void start_batch(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_mo
         out->failed = true;
         return;
     }
-    for (size_t i = first; i < end; i++)
+    for (size_t i = first; i < end && bs.n_hosts < KD_LISTED_HOSTS; i++)
         names[bs.n_hosts++] = d->hosts[i].name;
     bs.batch = batch;
     bs.hosts = names;
+    bs.hosts_total = (uint32_t)(end - first);
     kd_core_env(c, &env, id, d->id);
     env.body_case = KD_BODY(BATCH_STARTED);
     env.batch_started = &bs;
@@ -285,7 +286,7 @@ void kd_core_drive(const kd_model_t *m, const kd_core_ctx_t *c, const char *depl
 {
     const kd_deploy_t *d = kd_model_find(m, deploy_id);
 
-    if (!d || kd_deploy_finished(d))
+    if (!d || kd_deploy_finished(d) || !kd_deploy_complete(d))
         return;
     if (failing(c, d)) {
         halt(out, c, m, d);
@@ -370,6 +371,13 @@ void kd_core_takeover(const kd_model_t *m, const kd_core_ctx_t *c, kd_decisions_
     for (const kd_deploy_t *d = m->head; d; d = d->next) {
         if (kd_deploy_finished(d) || !c->owns(c->arg, d->id))
             continue;
+        /* Stopped between a rollback's acceptance and its last host slice:
+         * its hosts come from the deployment it undoes. (A created one gets
+         * them from its request, which comes again uncommitted.) */
+        if (!kd_deploy_complete(d) && d->rollback_of[0]) {
+            kd_decide_rollback_slices(out, c, m, d);
+            continue;
+        }
         for (size_t i = d->batch_first; i < d->started; i++)
             if (d->hosts[i].phase == KD_HOST_RUNNING && d->hosts[i].in_flight)
                 kd_decide_resend(out, c, m, d, &d->hosts[i]);

@@ -26,6 +26,26 @@ void kd_decide_host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const 
 void kd_decide_rejected(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
                         const char *requested_by, const char *reason);
 
+/* A spec without its host lists, sharing everything else with the spec it
+ * was made from: what accepted events carry, so they stay small whatever
+ * the fleet (the lists follow in slices). */
+typedef struct kd_spec_shell {
+    Kdeploy__V1__DeploymentSpec spec;
+    Kdeploy__V1__BlueGreen bg;
+    Kdeploy__V1__BlueGreenGroup blue, green;
+} kd_spec_shell_t;
+
+void kd_spec_shell(kd_spec_shell_t *sh, const Kdeploy__V1__DeploymentSpec *spec);
+/* deployment_hosts events carrying names in slices of bounded size. */
+void kd_decide_hosts(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                     char *const *names, size_t n, bool standby);
+/* The same, from names[from] on (slices that did not make it). */
+void kd_decide_hosts_from(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                          char *const *names, size_t n, size_t from, bool standby);
+/* At most this many names in an event that lists hosts for people to read
+ * (batch started, rollback started, failed); counts give the rest. */
+#define KD_LISTED_HOSTS 1000
+
 /* commands.c: StepDispatched for the workflow's step `step` of h, then its
  * command (restore: a rolling rollback's revision for h, decided in the
  * same round as its HostStarted). */
@@ -45,6 +65,10 @@ const char *kd_rollback_refusal(const kd_model_t *m, const kd_deploy_t *undone,
                                 const char *rollback_id, bool ending_now);
 /* RollbackStarted on undone, then the rollback's acceptance (or the
  * rollback request's rejection). */
+/* The rest of an incomplete rollback's host slices (a planner stopped in
+ * the middle of that round), from the deployment it undoes. */
+void kd_decide_rollback_slices(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
+                               const kd_deploy_t *d);
 void kd_decide_rollback(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
                         const kd_deploy_t *undone, const char *rollback_id,
                         const char *requested_by, const char *reason, bool ending_now);

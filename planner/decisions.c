@@ -124,6 +124,57 @@ void kd_decide_rejected(kd_decisions_t *out, const kd_core_ctx_t *c, const char 
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, deploy_id, &env);
 }
 
+void kd_spec_shell(kd_spec_shell_t *sh, const Kdeploy__V1__DeploymentSpec *spec)
+{
+    sh->spec = *spec;
+    sh->spec.hosts = NULL;
+    sh->spec.n_hosts = 0;
+    if (spec->blue_green && spec->blue_green->blue && spec->blue_green->green) {
+        sh->bg = *spec->blue_green;
+        sh->blue = *spec->blue_green->blue;
+        sh->green = *spec->blue_green->green;
+        sh->blue.hosts = sh->green.hosts = NULL;
+        sh->blue.n_hosts = sh->green.n_hosts = 0;
+        sh->bg.blue = &sh->blue;
+        sh->bg.green = &sh->green;
+        sh->spec.blue_green = &sh->bg;
+    }
+}
+
+/* A slice stays far below the broker's 1 MB message limit even with
+ * 253-character host ids. */
+#define SLICE_BYTES (256 * 1024)
+#define SLICE_HOSTS 20000
+
+void kd_decide_hosts(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                     char *const *names, size_t n, bool standby)
+{
+    kd_decide_hosts_from(out, c, deploy_id, names, n, 0, standby);
+}
+
+void kd_decide_hosts_from(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                          char *const *names, size_t n, size_t from, bool standby)
+{
+    for (size_t first = from; first < n;) {
+        Kdeploy__V1__DeploymentHosts dh = KDEPLOY__V1__DEPLOYMENT_HOSTS__INIT;
+        char id[KD_UUID_LEN];
+        kd_envelope_t env;
+        size_t end = first, bytes = 0;
+
+        while (end < n && end - first < SLICE_HOSTS && bytes + strlen(names[end]) + 3 <= SLICE_BYTES)
+            bytes += strlen(names[end++]) + 3;
+        kd_core_env(c, &env, id, deploy_id);
+        dh.first = (uint32_t)first;
+        dh.hosts = (char **)names + first;
+        dh.n_hosts = end - first;
+        dh.standby = standby;
+        env.body_case = KD_BODY(DEPLOYMENT_HOSTS);
+        env.deployment_hosts = &dh;
+        kd_decide(out, KD_TOPIC_DEPLOYMENTS, deploy_id, &env);
+        first = end;
+    }
+}
+
 uint32_t kd_core_threshold(const kd_deploy_t *d)
 {
     return kd_spec_failure_threshold(d->spec);

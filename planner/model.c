@@ -1,4 +1,5 @@
 #include "model_int.h"
+#include "spec_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,9 @@ static void free_deploy(kd_deploy_t *d)
         free(d->hosts[i].error);
     }
     free(d->hosts);
+    for (size_t i = 0; i < d->standby_count; i++)
+        free(d->standby[i]);
+    free(d->standby);
     kd_ptrmap_free(d->host_index);
     if (d->spec)
         kdeploy__v1__deployment_spec__free_unpacked(d->spec, NULL);
@@ -157,6 +161,11 @@ void kd_deploy_host_at(const kd_deploy_t *d, size_t i, kd_host_view_t *out)
     view_of(d, &d->hosts[i], out);
 }
 
+bool kd_deploy_complete(const kd_deploy_t *d)
+{
+    return d->hosts_received >= d->hosts_expected && d->standby_count >= d->standby_expected;
+}
+
 const kd_dhost_t *kd_deploy_host(const kd_deploy_t *d, const char *name)
 {
     return name ? kd_ptrmap_get(d->host_index, name) : NULL;
@@ -257,9 +266,11 @@ static Kdeploy__V1__DeploymentSpec *copy_spec(const Kdeploy__V1__DeploymentSpec 
     return copy;
 }
 
-static bool add_hosts(kd_deploy_t *d, char *const *names, size_t n)
+/* Appends names to the deployment's hosts (within the capacity allocated
+ * at acceptance). */
+static bool add_hosts(kd_deploy_t *d, char *const *names, size_t n, size_t capacity)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && d->host_count < capacity; i++) {
         kd_dhost_t *h = &d->hosts[d->host_count];
 
         /* A name listed twice is one host: the planner refuses such
@@ -280,10 +291,13 @@ static bool add_hosts(kd_deploy_t *d, char *const *names, size_t n)
 static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
 {
     const Kdeploy__V1__DeploymentAccepted *a = env->accepted;
+    /* Listed inline (small, or an older planner's event) or announced. */
+    size_t capacity = a->n_hosts ? a->n_hosts : a->hosts_total;
     kd_deploy_t *d;
 
     if (!a->spec || !a->spec->application || !a->spec->group || !env->deploy_id ||
-        kd_model_find(m, env->deploy_id))
+        kd_model_find(m, env->deploy_id) || capacity > KD_SPEC_MAX_HOSTS ||
+        a->standby_total > KD_SPEC_MAX_HOSTS)
         return;
     if (!(d = calloc(1, sizeof *d)))
         return;
@@ -292,15 +306,22 @@ static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
     d->rollback_of = dup_or_empty(a->rollback_of);
     d->rolled_back_by = strdup("");
     d->requested_by = dup_or_empty(a->requested_by);
-    d->hosts = calloc(a->n_hosts ? a->n_hosts : 1, sizeof *d->hosts);
+    d->hosts = calloc(capacity ? capacity : 1, sizeof *d->hosts);
+    d->standby = calloc(a->standby_total ? a->standby_total : 1, sizeof *d->standby);
     d->host_index = kd_ptrmap_new();
     d->target_group = dup_or_empty(a->target_group);
     d->swap_from = dup_or_empty(a->swap_from_group);
     if (!d->id || !d->spec || !d->rollback_of || !d->rolled_back_by || !d->requested_by ||
-        !d->hosts || !d->host_index || !d->target_group || !d->swap_from ||
-        !add_hosts(d, a->hosts, a->n_hosts) || kd_ptrmap_set(m->by_id, d->id, d) != KD_OK) {
+        !d->hosts || !d->standby || !d->host_index || !d->target_group || !d->swap_from ||
+        !add_hosts(d, a->hosts, a->n_hosts, capacity) ||
+        kd_ptrmap_set(m->by_id, d->id, d) != KD_OK) {
         free_deploy(d);
         return;
+    }
+    d->hosts_expected = d->hosts_received = a->n_hosts;
+    if (!a->n_hosts) {
+        d->hosts_expected = a->hosts_total;
+        d->standby_expected = a->standby_total;
     }
     d->status = a->status ? a->status : STATUS(DEPLOYING);
     d->wf = kd_workflow_for(d->spec, d->rollback_of[0] != '\0');
@@ -309,6 +330,23 @@ static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
     d->next = m->head;
     m->head = d;
     m->count++;
+}
+
+/* A slice of the host list: taken only in order, once. */
+static void apply_deployment_hosts(kd_deploy_t *d, const Kdeploy__V1__DeploymentHosts *dh)
+{
+    if (dh->standby) {
+        if (dh->first != d->standby_count)
+            return;
+        for (size_t i = 0; i < dh->n_hosts && d->standby_count < d->standby_expected; i++)
+            if (dh->hosts[i] && (d->standby[d->standby_count] = strdup(dh->hosts[i])))
+                d->standby_count++;
+        return;
+    }
+    if (dh->first != d->hosts_received || d->hosts_received >= d->hosts_expected)
+        return;
+    add_hosts(d, dh->hosts, dh->n_hosts, d->hosts_expected);
+    d->hosts_received += dh->n_hosts;
 }
 
 static void note_started(kd_deploy_t *d, const kd_dhost_t *h)
@@ -535,6 +573,9 @@ static void apply_to(kd_model_t *m, kd_deploy_t *d, const kd_envelope_t *env)
     kd_dhost_t *h;
 
     switch (env->body_case) {
+    case KD_BODY(DEPLOYMENT_HOSTS):
+        apply_deployment_hosts(d, env->deployment_hosts);
+        break;
     case KD_BODY(BATCH_STARTED):
         apply_batch_started(d, env->batch_started);
         break;

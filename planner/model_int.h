@@ -49,6 +49,11 @@ struct kd_deploy {
     kd_dhost_t *hosts;
     size_t host_count;
     kd_ptrmap_t *host_index;  /* name -> host */
+    /* Large fleets: hosts arrive in slices after the accepted event; the
+     * deployment waits until all have come. */
+    size_t hosts_expected, hosts_received;
+    char **standby;           /* blue-green: the other group, which a rollback checks */
+    size_t standby_count, standby_expected;
     int batch;                /* current batch, -1 before the first */
     size_t batch_first;       /* index of the current batch's first host */
     size_t started;           /* hosts [0, started) have been started */
@@ -76,6 +81,8 @@ struct kd_model {
     kd_strmap_t *live;       /* "app/group" -> blue-green server group serving */
 };
 
+/* All its hosts have arrived: it can be driven. */
+bool kd_deploy_complete(const kd_deploy_t *d);
 /* The host named name, or NULL. */
 const kd_dhost_t *kd_deploy_host(const kd_deploy_t *d, const char *name);
 

@@ -11,19 +11,48 @@
 #define REQUESTED_BY_MAX 256
 
 /* Blue-green: deploy to the group that is not serving; the first time,
- * to blue. */
-static void pick_blue_green(const kd_model_t *m, const Kdeploy__V1__DeploymentSpec *spec,
-                            Kdeploy__V1__DeploymentAccepted *a)
+ * to blue. The other group is what a rollback will check. */
+static const Kdeploy__V1__BlueGreenGroup *pick_blue_green(const kd_model_t *m,
+                                                         const Kdeploy__V1__DeploymentSpec *spec,
+                                                         Kdeploy__V1__DeploymentAccepted *a)
 {
     const char *live = kd_model_live_group(m, spec->application, spec->group);
     const Kdeploy__V1__BlueGreenGroup *target = spec->blue_green->blue;
+    const Kdeploy__V1__BlueGreenGroup *other = spec->blue_green->green;
 
-    if (live && strcmp(live, spec->blue_green->blue->server_group) == 0)
+    if (live && strcmp(live, spec->blue_green->blue->server_group) == 0) {
         target = spec->blue_green->green;
+        other = spec->blue_green->blue;
+    }
     a->target_group = target->server_group;
     a->swap_from_group = (char *)(live ? live : "");
-    a->hosts = target->hosts;
-    a->n_hosts = target->n_hosts;
+    a->hosts_total = (uint32_t)target->n_hosts;
+    a->standby_total = (uint32_t)other->n_hosts;
+    return target;
+}
+
+/* The host slices of d not applied yet, from the request that made it. */
+static void resend_slices(const kd_core_ctx_t *c, const kd_deploy_t *d,
+                          const Kdeploy__V1__DeploymentSpec *spec, kd_decisions_t *out)
+{
+    char *const *hosts = spec->hosts, *const *standby = NULL;
+    size_t n = spec->n_hosts, nstandby = 0;
+
+    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN) {
+        bool blue = strcmp(d->target_group, spec->blue_green->blue->server_group) == 0;
+        const Kdeploy__V1__BlueGreenGroup *t = blue ? spec->blue_green->blue : spec->blue_green->green;
+        const Kdeploy__V1__BlueGreenGroup *o = blue ? spec->blue_green->green : spec->blue_green->blue;
+
+        hosts = t->hosts;
+        n = t->n_hosts;
+        standby = o->hosts;
+        nstandby = o->n_hosts;
+    }
+    if (n != d->hosts_expected || nstandby != d->standby_expected)
+        return; /* not the request this deployment was made from */
+    kd_info("%s: sending the rest of its host list again", d->id);
+    kd_decide_hosts_from(out, c, d->id, hosts, n, d->hosts_received, false);
+    kd_decide_hosts_from(out, c, d->id, standby, nstandby, d->standby_count, true);
 }
 
 static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
@@ -31,12 +60,20 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
 {
     const Kdeploy__V1__CreateDeployment *cr = req->create;
     Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
-    const kd_deploy_t *active;
+    const Kdeploy__V1__BlueGreenGroup *target = NULL;
+    kd_spec_shell_t shell;
+    const kd_deploy_t *active, *d;
     char id[KD_UUID_LEN], why[512];
     kd_envelope_t env;
 
-    if (kd_model_find(m, req->deploy_id))
-        return; /* a repeated request: already taken */
+    if ((d = kd_model_find(m, req->deploy_id))) {
+        /* A repeated request: already taken — unless the planner stopped
+         * between its acceptance and the last slice of its hosts, which
+         * come again from the request. */
+        if (!kd_deploy_complete(d) && kd_spec_check(cr->spec, why, sizeof why) == KD_OK)
+            resend_slices(c, d, cr->spec, out);
+        return;
+    }
     if (!cr->requested_by || strlen(cr->requested_by) > REQUESTED_BY_MAX) {
         kd_decide_rejected(out, c, req->deploy_id, "", "requested_by is missing or too long");
         return;
@@ -54,21 +91,33 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
         kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
         return;
     }
-    a.spec = cr->spec;
+    kd_spec_shell(&shell, cr->spec);
+    a.spec = &shell.spec;
     a.requested_by = cr->requested_by;
     a.rollback_of = "";
-    a.hosts = cr->spec->hosts;
-    a.n_hosts = cr->spec->n_hosts;
+    a.hosts_total = (uint32_t)cr->spec->n_hosts;
     a.status = STATUS(DEPLOYING);
     a.operation = KDEPLOY__V1__OPERATION__UPDATE;
     if (cr->spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
-        pick_blue_green(m, cr->spec, &a);
+        target = pick_blue_green(m, cr->spec, &a);
     kd_core_env(c, &env, id, req->deploy_id);
     env.body_case = KD_BODY(ACCEPTED);
     env.accepted = &a;
-    kd_info("%s: accepted: %s/%s to %zu host(s), requested by %s", req->deploy_id,
-            cr->spec->application, cr->spec->group, a.n_hosts, cr->requested_by);
+    kd_info("%s: accepted: %s/%s to %u host(s), requested by %s", req->deploy_id,
+            cr->spec->application, cr->spec->group, a.hosts_total, cr->requested_by);
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, req->deploy_id, &env);
+    /* The host lists follow in slices (same key: in order, before
+     * anything else of this deployment). */
+    if (target) {
+        const Kdeploy__V1__BlueGreenGroup *other = target == cr->spec->blue_green->blue
+                                                       ? cr->spec->blue_green->green
+                                                       : cr->spec->blue_green->blue;
+
+        kd_decide_hosts(out, c, req->deploy_id, target->hosts, target->n_hosts, false);
+        kd_decide_hosts(out, c, req->deploy_id, other->hosts, other->n_hosts, true);
+    } else {
+        kd_decide_hosts(out, c, req->deploy_id, cr->spec->hosts, cr->spec->n_hosts, false);
+    }
 }
 
 static void control(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,

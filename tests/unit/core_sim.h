@@ -33,7 +33,13 @@ typedef struct sim {
     size_t ncmds, capcmds;
     kd_envelope_t **history;  /* every deployments-topic event published */
     size_t nhist, caphist;
+    size_t max_bytes;         /* the largest message published */
+    size_t published;
+    bool keep_history;        /* false: large tests keep no copies */
 } sim_t;
+
+/* Kafka's default message.max.bytes is 1,048,588; leave room for headers. */
+#define SIM_MESSAGE_MAX 1000000
 
 #define SIM_GROW(arr, n, cap)                                                 \
     do {                                                                      \
@@ -117,7 +123,13 @@ static void sim_record(sim_t *s, const kd_decision_t *x)
     switch (e->body_case) {
     case KD_BODY(ACCEPTED):
         sim_join(list, sizeof list, e->accepted->hosts, e->accepted->n_hosts);
-        sim_line(s, "accepted %s hosts=[%s] target=%s", id, list, e->accepted->target_group);
+        sim_line(s, "accepted %s total=%u hosts=[%s] target=%s", id, e->accepted->hosts_total,
+                 list, e->accepted->target_group);
+        break;
+    case KD_BODY(DEPLOYMENT_HOSTS):
+        sim_join(list, sizeof list, e->deployment_hosts->hosts, e->deployment_hosts->n_hosts);
+        sim_line(s, "hosts %s %u%s: [%s]", id, e->deployment_hosts->first,
+                 e->deployment_hosts->standby ? " standby" : "", list);
         break;
     case KD_BODY(REJECTED):
         sim_line(s, "rejected %s: %s", id, e->rejected->reason);
@@ -203,13 +215,21 @@ static kd_status_t sim_publish(void *arg, const kd_decisions_t *round, char *err
             const kd_decision_t *x = &round->items[i];
             bool record = x->topic == KD_TOPIC_DEPLOYMENTS;
 
+            size_t bytes;
+
             if (record != (pass == 0))
                 continue;
+            bytes = kdeploy__v1__envelope__get_packed_size(x->env);
+            if (bytes > s->max_bytes)
+                s->max_bytes = bytes;
+            if (bytes > SIM_MESSAGE_MAX)
+                CHECK_MSG(0, "a %s event of %zu bytes", kd_envelope_type(x->env), bytes);
+            s->published++;
             sim_record(s, x);
-            if (record) {
+            if (record && s->keep_history) {
                 SIM_GROW(s->history, s->nhist, s->caphist);
                 s->history[s->nhist++] = sim_copy(x->env);
-            } else {
+            } else if (!record) {
                 sim_keep_cmd(s, x->env);
             }
         }
@@ -221,6 +241,7 @@ static void sim_init(sim_t *s)
     memset(s, 0, sizeof *s);
     s->m = kd_model_new();
     s->now = 1700000000000LL;
+    s->keep_history = true;
 }
 
 static void sim_free_cmd(sim_cmd_t *c)

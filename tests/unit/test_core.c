@@ -88,7 +88,9 @@ static void test_rolling_one_at_a_time(void)
 
     sim_init(&s);
     create_rolling(&s, "d1", "[web-1, web-2, web-3]", NULL);
-    CHECK(sim_count(&s, "accepted d1 hosts=[web-1,web-2,web-3]") == 1);
+    /* The hosts follow the acceptance in slices, not inside it. */
+    CHECK(sim_count(&s, "accepted d1 total=3 hosts=[]") == 1);
+    CHECK(sim_count(&s, "hosts d1 0: [web-1,web-2,web-3]") == 1);
     CHECK(sim_count(&s, "batch d1 0: [web-1]") == 1);
     CHECK(sim_count(&s, "step d1 ") == 1); /* one host, one step at a time */
     sim_answer_all(&s, NULL, 1000);
@@ -302,7 +304,9 @@ static void test_blue_green_swaps_then_rolls_back(void)
 
     sim_init(&s);
     create_blue_green(&s, "d1", 2, 3);
-    CHECK(sim_count(&s, "accepted d1 hosts=[b1,b2] target=blue") == 1);
+    CHECK(sim_count(&s, "accepted d1 total=2 hosts=[] target=blue") == 1);
+    CHECK(sim_count(&s, "hosts d1 0: [b1,b2]") == 1);
+    CHECK(sim_count(&s, "hosts d1 0 standby: [g1,g2,g3]") == 1);
     sim_answer_all(&s, NULL, 100000);
     CHECK_STEPS(&s, "d1", "b1", ROLLING_STEPS);
     CHECK(sim_count(&s, "traffic d1 shop SwapTraffic") == 1);
@@ -313,7 +317,8 @@ static void test_blue_green_swaps_then_rolls_back(void)
 
     s.now += MINUTE;
     create_blue_green(&s, "d2", 2, 3);
-    CHECK(sim_count(&s, "accepted d2 hosts=[g1,g2,g3] target=green") == 1);
+    CHECK(sim_count(&s, "accepted d2 total=3 hosts=[] target=green") == 1);
+    CHECK(sim_count(&s, "hosts d2 0: [g1,g2,g3]") == 1);
     sim_answer_all(&s, NULL, 100000);
     CHECK(sim_count(&s, "succeeded d2 live=green") == 1);
 
@@ -702,6 +707,131 @@ static void test_hostile_requests_refused(void)
     sim_free(&s);
 }
 
+static const char *fail_last_host(const char *id, const char *host, kd_event_t ev)
+{
+    return strcmp(id, "big") == 0 && strncmp(host, "host-009999.", 12) == 0 &&
+                   ev == KD_EVENT(ValidateService)
+               ? "exit 1" : NULL;
+}
+
+static const char *fail_second_batch(const char *id, const char *host, kd_event_t ev)
+{
+    return strcmp(id, "d2") == 0 && strncmp(host, "host-002500.", 12) == 0 &&
+                   ev == KD_EVENT(Install)
+               ? "exit 1" : NULL;
+}
+
+/* A fleet whose host list alone is about 1 MB: every event stays under the
+ * broker's message limit (the lists go in slices), and the deployment runs
+ * to its end, then its rollback. */
+static void test_large_fleet_fits_the_message_limit(void)
+{
+    enum { HOSTS = 10000 };
+    Kdeploy__V1__DeploymentSpec *spec = sim_spec("application: shop\ngroup: web\nhosts: [a]\n"
+                                                 "concurrency: \"20%\"\nauto_rollback: true\n"
+                                                 "revision:\n  url: https://a.example/s.tgz\n  " SHA);
+    sim_t s;
+
+    free(spec->hosts[0]);
+    free(spec->hosts);
+    spec->hosts = calloc(HOSTS, sizeof *spec->hosts);
+    for (size_t i = 0; i < HOSTS; i++)
+        if (asprintf(&spec->hosts[i], "host-%06zu.rack-%03zu.row-%02zu.hall-b.eu-west-1."
+                                      "datacenter-7.fleet.example.internal", i, i % 100, i % 7) < 0)
+            abort();
+    spec->n_hosts = HOSTS;
+    sim_init(&s);
+    s.keep_history = false;
+    sim_create_spec(&s, "big", spec);
+    CHECK(sim_count(&s, "accepted big total=10000") == 1);
+    CHECK(sim_count(&s, "hosts big ") >= 4);
+    sim_answer_all(&s, fail_last_host, (size_t)-1);
+    CHECK(sim_status(&s, "big") == STATUS(ROLLBACK_SUCCEEDED));
+    CHECK(sim_count(&s, "rollback big as rb-1") == 1);
+    CHECK(sim_count(&s, "succeeded rb-1") == 1);
+    CHECK_MSG(s.max_bytes <= SIM_MESSAGE_MAX, "largest message %zu bytes", s.max_bytes);
+    fprintf(stderr, "     %zu events published, the largest %zu bytes\n", s.published, s.max_bytes);
+    kd_spec_free(spec);
+    sim_free(&s);
+}
+
+static Kdeploy__V1__DeploymentSpec *long_named_fleet(size_t n, const char *extra)
+{
+    char *yaml = rolling("[a]", extra);
+    Kdeploy__V1__DeploymentSpec *spec = sim_spec(yaml);
+
+    free(yaml);
+    free(spec->hosts[0]);
+    free(spec->hosts);
+    spec->hosts = calloc(n, sizeof *spec->hosts);
+    for (size_t i = 0; i < n; i++)
+        if (asprintf(&spec->hosts[i], "host-%06zu.rack-%03zu.row-%02zu.hall-b.eu-west-1."
+                                      "datacenter-7.fleet.example.internal", i, i % 100, i % 7) < 0)
+            abort();
+    spec->n_hosts = n;
+    return spec;
+}
+
+/* The index just past the first event of deploy_id of kind body after
+ * skipping `skip` of them, or 0. */
+static size_t history_after(const sim_t *s, const char *deploy_id, kd_body_t body, int skip)
+{
+    for (size_t i = 0; i < s->nhist; i++)
+        if (strcmp(s->history[i]->deploy_id, deploy_id) == 0 && s->history[i]->body_case == body &&
+            skip-- == 0)
+            return i + 1;
+    return 0;
+}
+
+static void restart_from(sim_t *s, size_t n);
+static void takeover(sim_t *s);
+
+/* Stopped between a deployment's acceptance and the last slice of its
+ * hosts: a created one gets the rest from its request (which comes again,
+ * uncommitted); a rollback from the deployment it undoes. */
+static void test_restart_between_host_slices(void)
+{
+    Kdeploy__V1__DeploymentSpec *spec = long_named_fleet(4000, "concurrency: \"50%\"\n");
+    size_t cut;
+    sim_t s;
+
+    sim_init(&s);
+    sim_create_spec(&s, "d1", spec);
+    CHECK(sim_count(&s, "hosts d1 ") == 2);
+    cut = history_after(&s, "d1", KD_BODY(DEPLOYMENT_HOSTS), 0);
+    CHECK(cut > 0);
+    for (size_t i = 0; i < s.ncmds; i++)
+        sim_free_cmd(&s.cmds[i]);
+    s.ncmds = 0;
+    restart_from(&s, cut);
+    takeover(&s);
+    CHECK(s.ncmds == 0); /* waits for the rest of its hosts */
+    sim_create_spec(&s, "d1", spec);
+    CHECK(sim_count(&s, "hosts d1 ") == 3);
+    sim_answer_all(&s, NULL, (size_t)-1);
+    CHECK(sim_status(&s, "d1") == STATUS(SUCCEEDED));
+    kd_spec_free(spec);
+    sim_free(&s);
+
+    spec = long_named_fleet(4000, "concurrency: \"50%\"\nauto_rollback: true\n");
+    sim_init(&s);
+    sim_create_spec(&s, "d2", spec);
+    sim_answer_all(&s, fail_second_batch, (size_t)-1);
+    CHECK(sim_count(&s, "rollback d2 as rb-1") == 1);
+    CHECK(sim_count(&s, "hosts rb-1 ") == 2);
+    cut = history_after(&s, "rb-1", KD_BODY(ACCEPTED), 0);
+    for (size_t i = 0; i < s.ncmds; i++)
+        sim_free_cmd(&s.cmds[i]);
+    s.ncmds = 0;
+    restart_from(&s, cut);
+    takeover(&s);
+    CHECK(sim_count(&s, "hosts rb-1 ") == 4);
+    sim_answer_all(&s, NULL, (size_t)-1);
+    CHECK(sim_status(&s, "rb-1") == STATUS(ROLLBACK_SUCCEEDED));
+    kd_spec_free(spec);
+    sim_free(&s);
+}
+
 /* Results that answer nothing: another attempt, another host, a finished
  * deployment. */
 static void test_stale_results_change_nothing(void)
@@ -855,9 +985,11 @@ int main(void)
     RUN(test_requests_refused);
     RUN(test_duplicate_hosts);
     RUN(test_hostile_requests_refused);
+    RUN(test_large_fleet_fits_the_message_limit);
     RUN(test_stale_results_change_nothing);
     RUN(test_restart_in_the_middle_of_a_step);
     RUN(test_restart_between_host_start_and_first_step);
+    RUN(test_restart_between_host_slices);
     RUN(test_not_owned_is_left_alone);
     if (check_failed)
         fprintf(stderr, "(SIM_TRACE=1 shows each decision as it is published)\n");
