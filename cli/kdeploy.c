@@ -2,6 +2,7 @@
  * each parses its own options and returns the process's exit code. */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd_broker.h"
@@ -73,15 +74,8 @@ static int hoist_global_options(int argc, char **argv, char **out)
     return n;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    char *hoisted[argc + 1];
-    int n = hoist_global_options(argc, argv, hoisted);
-
-    if (n > 0) {
-        argc = n;
-        argv = hoisted;
-    }
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -101,4 +95,20 @@ int main(int argc, char **argv)
     fprintf(stderr, "kdeploy: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    /* On the heap: the argument count is the caller's to choose. */
+    char **hoisted = calloc((size_t)argc + 1, sizeof *hoisted);
+    int n, rc;
+
+    if (!hoisted) {
+        fprintf(stderr, "kdeploy: out of memory\n");
+        return 1;
+    }
+    n = hoist_global_options(argc, argv, hoisted);
+    rc = n > 0 ? run(n, hoisted) : run(argc, argv);
+    free(hoisted);
+    return rc;
 }

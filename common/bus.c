@@ -485,8 +485,10 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
     if (rerr) {
         rd_kafka_headers_destroy(hdrs);
         free(value);
-        return kd_err(err, errsz, KD_EKAFKA, "producing to %s: %s", name,
-                      rd_kafka_err2str(rerr));
+        /* Too large never passes; anything else may once the broker is back. */
+        return kd_err(err, errsz,
+                      rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KD_ETOOLARGE : KD_EKAFKA,
+                      "producing to %s: %s", name, rd_kafka_err2str(rerr));
     }
     return wait ? wait_delivery(p, &d, err, errsz) : KD_OK;
 }
@@ -502,9 +504,10 @@ kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_
     rerr = p->async_err;
     p->async_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     pthread_mutex_unlock(&p->lock);
-    if (rerr) {
-        return kd_err(err, errsz, KD_EKAFKA, "delivery failed: %s", rd_kafka_err2str(rerr));
-    }
+    if (rerr)
+        return kd_err(err, errsz,
+                      rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KD_ETOOLARGE : KD_EKAFKA,
+                      "delivery failed: %s", rd_kafka_err2str(rerr));
     return KD_OK;
 }
 

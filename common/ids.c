@@ -47,3 +47,10 @@ void kd_self_name(const char *service, char *out, size_t outsz)
     host[sizeof host - 1] = '\0';
     snprintf(out, outsz, "%s@%s:%ld", service, host, (long)getpid());
 }
+
+void kd_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}

@@ -15,6 +15,8 @@ int kd_uuid_valid(const char *s);
 int64_t kd_now_ms(void);
 /* Milliseconds of a monotonic clock (for durations and timeouts). */
 int64_t kd_mono_ms(void);
+/* Sleeps ms milliseconds (a signal may end it early). */
+void kd_sleep_ms(int ms);
 /* Writes "<service>@<hostname>:<pid>" into out, the envelope's producer. */
 void kd_self_name(const char *service, char *out, size_t outsz);
 

@@ -47,6 +47,13 @@ void kd_ptrmap_free(kd_ptrmap_t *m)
     free(m);
 }
 
+void kd_ptrmap_free_values(kd_ptrmap_t *m)
+{
+    for (size_t i = 0; m && i < m->cap; i++)
+        if (m->slots[i].key)
+            free(m->slots[i].value);
+}
+
 static slot_t *find(slot_t *slots, size_t cap, const char *key)
 {
     size_t i = (size_t)hash(key) & (cap - 1);

@@ -14,6 +14,8 @@ typedef struct kd_ptrmap kd_ptrmap_t;
 kd_ptrmap_t *kd_ptrmap_new(void);
 /* Frees the map, not the keys or values; accepts NULL. */
 void kd_ptrmap_free(kd_ptrmap_t *m);
+/* Frees every value (with free()); for maps that own their values. */
+void kd_ptrmap_free_values(kd_ptrmap_t *m);
 /* Sets key to value (replacing a previous value). KD_ENOMEM on failure. */
 kd_status_t kd_ptrmap_set(kd_ptrmap_t *m, const char *key, void *value);
 /* The value of key, or NULL. */

@@ -30,17 +30,26 @@ static bool failing(const kd_core_ctx_t *c, const kd_deploy_t *d)
 static void finish_succeeded(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d)
 {
     Kdeploy__V1__DeploymentSucceeded s = KDEPLOY__V1__DEPLOYMENT_SUCCEEDED__INIT;
-    char id[KD_UUID_LEN];
+    char id[KD_UUID_LEN], **skipped = NULL;
     kd_envelope_t env;
 
+    /* One scan of the fleet, once: its end, and only when hosts were
+     * skipped. */
+    if (d->skipped && (skipped = calloc(KD_LISTED_HOSTS + 1, sizeof *skipped)))
+        for (size_t i = 0; i < d->host_count && s.n_skipped_hosts < KD_LISTED_HOSTS; i++)
+            if (d->hosts[i].phase == KD_HOST_SKIPPED)
+                skipped[s.n_skipped_hosts++] = d->hosts[i].name;
+    s.skipped_hosts = skipped;
+    s.hosts_skipped = (uint32_t)d->skipped;
     kd_core_env(c, &env, id, d->id);
     s.hosts_succeeded = (uint32_t)d->succeeded;
     s.duration_ms = env.ts_ms - d->accepted_ms;
     s.live_group = d->wf->swap_after ? d->target_group : "";
     env.body_case = KD_BODY(SUCCEEDED);
     env.succeeded = &s;
-    kd_info("%s: succeeded (%u hosts)", d->id, s.hosts_succeeded);
+    kd_info("%s: succeeded (%u hosts, %u skipped)", d->id, s.hosts_succeeded, s.hosts_skipped);
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, d->id, &env);
+    free(skipped);
     if (d->rollback_of[0])
         kd_decide_status(out, c, d->rollback_of, STATUS(ROLLBACK_SUCCEEDED), d->id, "");
 }
@@ -141,14 +150,33 @@ static const char *restore_of(const kd_model_t *m, const kd_deploy_t *d, const c
     return uh ? uh->previous_id : NULL;
 }
 
+/* A rollback's host whose worker went silent in the deployment undone and
+ * has not announced itself since: gone, as far as the planner knows. */
+static bool gone(const kd_model_t *m, const kd_deploy_t *d, const kd_dhost_t *h)
+{
+    const kd_deploy_t *undone = d->rollback_of[0] ? kd_model_find(m, d->rollback_of) : NULL;
+    const kd_dhost_t *uh = undone ? kd_deploy_host(undone, h->name) : NULL;
+
+    return uh && uh->silent && kd_model_host_alive_ms(m, h->name) <= uh->finished_ms;
+}
+
 static void first_step(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
                        const kd_deploy_t *d, const kd_dhost_t *h, const char *restore)
 {
-    if (d->rollback_of[0] && !d->wf->swap_after && (!restore || !*restore))
+    char why[512];
+
+    if (d->rollback_of[0] && !d->wf->swap_after && (!restore || !*restore)) {
         kd_decide_host_finished(out, c, d, h, STEP(SKIPPED),
                                 "first deployment on this host: nothing to roll back to");
-    else
+    } else if (gone(m, d, h)) {
+        /* Waiting for it would fail the rollback of every host that is
+         * there; it is named in the result instead. */
+        snprintf(why, sizeof why, "gone: its worker stopped answering during %s and has not "
+                 "come back; roll it back when it does", d->rollback_of);
+        kd_decide_host_finished(out, c, d, h, STEP(SKIPPED), why);
+    } else {
         kd_decide_step(out, c, m, d, h, restore, 0, 1);
+    }
 }
 
 static void start_batch(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
@@ -330,11 +358,14 @@ static void tick_hosts(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_dep
 
         if (h->phase != KD_HOST_RUNNING)
             continue;
-        if (h->in_flight && c->now_ms - later(h->seen_ms, c->since_ms) > step_limit)
+        if (h->in_flight && c->now_ms - later(h->seen_ms, c->since_ms) > step_limit) {
             snprintf(why, sizeof why, "%s: no result or heartbeat from %s within %lld s",
                      kd_event_name(d->wf->steps[h->step]), h->name,
                      (long long)(step_limit / 1000));
-        else if (c->now_ms - h->started_ms > host_limit)
+            kd_decide_host_silent(out, c, d, h, why);
+            continue;
+        }
+        if (c->now_ms - h->started_ms > host_limit)
             snprintf(why, sizeof why, "host timed out after %lld s",
                      (long long)(host_limit / 1000));
         else

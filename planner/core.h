@@ -62,6 +62,10 @@ void kd_decisions_clear(kd_decisions_t *out);
  * rollback. Refusals are `rejected` decisions with the reason. */
 void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                      kd_decisions_t *out);
+/* A rejection of request req with reason (the planner could not carry it
+ * out for a reason outside the request's own checks). */
+void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char *reason,
+                    kd_decisions_t *out);
 /* Moves deploy_id forward as far as the model allows now: decisions for
  * answered hosts, the next batch, the swap, the end and a rollback. Safe
  * to call any time; nothing to do is no decision. */
@@ -86,8 +90,10 @@ typedef void (*kd_ctx_fn)(void *arg, kd_core_ctx_t *c);
 
 /* The loop around the core: publishes dec, applies its records to m, then
  * drives the deployments they touched, round after round, until nothing is
- * left to decide. dec is empty on return. The daemon and the unit tests
- * run the same loop. */
+ * left to decide. The daemon and the unit tests run the same loop. On
+ * success dec is empty; when a round could not be published, that round is
+ * left in dec, unapplied, and the publisher's status returned, so that the
+ * caller can try it again (or clear it). */
 kd_status_t kd_core_execute(kd_model_t *m, kd_decisions_t *dec, kd_ctx_fn ctx, kd_publish_fn publish,
                             void *arg, char *err, size_t errsz);
 

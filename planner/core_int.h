@@ -23,6 +23,9 @@ void kd_decide_status(kd_decisions_t *out, const kd_core_ctx_t *c, const char *d
 void kd_decide_host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
                              const kd_dhost_t *h, Kdeploy__V1__StepStatus status,
                              const char *error);
+/* A failure because the host's worker went silent. */
+void kd_decide_host_silent(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                           const kd_dhost_t *h, const char *error);
 void kd_decide_rejected(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
                         const char *requested_by, const char *reason);
 

@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@
 #define TICK_MS 200
 #define MAX_PARTITIONS 1024
 #define FLUSH_TIMEOUT_MS 30000
+#define RETRY_FIRST_MS 500
+#define RETRY_MAX_MS 30000
 
 typedef struct daemon {
     kd_producer_t *producer;
@@ -19,6 +22,7 @@ typedef struct daemon {
     bool owned[MAX_PARTITIONS];         /* partitions this planner drives */
     bool rebalanced;                    /* owned changed: take over again */
     int64_t since_ms;                   /* when owned last changed */
+    volatile sig_atomic_t *stop;
 } daemon_t;
 
 static bool owns(void *arg, const char *deploy_id)
@@ -93,9 +97,25 @@ static void refresh(void *arg, kd_core_ctx_t *c)
     ctx_of(arg, c);
 }
 
+/* Publishes dec. A round the broker did not take is tried again with
+ * backoff for as long as the failure may pass (the broker is down or
+ * moving leaders): the planner waits out an outage instead of exiting.
+ * One that can never pass (too large) is given up at once. */
 static kd_status_t execute(daemon_t *p, kd_decisions_t *dec, char *err, size_t errsz)
 {
-    return kd_core_execute(p->model, dec, refresh, publish_round, p, err, errsz);
+    int delay_ms = RETRY_FIRST_MS;
+    kd_status_t st;
+
+    while ((st = kd_core_execute(p->model, dec, refresh, publish_round, p, err, errsz)) != KD_OK &&
+           st != KD_ETOOLARGE && st != KD_ENOMEM && !*p->stop) {
+        kd_warn("publishing %zu decision(s) failed: %s; trying again in %d ms", dec->count, err,
+                delay_ms);
+        for (int slept = 0; slept < delay_ms && !*p->stop; slept += 100)
+            kd_sleep_ms(100);
+        delay_ms = delay_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay_ms * 2;
+    }
+    kd_decisions_clear(dec);
+    return st;
 }
 
 static void on_rebalance(void *opaque, bool assigned, const int32_t *parts, size_t n)
@@ -125,8 +145,8 @@ static kd_status_t follow_history(daemon_t *p, kd_consumer_t *history, int timeo
         char why[512];
 
         if (kd_message_decode(history, m, &env, why, sizeof why) != KD_OK)
-            kd_warn("deployments partition %d offset %lld: skipped: %s", m->partition,
-                    (long long)m->offset, why);
+            kd_warn("%s partition %d offset %lld: skipped: %s", kd_topic_suffix(m->topic),
+                    m->partition, (long long)m->offset, why);
         else if (strcmp(env->producer, kd_producer_self(p->producer)) != 0)
             kd_model_apply(p->model, env);
         kd_envelope_free(env);
@@ -178,9 +198,23 @@ static kd_status_t handle(daemon_t *p, kd_consumer_t *group, kd_message_t *m, ch
         kd_core_drive(p->model, &c, env->deploy_id, &dec);
     }
     st = execute(p, &dec, err, errsz);
+    if (st == KD_ETOOLARGE && m->topic == KD_TOPIC_REQUESTS) {
+        /* Never publishable: said to the one who asked, and not taken
+         * again at every restart. */
+        char reason[1200];
+
+        snprintf(reason, sizeof reason, "the planner could not publish its decisions: %s", err);
+        kd_decisions_init(&dec);
+        ctx_of(p, &c);
+        kd_core_reject(&c, env, reason, &dec);
+        st = execute(p, &dec, err, errsz);
+    } else if (st == KD_ETOOLARGE) {
+        kd_error("%s: dropped decisions that cannot be published: %s", env->deploy_id, err);
+        st = KD_OK;
+    }
     kd_envelope_free(env);
     if (st != KD_OK)
-        return st; /* the bus failed: do not commit, the message comes again */
+        return st; /* stopping, or out of memory: do not commit, it comes again */
     return kd_consumer_commit(group, m, err, errsz);
 }
 
@@ -209,9 +243,11 @@ static kd_status_t tick(daemon_t *p, char *err, size_t errsz)
 static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_opts_t *o,
                         volatile sig_atomic_t *stop, char *err, size_t errsz)
 {
-    kd_topic_t hist_topic = KD_TOPIC_DEPLOYMENTS;
+    /* The deployments topic is the planner's state; the hosts topic says
+     * which workers announced themselves (a rollback skips the gone). */
+    kd_topic_t hist_topics[] = {KD_TOPIC_DEPLOYMENTS, KD_TOPIC_HOSTS};
     kd_topic_t topics[] = {KD_TOPIC_REQUESTS, KD_TOPIC_RESULTS};
-    kd_consumer_opts_t ho = {.topics = &hist_topic, .topic_count = 1, .read_all = true};
+    kd_consumer_opts_t ho = {.topics = hist_topics, .topic_count = 2, .read_all = true};
     kd_consumer_opts_t go = {.group_id = o->group, .topics = topics, .topic_count = 2,
                              .on_rebalance = on_rebalance, .opaque = p,
                              .instance_id = o->instance_id};
@@ -258,6 +294,7 @@ kd_status_t kd_daemon_run(const kd_bus_conf_t *conf, const kd_daemon_opts_t *opt
 
     if (!p)
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    p->stop = stop;
     if ((st = kd_producer_new(conf, "planner", &p->producer, err, errsz)) == KD_OK) {
         if ((p->model = kd_model_new()))
             st = loop(p, conf, opts, stop, err, errsz);

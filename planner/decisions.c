@@ -84,9 +84,9 @@ void kd_decide_status(kd_decisions_t *out, const kd_core_ctx_t *c, const char *d
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, deploy_id, &env);
 }
 
-void kd_decide_host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
-                             const kd_dhost_t *h, Kdeploy__V1__StepStatus status,
-                             const char *error)
+static void host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                          const kd_dhost_t *h, Kdeploy__V1__StepStatus status, const char *error,
+                          bool silent)
 {
     Kdeploy__V1__HostFinished hf = KDEPLOY__V1__HOST_FINISHED__INIT;
     char id[KD_UUID_LEN];
@@ -99,12 +99,26 @@ void kd_decide_host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const 
                                                             : KD_EVENT_NONE;
     hf.error = (char *)(error ? error : "");
     hf.duration_ms = h->started_ms ? env.ts_ms - h->started_ms : 0;
+    hf.silent = silent;
     env.body_case = KD_BODY(HOST_FINISHED);
     env.host_finished = &hf;
     kd_info("%s: host %s %s%s%s", d->id, h->name,
             status == STEP(SUCCEEDED) ? "succeeded" : status == STEP(SKIPPED) ? "skipped" : "failed",
             error && *error ? ": " : "", error ? error : "");
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, d->id, &env);
+}
+
+void kd_decide_host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                             const kd_dhost_t *h, Kdeploy__V1__StepStatus status,
+                             const char *error)
+{
+    host_finished(out, c, d, h, status, error, false);
+}
+
+void kd_decide_host_silent(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                           const kd_dhost_t *h, const char *error)
+{
+    host_finished(out, c, d, h, STEP(FAILED), error, true);
 }
 
 void kd_decide_rejected(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,

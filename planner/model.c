@@ -16,7 +16,8 @@ kd_model_t *kd_model_new(void)
     m->by_id = kd_ptrmap_new();
     m->installed = kd_strmap_new();
     m->live = kd_strmap_new();
-    if (!m->by_id || !m->installed || !m->live) {
+    m->seen = kd_ptrmap_new();
+    if (!m->by_id || !m->installed || !m->live || !m->seen) {
         kd_model_free(m);
         return NULL;
     }
@@ -60,6 +61,8 @@ void kd_model_free(kd_model_t *m)
     kd_ptrmap_free(m->by_id);
     kd_strmap_free(m->installed);
     kd_strmap_free(m->live);
+    kd_ptrmap_free_values(m->seen);
+    kd_ptrmap_free(m->seen);
     free(m);
 }
 
@@ -103,6 +106,38 @@ const char *kd_model_installed(const kd_model_t *m, const char *app, const char 
 
     free(key);
     return id;
+}
+
+/* A host's last announcement; the key is the name stored after it. */
+typedef struct seen_host {
+    int64_t alive_ms;
+    char name[];
+} seen_host_t;
+
+int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host)
+{
+    const seen_host_t *sh = host ? kd_ptrmap_get(m->seen, host) : NULL;
+
+    return sh ? sh->alive_ms : 0;
+}
+
+static void apply_host_status(kd_model_t *m, const Kdeploy__V1__HostStatus *hs, int64_t ts)
+{
+    seen_host_t *sh;
+    size_t len;
+
+    if (!hs->host || !*hs->host || (len = strlen(hs->host)) > 1024)
+        return;
+    if (!(sh = kd_ptrmap_get(m->seen, hs->host))) {
+        if (!(sh = calloc(1, sizeof *sh + len + 1)))
+            return;
+        memcpy(sh->name, hs->host, len + 1);
+        if (kd_ptrmap_set(m->seen, sh->name, sh) != KD_OK) {
+            free(sh);
+            return;
+        }
+    }
+    sh->alive_ms = hs->alive ? ts : 0;
 }
 
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group)
@@ -429,7 +464,7 @@ static void set_installed(kd_model_t *m, const kd_deploy_t *d, const kd_dhost_t 
 }
 
 static void apply_host_finished(kd_model_t *m, kd_deploy_t *d,
-                                const Kdeploy__V1__HostFinished *hf)
+                                const Kdeploy__V1__HostFinished *hf, int64_t ts)
 {
     kd_dhost_t *h = host_mut(d, hf->host);
 
@@ -440,6 +475,8 @@ static void apply_host_finished(kd_model_t *m, kd_deploy_t *d,
     if (h->in_flight)
         d->in_flight--;
     h->in_flight = false;
+    h->silent = hf->silent;
+    h->finished_ms = ts;
     ready_remove(d, h);
     switch (hf->status) {
     case KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED:
@@ -586,7 +623,7 @@ static void apply_to(kd_model_t *m, kd_deploy_t *d, const kd_envelope_t *env)
         apply_dispatched(d, env->step_dispatched, env->ts_ms);
         break;
     case KD_BODY(HOST_FINISHED):
-        apply_host_finished(m, d, env->host_finished);
+        apply_host_finished(m, d, env->host_finished, env->ts_ms);
         break;
     case KD_BODY(SUCCEEDED):
         apply_succeeded(m, d, env->succeeded, env->ts_ms);
@@ -627,6 +664,10 @@ void kd_model_apply(kd_model_t *m, const kd_envelope_t *env)
 
     if (env->body_case == KD_BODY(ACCEPTED)) {
         apply_accepted(m, env);
+        return;
+    }
+    if (env->body_case == KD_BODY(HOST_STATUS)) {
+        apply_host_status(m, env->host_status, env->ts_ms);
         return;
     }
     if (!env->deploy_id || !(d = kd_ptrmap_get(m->by_id, env->deploy_id)))

@@ -49,6 +49,9 @@ const kd_deploy_t *kd_model_active(const kd_model_t *m, const char *app, const c
  * revision it restored). NULL if none. */
 const char *kd_model_installed(const kd_model_t *m, const char *app, const char *group,
                                const char *host);
+/* When host's worker last announced itself alive on the hosts topic (its
+ * clock), or 0 if never or if it said it stopped. */
+int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host);
 /* The server group serving application/group's blue-green service, or NULL. */
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group);
 

@@ -25,6 +25,8 @@ typedef struct kd_dhost {
     char *restore_id;       /* rollback: the deployment whose revision is restored */
     char *error;            /* why the last step or the host failed ("" if not) */
     kd_event_t failed_step;
+    bool silent;            /* failed because its worker stopped answering */
+    int64_t finished_ms;
     /* Hosts that wait for a decision (running, nothing in flight) are
      * linked, so a result costs O(1) and never a scan of the fleet. */
     bool ready;
@@ -79,6 +81,7 @@ struct kd_model {
     kd_ptrmap_t *by_id;      /* deploy id -> deployment */
     kd_strmap_t *installed;  /* "app/group/host" -> deploy id whose revision runs there */
     kd_strmap_t *live;       /* "app/group" -> blue-green server group serving */
+    kd_ptrmap_t *seen;       /* host id -> its last "alive" announcement (hosts topic) */
 };
 
 /* All its hosts have arrived: it can be driven. */

@@ -184,3 +184,13 @@ void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envel
                 kd_envelope_type(req));
     }
 }
+
+void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char *reason,
+                    kd_decisions_t *out)
+{
+    const char *by = req->body_case == KD_BODY(CREATE)     ? req->create->requested_by
+                     : req->body_case == KD_BODY(ROLLBACK) ? req->rollback->requested_by
+                                                           : "";
+
+    kd_decide_rejected(out, c, req->deploy_id, by, reason);
+}

@@ -68,7 +68,7 @@ kd_status_t kd_core_execute(kd_model_t *m, kd_decisions_t *dec, kd_ctx_fn ctx,
             break;
         }
         if ((st = publish(arg, dec, err, errsz)) != KD_OK)
-            break;
+            return st; /* the round stays in dec, for the caller to retry */
         /* Published: now it is what happened. */
         for (size_t i = 0; i < dec->count; i++)
             if (dec->items[i].topic == KD_TOPIC_DEPLOYMENTS)

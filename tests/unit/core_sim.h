@@ -36,6 +36,7 @@ typedef struct sim {
     size_t max_bytes;         /* the largest message published */
     size_t published;
     bool keep_history;        /* false: large tests keep no copies */
+    int fail_publishes;       /* this many publishes fail (the broker is down) */
 } sim_t;
 
 /* Kafka's default message.max.bytes is 1,048,588; leave room for headers. */
@@ -154,7 +155,8 @@ static void sim_record(sim_t *s, const kd_decision_t *x)
                  e->host_finished->error);
         break;
     case KD_BODY(SUCCEEDED):
-        sim_line(s, "succeeded %s live=%s", id, e->succeeded->live_group);
+        sim_join(list, sizeof list, e->succeeded->skipped_hosts, e->succeeded->n_skipped_hosts);
+        sim_line(s, "succeeded %s live=%s skipped=[%s]", id, e->succeeded->live_group, list);
         break;
     case KD_BODY(FAILED):
         sim_join(list, sizeof list, e->failed->failed_hosts, e->failed->n_failed_hosts);
@@ -207,8 +209,10 @@ static kd_status_t sim_publish(void *arg, const kd_decisions_t *round, char *err
 {
     sim_t *s = arg;
 
-    (void)err;
-    (void)errsz;
+    if (s->fail_publishes > 0) {
+        s->fail_publishes--;
+        return kd_err(err, errsz, KD_EKAFKA, "Local: Message timed out");
+    }
     /* As the daemon: a round's records first, then its commands. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < round->count; i++) {
@@ -427,6 +431,22 @@ static void sim_answer_all(sim_t *s, sim_fail_fn fail, size_t limit)
                                     : KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED, why);
         sim_free_cmd(&cmd);
     }
+}
+
+/* A worker announces itself on the hosts topic. */
+static void sim_host_status(sim_t *s, const char *host, bool alive)
+{
+    Kdeploy__V1__HostStatus hs = KDEPLOY__V1__HOST_STATUS__INIT;
+    kd_envelope_t env;
+    char eid[KD_UUID_LEN];
+
+    kd_envelope_init(&env, eid, "", "worker@test");
+    env.ts_ms = s->now;
+    hs.host = (char *)host;
+    hs.alive = alive;
+    env.body_case = KD_BODY(HOST_STATUS);
+    env.host_status = &hs;
+    kd_model_apply(s->m, &env);
 }
 
 static void sim_tick(sim_t *s, int64_t advance_ms)

@@ -478,6 +478,59 @@ static void test_heartbeat_keeps_a_step_alive(void)
     sim_free(&s);
 }
 
+/* A host whose worker died: the rollback restores every other host, skips
+ * it (it is gone), says so, and succeeds. Once the worker has announced
+ * itself again, a rollback covers it like the others. */
+static void check_rollback_with_dead_host(bool comes_back)
+{
+    const char *rb = comes_back ? "rb-x" : "rb-1";
+    char needle[128];
+    sim_cmd_t cmd;
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b, c]", "concurrency: 3\n");
+    sim_answer_all(&s, NULL, 100000);
+    create_rolling(&s, "d2", "[a, b, c]",
+                   comes_back ? "concurrency: 3\ntimeouts: {host: 60}\n"
+                              : "concurrency: 3\nauto_rollback: true\ntimeouts: {host: 60}\n");
+    /* b's worker dies after its download; a and c go on to the end. */
+    while (sim_take(&s, &cmd)) {
+        if (strcmp(cmd.host, "b") != 0 || cmd.event == KD_EVENT(DownloadBundle))
+            sim_answer_cmd(&s, &cmd, KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED, NULL);
+        sim_free_cmd(&cmd);
+    }
+    sim_tick(&s, 61 * 1000);
+    CHECK(sim_count(&s, "finished d2 b failed: ApplicationStop: no result or heartbeat") == 1);
+    if (comes_back) {
+        s.now += MINUTE;
+        sim_host_status(&s, "b", true); /* restarted */
+        sim_rollback(&s, rb, "d2");
+    }
+    snprintf(needle, sizeof needle, "rollback d2 as %s hosts=[a,b,c]", rb);
+    CHECK(sim_count(&s, needle) == 1);
+    sim_answer_all(&s, NULL, 100000);
+    snprintf(needle, sizeof needle, "step %s b ApplicationStop", rb);
+    if (comes_back) {
+        CHECK(sim_count(&s, needle) == 1);
+        CHECK(sim_count(&s, "succeeded rb-x live= skipped=[]") == 1);
+    } else {
+        CHECK(sim_count(&s, needle) == 0);
+        CHECK(sim_count(&s, "finished rb-1 b skipped: gone: its worker stopped answering during d2") == 1);
+        CHECK_STEPS(&s, "rb-1", "a", ROLLING_ROLLBACK_STEPS);
+        CHECK(sim_count(&s, "succeeded rb-1 live= skipped=[b]") == 1);
+    }
+    CHECK(sim_status(&s, rb) == STATUS(ROLLBACK_SUCCEEDED));
+    CHECK(sim_status(&s, "d2") == STATUS(ROLLBACK_SUCCEEDED));
+    sim_free(&s);
+}
+
+static void test_rollback_skips_dead_hosts(void)
+{
+    check_rollback_with_dead_host(false);
+    check_rollback_with_dead_host(true);
+}
+
 static void test_host_and_deployment_timeouts(void)
 {
     sim_t s;
@@ -832,6 +885,45 @@ static void test_restart_between_host_slices(void)
     sim_free(&s);
 }
 
+/* A round the broker did not take stays whole and unapplied, so the daemon
+ * can try it again: nothing is lost and nothing is half-applied. */
+static void test_publish_failure_keeps_the_round(void)
+{
+    Kdeploy__V1__DeploymentSpec *spec = sim_spec("application: shop\ngroup: web\nhosts: [a, b]\n"
+                                                 "revision:\n  url: https://a.example/s.tgz\n  " SHA);
+    Kdeploy__V1__CreateDeployment cr = KDEPLOY__V1__CREATE_DEPLOYMENT__INIT;
+    kd_decisions_t dec;
+    kd_core_ctx_t c;
+    kd_envelope_t env;
+    char eid[KD_UUID_LEN], err[256];
+    size_t round;
+    sim_t s;
+
+    sim_init(&s);
+    kd_envelope_init(&env, eid, "d1", "kdeploy@test");
+    cr.spec = spec;
+    cr.requested_by = "op@test";
+    env.body_case = KD_BODY(CREATE);
+    env.create = &cr;
+    kd_decisions_init(&dec);
+    sim_ctx(&s, &c);
+    kd_core_request(s.m, &c, &env, &dec);
+    round = dec.count;
+    s.fail_publishes = 3;
+    for (int i = 0; i < 3; i++) {
+        CHECK(kd_core_execute(s.m, &dec, sim_ctx, sim_publish, &s, err, sizeof err) == KD_EKAFKA);
+        CHECK(dec.count == round);                 /* the round, whole */
+        CHECK(kd_model_find(s.m, "d1") == NULL);   /* and not applied */
+    }
+    CHECK_CONTAINS(err, "timed out");
+    CHECK(kd_core_execute(s.m, &dec, sim_ctx, sim_publish, &s, err, sizeof err) == KD_OK);
+    CHECK(dec.count == 0);
+    CHECK(sim_count(&s, "accepted d1") == 1 && sim_count(&s, "step d1 a DownloadBundle") == 1);
+    kd_decisions_clear(&dec);
+    kd_spec_free(spec);
+    sim_free(&s);
+}
+
 /* Results that answer nothing: another attempt, another host, a finished
  * deployment. */
 static void test_stale_results_change_nothing(void)
@@ -981,11 +1073,13 @@ int main(void)
     RUN(test_silent_host_times_out);
     RUN(test_heartbeat_keeps_a_step_alive);
     RUN(test_host_and_deployment_timeouts);
+    RUN(test_rollback_skips_dead_hosts);
     RUN(test_pause_resume_and_stop);
     RUN(test_requests_refused);
     RUN(test_duplicate_hosts);
     RUN(test_hostile_requests_refused);
     RUN(test_large_fleet_fits_the_message_limit);
+    RUN(test_publish_failure_keeps_the_round);
     RUN(test_stale_results_change_nothing);
     RUN(test_restart_in_the_middle_of_a_step);
     RUN(test_restart_between_host_start_and_first_step);
