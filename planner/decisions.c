@@ -102,9 +102,13 @@ static void host_finished(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_
     hf.silent = silent;
     env.body_case = KD_BODY(HOST_FINISHED);
     env.host_finished = &hf;
-    kd_info("%s: host %s %s%s%s", d->id, h->name,
-            status == STEP(SUCCEEDED) ? "succeeded" : status == STEP(SKIPPED) ? "skipped" : "failed",
-            error && *error ? ": " : "", error ? error : "");
+    /* A fleet's worth of "succeeded" lines says nothing: only the
+     * exceptions are logged at info. */
+    if (status == STEP(SUCCEEDED))
+        kd_debug("%s: host %s succeeded", d->id, h->name);
+    else
+        kd_info("%s: host %s %s%s%s", d->id, h->name, status == STEP(SKIPPED) ? "skipped" : "failed",
+                error && *error ? ": " : "", error ? error : "");
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, d->id, &env);
 }
 
