@@ -1,0 +1,70 @@
+"""Helpers for the observability tests (metrics, dashboard, webhooks):
+free ports, waiting for an HTTP endpoint, scraping /metrics with the
+Prometheus client's own parser, and workers started with extra options in
+kdtest's host layout."""
+import os
+import socket
+import time
+import urllib.request
+
+import kdtest
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_http(url, procs=None, name=None, timeout=20):
+    """Waits until url answers 200; returns the body (bytes)."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return r.read()
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    log = procs.log_of(name) if procs and name else ""
+    raise RuntimeError(f"{url} did not answer: {last}\n{log}")
+
+
+def scrape(url):
+    """Fetches url and parses it with prometheus_client's text parser.
+    Returns ({(name, frozenset(labels.items())): value}, content type,
+    {family name: type})."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(url, timeout=5) as r:
+        ctype = r.headers.get("Content-Type", "")
+        text = r.read().decode()
+    samples, types = {}, {}
+    for fam in text_string_to_metric_families(text):
+        types[fam.name] = fam.type
+        for s in fam.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples, ctype, types
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())))
+
+
+def worker(procs, bs, hosts, *extra, name=None):
+    """A worker process serving hosts (a list) in kdtest's layout: each host
+    its <dir>/<host>/root and prefix, hooks told KD_HOST and HOOK_LOG. One
+    --env pair is shared by a process, so several hosts log to the first
+    host's hooks.log."""
+    args = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs]
+    for h in hosts:
+        base = os.path.join(procs.dir, h)
+        os.makedirs(os.path.join(base, "prefix"), exist_ok=True)
+        args += ["--host-id", h, "--root", os.path.join(base, "root"),
+                 "--install-prefix", os.path.join(base, "prefix")]
+    args += ["--env", "KD_HOST=" + hosts[0],
+             "--env", "HOOK_LOG=" + os.path.join(procs.dir, hosts[0], "hooks.log")]
+    return procs.start(args + list(extra), name or hosts[0])
