@@ -80,7 +80,9 @@ function apply(ev) {
       break;
     case "status_changed":
       d.status = ev.status;
-      if (ev.reason) d.reason = ev.reason;
+      // A failure's reason stays; a stop or a failed rollback says why too.
+      if (ev.reason && !d.reason && ["stopped", "rollback_failed", "paused"].includes(ev.status))
+        d.reason = ev.reason;
       if (TERMINAL.has(ev.status) && d.ended === null) d.ended = ev.ts;
       break;
     case "step_dispatched": {
@@ -144,6 +146,12 @@ function clock(ts) {
 
 function short(id) { return id.slice(0, 8); }
 
+// "shop / web 2.4"; a rollback names itself, as its revision is the one it restores.
+function title(d, sep) {
+  return (d.app || "?") + " / " + (d.group || "?") +
+         (d.rollbackOf ? sep + "rollback" : d.label ? sep + d.label : "");
+}
+
 function matches(d) {
   const f = filters();
   return (!f.app || d.app === f.app) && (!f.group || d.group === f.group) &&
@@ -182,9 +190,7 @@ function renderList(all) {
     const done = [...d.hosts.values()].filter(h => h.status === "succeeded").length;
     return el("a", { class: "card" + (d.id === selected ? " selected" : ""), href: "#" + d.id,
                      "data-id": d.id },
-      el("div", { class: "title" }, document.createTextNode((d.app || "?") + " / " + (d.group || "?") +
-                                                            (d.label ? "  " + d.label : "") + " "),
-         badge(d.status)),
+      el("div", { class: "title" }, document.createTextNode(title(d, "  ") + " "), badge(d.status)),
       el("div", { class: "sub" },
          el("span", { text: short(d.id) }), el("span", { text: clock(d.started) }),
          el("span", { text: done + "/" + d.hosts.size + " hosts" }),
@@ -261,7 +267,7 @@ function hostBlock(d, h, t0, t1, now) {
   const name = el("div", { class: "host-name", title: "show or hide the steps",
                            onclick: () => { expanded.set(key, !open); render(); } },
                   el("span", { class: "caret", text: open ? "▾" : "▸" }),
-                  el("span", { text: h.name }), badge(h.status));
+                  el("span", { class: "hname", text: h.name }), badge(h.status));
   return el("div", { class: "host" + (open ? " open" : ""), "data-host": h.name },
             el("div", { class: "host-row" }, name, lane(h, t0, t1, now)),
             open ? stepTable(h, t0, now) : null,
@@ -277,13 +283,15 @@ function renderDetail() {
   const sec = document.getElementById("detail");
   const d = deployments.get(selected);
   if (!d) {
-    sec.replaceChildren(el("p", { class: "empty", text: "Pick a deployment on the left." }));
+    sec.replaceChildren(el("p", { class: "empty", text: selected ? `Deployment ${selected} is not on the topics (yet).`
+                                                                 : "Pick a deployment on the left." }));
     return;
   }
   const now = Date.now(), [t0, t1] = span(d, now);
   const hosts = d.order.map(n => d.hosts.get(n));
-  sec.replaceChildren(
-    el("h2", {}, document.createTextNode(`${d.app} / ${d.group}` + (d.label ? ` — ${d.label}` : "")), badge(d.status)),
+  // replaceChildren would print a null: the optional parts are filtered.
+  sec.replaceChildren(...[
+    el("h2", {}, document.createTextNode(title(d, " — ")), badge(d.status)),
     el("div", { class: "meta" },
        el("span", {}, document.createTextNode("deployment "), el("code", { text: d.id })),
        d.requestedBy ? el("span", { text: "by " + d.requestedBy }) : null,
@@ -296,7 +304,7 @@ function renderDetail() {
     axis(t0, t1),
     ...hosts.map(h => hostBlock(d, h, t0, t1, now)),
     el("div", { class: "legend" }, ...["succeeded", "failed", "running", "skipped"].map(s =>
-       el("span", { class: "l-" + s, text: s }))));
+       el("span", { class: "l-" + s, text: s })))].filter(Boolean));
 }
 
 function render() {
@@ -305,7 +313,8 @@ function render() {
   fillSelect("f-app", new Set(all.map(d => d.app)));
   fillSelect("f-group", new Set(all.map(d => d.group)));
   fillSelect("f-label", new Set(all.map(d => d.label)));
-  if (!deployments.has(selected) && all.length) selected = (all.find(matches) || all[0]).id;
+  // A deployment named in the address may not have arrived yet: keep it.
+  if (!selected && all.length) selected = (all.find(matches) || all[0]).id;
   renderList(all);
   renderDetail();
 }

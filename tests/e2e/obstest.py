@@ -68,3 +68,32 @@ def worker(procs, bs, hosts, *extra, name=None):
     args += ["--env", "KD_HOST=" + hosts[0],
              "--env", "HOOK_LOG=" + os.path.join(procs.dir, hosts[0], "hooks.log")]
     return procs.start(args + list(extra), name or hosts[0])
+
+
+def browser(width=1400, height=1000):
+    """Headless Chromium driven by Selenium (Debian's chromium and
+    chromium-driver). The caller quits it, which ends the browser's
+    processes."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={width},{height}", "--hide-scrollbars"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def wait_for(fn, timeout=30, what="condition"):
+    """Calls fn until it returns something true; returns that."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # the page is being redrawn under us
+            last = e
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what} ({last})")
