@@ -177,12 +177,13 @@ static struct MHD_Daemon *start_http(const char *listen, kd_feed_t *feed, unsign
 }
 
 static int parse_args(int argc, char **argv, kd_cli_common_t *cli, const char **listen,
-                      size_t *history_mb)
+                      size_t *history_mb, const char **metrics_listen)
 {
     static const struct option longopts[] = {
         KD_CLI_COMMON_LONGOPTS,
         {"listen", required_argument, NULL, 'l'},
         {"history-mb", required_argument, NULL, 'm'},
+        {"metrics-listen", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -192,7 +193,9 @@ static int parse_args(int argc, char **argv, kd_cli_common_t *cli, const char **
         "timeline, failures with their output, rollbacks, filters.\n\n"
         "  --listen ADDR:PORT    where to serve (default " DASH_DEFAULT_LISTEN "); the page\n"
         "                        has no login: keep it on loopback or behind a proxy\n"
-        "  --history-mb N        events kept in memory for new viewers (default 64)\n";
+        "  --history-mb N        events kept in memory for new viewers (default 64)\n"
+        "  --metrics-listen A:P  also serve deployment metrics counted from the topics\n"
+        "                        (Prometheus, http://A:P/metrics)\n";
     int opt;
     char *end;
 
@@ -202,6 +205,8 @@ static int parse_args(int argc, char **argv, kd_cli_common_t *cli, const char **
             continue;
         if (opt == 'l') {
             *listen = optarg;
+        } else if (opt == 'M') {
+            *metrics_listen = optarg;
         } else if (opt == 'm') {
             *history_mb = strtoul(optarg, &end, 10);
             if (*end || *history_mb == 0 || *history_mb > 65536 || optarg[0] == '-') {
@@ -223,16 +228,19 @@ static int parse_args(int argc, char **argv, kd_cli_common_t *cli, const char **
 int kd_cmd_dashboard(int argc, char **argv)
 {
     kd_cli_common_t cli = {0};
-    const char *listen = DASH_DEFAULT_LISTEN;
+    const char *listen = DASH_DEFAULT_LISTEN, *metrics_listen = NULL;
     size_t history_mb = 64;
+    kd_metrics_t *reg = NULL;
+    kd_metrics_server_t *msrv = NULL;
+    kd_deploy_metrics_t *dm = NULL;
     kd_bus_conf_t *conf = NULL;
     kd_feed_t *feed = NULL;
     struct MHD_Daemon *http = NULL;
     unsigned port = 0;
-    char err[1024];
+    char err[1024] = "out of memory"; /* until a call says more */
     int rc;
 
-    if ((rc = parse_args(argc, argv, &cli, &listen, &history_mb)) >= 0)
+    if ((rc = parse_args(argc, argv, &cli, &listen, &history_mb, &metrics_listen)) >= 0)
         return rc;
     if (kd_cli_setup(&cli, "dashboard", &conf, NULL, err, sizeof err) != KD_OK) {
         fprintf(stderr, "kdeploy: %s\n", err);
@@ -240,7 +248,10 @@ int kd_cmd_dashboard(int argc, char **argv)
     }
     rc = 1;
     kd_signals_install(&dash_stop);
-    if (kd_feed_start(conf, history_mb * 1024 * 1024, &feed, err, sizeof err) != KD_OK ||
+    if (metrics_listen && (!(reg = kd_metrics_new()) || !(dm = kd_deploy_metrics_new(reg)) ||
+                           kd_metrics_serve(reg, metrics_listen, &msrv, err, sizeof err) != KD_OK)) {
+        fprintf(stderr, "kdeploy: dashboard: --metrics-listen %s: %s\n", metrics_listen, err);
+    } else if (kd_feed_start(conf, history_mb * 1024 * 1024, dm, &feed, err, sizeof err) != KD_OK ||
         !(http = start_http(listen, feed, &port, err, sizeof err))) {
         fprintf(stderr, "kdeploy: dashboard: %s\n", err);
     } else {
@@ -258,6 +269,9 @@ int kd_cmd_dashboard(int argc, char **argv)
     if (http)
         MHD_stop_daemon(http);
     kd_feed_free(feed);
+    kd_metrics_server_stop(msrv);
+    kd_deploy_metrics_free(dm);
+    kd_metrics_free(reg);
     kd_bus_conf_free(conf);
     return rc;
 }

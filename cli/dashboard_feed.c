@@ -15,6 +15,7 @@
 struct kd_feed {
     const kd_bus_conf_t *conf;
     size_t max_bytes;
+    kd_deploy_metrics_t *dm;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t grew;
@@ -282,8 +283,10 @@ static void *read_loop(void *arg)
             break;
         }
         /* Hostile or foreign messages are skipped, never shown half-read. */
-        if (m && kd_message_decode(c, m, &env, NULL, 0) == KD_OK)
+        if (m && kd_message_decode(c, m, &env, NULL, 0) == KD_OK) {
             add_envelope(f, env);
+            kd_deploy_metrics_event(f->dm, env, !synced);
+        }
         kd_envelope_free(env);
         kd_message_free(m);
         if (!synced && kd_consumer_at_end(c)) {
@@ -295,8 +298,8 @@ static void *read_loop(void *arg)
     return NULL;
 }
 
-kd_status_t kd_feed_start(const kd_bus_conf_t *conf, size_t max_bytes, kd_feed_t **out,
-                          char *err, size_t errsz)
+kd_status_t kd_feed_start(const kd_bus_conf_t *conf, size_t max_bytes, kd_deploy_metrics_t *dm,
+                          kd_feed_t **out, char *err, size_t errsz)
 {
     kd_feed_t *f = calloc(1, sizeof *f);
     pthread_condattr_t ca;
@@ -305,6 +308,7 @@ kd_status_t kd_feed_start(const kd_bus_conf_t *conf, size_t max_bytes, kd_feed_t
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
     f->conf = conf;
     f->max_bytes = max_bytes;
+    f->dm = dm;
     f->first_seq = 1;
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_init(&ca);

@@ -11,13 +11,15 @@
 
 #include "bus.h"
 #include "buf.h"
+#include "deploy_metrics.h"
 
 typedef struct kd_feed kd_feed_t;
 
 /* Starts reading (a thread of its own). max_bytes bounds the events kept:
- * the oldest go first. The configuration must outlive the feed. */
-kd_status_t kd_feed_start(const kd_bus_conf_t *conf, size_t max_bytes, kd_feed_t **out,
-                          char *err, size_t errsz);
+ * the oldest go first. dm (may be NULL) counts the events that come after
+ * the history. The configuration and dm must outlive the feed. */
+kd_status_t kd_feed_start(const kd_bus_conf_t *conf, size_t max_bytes, kd_deploy_metrics_t *dm,
+                          kd_feed_t **out, char *err, size_t errsz);
 /* Stops reading and wakes every waiter (kd_feed_read returns -1 from then
  * on); accepts NULL. */
 void kd_feed_stop(kd_feed_t *f);

@@ -97,3 +97,17 @@ def wait_for(fn, timeout=30, what="condition"):
             last = e
         time.sleep(0.1)
     raise TimeoutError(f"timed out waiting for {what} ({last})")
+
+
+def wait_synced(url, timeout=30):
+    """Reads the dashboard's event stream at url until it says the history
+    is read (the "synced" event)."""
+    deadline = time.time() + timeout
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        while time.time() < deadline:
+            line = r.readline()
+            if not line:
+                break
+            if b'"type":"synced"' in line:
+                return True
+    raise RuntimeError(f"{url} never said synced")

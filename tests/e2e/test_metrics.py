@@ -1,7 +1,9 @@
-"""Prometheus metrics of the worker and lbctl, read by Prometheus' own text
-parser (python3-prometheus-client) after a real deployment behind a load
-balancer (lbctl's command driver): steps and hook durations by lifecycle
-event, download bytes and time, journal replays, traffic changes."""
+"""Prometheus metrics of the worker, lbctl and the dashboard, read by
+Prometheus' own text parser (python3-prometheus-client) after a real
+deployment behind a load balancer (lbctl's command driver): steps and hook
+durations by lifecycle event, download bytes and time, journal replays,
+traffic changes, and the deployment counts the planner will export too
+(counted by `kdeploy dashboard` from the topics)."""
 import os
 import subprocess
 import sys
@@ -37,6 +39,12 @@ def main():
                      "--driver", "command", "--command", lb_command(d),
                      "--state-dir", os.path.join(d, "lbctl"),
                      "--metrics-listen", f"127.0.0.1:{lport}"], "lbctl")
+        dport, dmport = obstest.free_port(), obstest.free_port()
+        procs.start([KDEPLOY, "dashboard", "--brokers", bs, "--listen", f"127.0.0.1:{dport}",
+                     "--metrics-listen", f"127.0.0.1:{dmport}"], "dashboard")
+        durl = f"http://127.0.0.1:{dmport}/metrics"
+        obstest.wait_http(durl, procs, "dashboard")
+        obstest.wait_synced(f"http://127.0.0.1:{dport}/events")
         wurl = f"http://127.0.0.1:{wport}/metrics"
         lurl = f"http://127.0.0.1:{lport}/metrics"
         obstest.wait_http(wurl, procs, "worker")
@@ -110,6 +118,22 @@ def main():
         t.check(obstest.value(lb, "kdeploy_lbctl_changes_total", action="swap",
                               status="succeeded", driver="command") == 0, "no swap")
         t.check(obstest.value(lb, "kdeploy_lbctl_messages_skipped_total") == 0, "none skipped")
+
+        # Deployment metrics, counted from the topics' live events.
+        dm, _, types = obstest.scrape(durl)
+        g = lambda name, **kw: obstest.value(dm, name, **kw)  # noqa: E731
+        t.check(g("kdeploy_deployments_accepted_total", operation="update") == 1, "1 accepted")
+        t.check(g("kdeploy_deployments_finished_total", status="succeeded") == 1, "1 succeeded")
+        t.check(g("kdeploy_deployments_finished_total", status="failed") == 0, "none failed")
+        t.check(g("kdeploy_deployment_duration_seconds_count", status="succeeded") == 1,
+                "its duration observed")
+        for ev in ("Install", "BlockTraffic", "AllowTraffic", "ValidateService"):
+            t.check(g("kdeploy_steps_total", event=ev, status="succeeded") == 2,
+                    f"{ev} succeeded on 2 hosts: {g('kdeploy_steps_total', event=ev, status='succeeded')}")
+        t.check(g("kdeploy_step_duration_seconds_count", event="ValidateService") == 2,
+                "ValidateService durations")
+        t.check(types.get("kdeploy_hosts_in_flight") is None,
+                "the dashboard exports no planner-only gauge")
 
         # A bad listen address is refused at start, naming the option.
         bad = subprocess.run([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
