@@ -16,7 +16,7 @@ packages=(
   libmicrohttpd-dev                        # /metrics and the dashboard's HTTP server
   haproxy                                  # the load balancer of tests and demo
   python3 python3-kafka                    # an independent Kafka client for interop tests
-  python3-prometheus-client                # tests parse /metrics with Prometheus' own parser
+  python3-prometheus-client python3-yaml   # tests parse /metrics with Prometheus' own parser
   chromium chromium-driver python3-selenium  # the dashboard's browser test
   curl tar gzip zip procps
 )

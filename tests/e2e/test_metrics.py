@@ -4,7 +4,9 @@ deployment behind a load balancer (lbctl's command driver): steps and hook
 durations by lifecycle event, download bytes and time, journal replays,
 traffic changes, and the deployment counts the planner will export too
 (counted by `kdeploy dashboard` from the topics)."""
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +16,32 @@ import kdtest  # noqa: E402
 import obstest  # noqa: E402
 
 HOSTS = ["web-01", "web-02"]
+OBS = os.path.join(os.environ.get("KD_SOURCE_DIR", "."), "deploy", "observability")
+# Set by the planner once it wires them (unit tests render them); no process
+# of this test exports them.
+PLANNER_ONLY = {"kdeploy_hosts_in_flight", "kdeploy_deployments_active",
+                "kdeploy_consumer_lag_messages", "kdeploy_publish_errors_total",
+                "kdeploy_notify_deliveries_total", "kdeploy_notify_queue"}
+
+
+def check_deploy_files(t, exported):
+    """The alert rules and the Grafana dashboard parse, and name only
+    metrics that exist."""
+    import yaml
+    with open(os.path.join(OBS, "kdeploy-alerts.yml")) as f:
+        rules = yaml.safe_load(f)
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    t.check(len(exprs) >= 8 and all(r.get("alert") and r.get("labels", {}).get("severity")
+                                    for g in rules["groups"] for r in g["rules"]),
+            "every alert rule has a name, an expression and a severity")
+    with open(os.path.join(OBS, "grafana-kdeploy.json")) as f:
+        dash = json.load(f)
+    exprs += [tg["expr"] for p in dash["panels"] for tg in p.get("targets", [])]
+    names = set(re.findall(r"kdeploy_[a-z_]+", " ".join(exprs)))
+    known = exported | PLANNER_ONLY
+    unknown = sorted(n for n in names if n not in known)
+    t.check(not unknown, f"alerts and dashboard name only real metrics: {unknown}")
+    t.check(len(names) >= 20, f"they cover the metrics: {len(names)} names")
 KDEPLOY = os.path.join(kdtest.BIN, "kdeploy")
 
 
@@ -134,6 +162,14 @@ def main():
                 "ValidateService durations")
         t.check(types.get("kdeploy_hosts_in_flight") is None,
                 "the dashboard exports no planner-only gauge")
+
+        # Every family, with samples or not yet (a counter's name ends in _total).
+        exported = set()
+        for u in (wurl, lurl, durl):
+            samples, _, fams = obstest.scrape(u)
+            exported |= {name for (name, _) in samples}
+            exported |= {n + ("_total" if k == "counter" else "") for n, k in fams.items()}
+        check_deploy_files(t, exported)
 
         # A bad listen address is refused at start, naming the option.
         bad = subprocess.run([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
