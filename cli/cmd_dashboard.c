@@ -95,10 +95,19 @@ static enum MHD_Result serve_events(struct MHD_Connection *conn, kd_feed_t *feed
         return MHD_NO;
     s->feed = feed;
     s->next = 1;
-    if (last && *last)
-        s->next = strtoull(last, NULL, 10) + 1;
     kd_buf_init(&s->pending, 0);
     kd_buf_appends(&s->pending, "retry: 2000\n\n");
+    if (last && *last) {
+        char *dot;
+        long long epoch = strtoll(last, &dot, 10);
+
+        /* Our own id resumes after it; another process's (a restarted
+         * dashboard) starts over, and the page forgets what it had. */
+        if (*dot == '.' && epoch == kd_feed_epoch(feed))
+            s->next = strtoull(dot + 1, NULL, 10) + 1;
+        else
+            kd_buf_appends(&s->pending, "data: {\"type\":\"reset\"}\n\n");
+    }
     r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, DASH_CHUNK, stream_read, s,
                                           stream_free);
     if (!r) {

@@ -24,6 +24,7 @@ struct kd_feed {
     char **events;
     size_t head, count, cap, bytes;
     uint64_t first_seq;
+    int64_t epoch;
 };
 
 static const char *step_status_word(Kdeploy__V1__StepStatus st)
@@ -310,6 +311,7 @@ kd_status_t kd_feed_start(const kd_bus_conf_t *conf, size_t max_bytes, kd_deploy
     f->max_bytes = max_bytes;
     f->dm = dm;
     f->first_seq = 1;
+    f->epoch = kd_now_ms();
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -370,6 +372,11 @@ static void wait_for_more(kd_feed_t *f, uint64_t next, int wait_ms)
             break;
 }
 
+int64_t kd_feed_epoch(const kd_feed_t *f)
+{
+    return f->epoch;
+}
+
 int kd_feed_read(kd_feed_t *f, uint64_t *next, kd_buf_t *out, size_t max, int wait_ms)
 {
     int n = 0;
@@ -385,7 +392,8 @@ int kd_feed_read(kd_feed_t *f, uint64_t *next, kd_buf_t *out, size_t max, int wa
     while (*next < next_seq(f) && (n == 0 || out->len < max)) {
         const char *e = f->events[(f->head + (*next - f->first_seq)) % f->cap];
 
-        if (kd_buf_printf(out, "id: %llu\ndata: %s\n\n", (unsigned long long)*next, e) != KD_OK)
+        if (kd_buf_printf(out, "id: %lld.%llu\ndata: %s\n\n", (long long)f->epoch,
+                          (unsigned long long)*next, e) != KD_OK)
             break;
         (*next)++;
         n++;

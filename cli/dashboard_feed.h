@@ -26,8 +26,12 @@ void kd_feed_stop(kd_feed_t *f);
 /* Stops (if not yet) and frees; accepts NULL. No reader may be left. */
 void kd_feed_free(kd_feed_t *f);
 
+/* The feed's epoch: its start time, which event ids carry ("EPOCH.N"), so
+ * a browser that reconnects to another dashboard process is told apart. */
+int64_t kd_feed_epoch(const kd_feed_t *f);
+
 /* Appends events numbered from *next (1 is the first ever) to out as
- * server-sent events ("id: N\ndata: JSON\n\n"), at most about max bytes
+ * server-sent events ("id: EPOCH.N\ndata: JSON\n\n"), at most about max bytes
  * (at least one event). Waits up to wait_ms for one when there is none.
  * An event no longer kept is skipped. Returns the count appended (0: none
  * came in time) and advances *next; -1 once the feed stops. */

@@ -44,6 +44,10 @@ function step(h, name) {
 // One event of the deployments or results topic.
 function apply(ev) {
   if (ev.type === "synced") return setConn("live", "live");
+  if (ev.type === "reset") {   // another dashboard process: its history comes again
+    deployments.clear();
+    return scheduleRender();
+  }
   if (!ev.id) return;
   const d = deployment(ev.id);
   if (d.started === null || ev.ts < d.started) d.started = ev.ts;

@@ -53,6 +53,22 @@ def lb_command(d):
     return path
 
 
+def read_events(url, last_id, count):
+    """The first count events of the stream as (id, data), sent Last-Event-ID."""
+    import urllib.request
+    req = urllib.request.Request(url, headers={"Last-Event-ID": last_id} if last_id else {})
+    out, ev_id = [], None
+    with urllib.request.urlopen(req, timeout=10) as r:
+        while len(out) < count:
+            line = r.readline().decode().rstrip("\n")
+            if line.startswith("id: "):
+                ev_id = line[4:]
+            elif line.startswith("data: "):
+                out.append((ev_id, line[6:]))
+                ev_id = None
+    return out
+
+
 def main():
     t = kdtest.Checks()
     procs = kdtest.Procs()
@@ -170,6 +186,16 @@ def main():
             exported |= {name for (name, _) in samples}
             exported |= {n + ("_total" if k == "counter" else "") for n, k in fams.items()}
         check_deploy_files(t, exported)
+
+        # The event stream resumes after an id of its own, starts over after another's.
+        ev_url = f"http://127.0.0.1:{dport}/events"
+        first = read_events(ev_url, None, 3)
+        t.check(len(first) == 3 and first[0][1].startswith('{"seq":1,'), f"from the start: {first}")
+        again = read_events(ev_url, first[1][0], 1)
+        t.check(again and again[0][0] == first[2][0], f"resumes after {first[1][0]}: {again}")
+        other = read_events(ev_url, "1." + first[1][0].split(".")[1], 2)
+        t.check(other and other[0] == (None, '{"type":"reset"}') and
+                other[1][1].startswith('{"seq":1,'), f"another process's id starts over: {other}")
 
         # A bad listen address is refused at start, naming the option.
         bad = subprocess.run([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
