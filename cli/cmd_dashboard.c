@@ -197,7 +197,7 @@ static int parse_args(int argc, char **argv, kd_cli_common_t *cli, const char **
         {NULL, 0, NULL, 0},
     };
     static const char usage[] =
-        "usage: kdeploy dashboard [--listen ADDR:PORT] [--history-mb N]\n"
+        "usage: kdeploy dashboard [--listen ADDR:PORT] [--history-mb N] [--metrics-listen A:P]\n"
         "Serves a live web page of the deployments: their status, every host's steps on a\n"
         "timeline, failures with their output, rollbacks, filters.\n\n"
         "  --listen ADDR:PORT    where to serve (default " DASH_DEFAULT_LISTEN "); the page\n"

@@ -74,7 +74,7 @@ static const opt_def_t opt_defs[] = {
     OPT("verify-key", "verify_key", OPT_STRING, verify_key,
         "FILE  refuse traffic commands not signed by this Ed25519 key"),
     OPT("metrics-listen", "metrics_listen", OPT_STRING, metrics_listen,
-        "ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics"),
+        "A:P  serve Prometheus metrics on http://A:P/metrics (ADDR:PORT)"),
 };
 
 #define OPT_COUNT (sizeof opt_defs / sizeof opt_defs[0])

@@ -182,14 +182,18 @@ function sorted() {
     .sort((a, b) => (b.started || 0) - (a.started || 0));
 }
 
+const LIST_MAX = 200;   // the DOM is rebuilt on every change: keep it small
+
 function renderList(all) {
   const nav = document.getElementById("list");
-  const shown = all.filter(matches);
+  const matching = all.filter(matches);
+  const shown = matching.slice(0, LIST_MAX);
   if (!shown.length) {
     nav.replaceChildren(el("p", { class: "empty", text: all.length ? "No deployment matches the filters."
                                                                   : "No deployment on the topics yet." }));
     return;
   }
+  const more = matching.length - shown.length;
   nav.replaceChildren(...shown.map(d => {
     const done = [...d.hosts.values()].filter(h => h.status === "succeeded").length;
     return el("a", { class: "card" + (d.id === selected ? " selected" : ""), href: "#" + d.id,
@@ -200,7 +204,7 @@ function renderList(all) {
          el("span", { text: done + "/" + d.hosts.size + " hosts" }),
          d.rollbackOf ? el("span", { text: "↩ rollback of " + short(d.rollbackOf) }) : null,
          d.rolledBackBy ? el("span", { text: "rolled back by " + short(d.rolledBackBy) }) : null));
-  }));
+  }), ...(more > 0 ? [el("p", { class: "empty", text: `${more} older: narrow with the filters.` })] : []));
 }
 
 function span(d, now) {
