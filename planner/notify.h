@@ -55,7 +55,8 @@ typedef struct kd_notify_stats {
 /* Reads the "notify" list of cfg (NULL or no list: a notifier that sends
  * nothing) and starts the delivery thread. Errors name file:line: a
  * missing or non-http(s) url, an unknown event or key, an unreadable
- * secret_file. opts may be NULL. */
+ * secret_file. opts may be NULL. With receivers, it initializes libcurl's
+ * global state: call it before other threads use libcurl. */
 kd_status_t kd_notify_new(const kd_config_t *cfg, const kd_notify_opts_t *opts,
                           kd_notify_t **out, char *err, size_t errsz);
 
