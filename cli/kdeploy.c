@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd_broker.h"
+#include "cmd_dashboard.h"
 #include "cmd_deploy.h"
 #include "cmd_hosts.h"
 #include "cmd_keygen.h"
@@ -29,6 +30,7 @@ static const kd_subcommand_t subcommands[] = {
     {"list", kd_cmd_list, "list recent deployments"},
     {"hosts", kd_cmd_hosts, "the agents: alive, version, revisions installed"},
     {"replay", kd_cmd_replay, "a deployment's full timeline, rebuilt from the topics"},
+    {"dashboard", kd_cmd_dashboard, "serve a live web page of the deployments"},
     {"broker", kd_cmd_broker, "run the embedded Kafka-protocol broker (one machine)"},
     {"validate", kd_cmd_validate, "check an appspec file or a bundle directory"},
     {"keygen", kd_cmd_keygen, "create the Ed25519 key pair that signs step events"},

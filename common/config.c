@@ -94,12 +94,23 @@ static kd_status_t parse_sequence(parse_ctx_t *ctx, const char *key)
     yaml_event_t ev;
     kd_status_t st;
 
-    for (;;) {
+    for (unsigned index = 0;; index++) {
         if ((st = next_event(ctx, &ev)) != KD_OK)
             return st;
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
             yaml_event_delete(&ev);
             return KD_OK;
+        }
+        /* A list of mappings (notify: [{url: ..}, ..]) numbers its items:
+         * "notify.0.url", "notify.1.url". */
+        if (ev.type == YAML_MAPPING_START_EVENT) {
+            char item[512];
+
+            yaml_event_delete(&ev);
+            snprintf(item, sizeof item, "%s.%u", key, index);
+            if ((st = parse_mapping(ctx, item)) != KD_OK)
+                return st;
+            continue;
         }
         if (ev.type != YAML_SCALAR_EVENT) {
             st = kd_err(ctx->err, ctx->errsz, KD_EINVAL, "%s:%zu: %s: expected a list of values",

@@ -2,7 +2,8 @@
  *   log: {level: debug}
  *   kafka: {security.protocol: SASL_SSL}
  * reads as "log.level" = "debug" and "kafka.security.protocol" = "SASL_SSL".
- * Sequences of scalars become repeated keys ("env" = "A=1", "env" = "B=2").
+ * Sequences of scalars become repeated keys ("env" = "A=1", "env" = "B=2");
+ * sequences of mappings number their items ("notify.0.url", "notify.1.url").
  * Every entry keeps its line, so a bad value names file:line. */
 #ifndef KD_CONFIG_H
 #define KD_CONFIG_H

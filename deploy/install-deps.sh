@@ -13,8 +13,11 @@ packages=(
   libssl-dev                               # checksums and Ed25519 signatures
   libjansson-dev                           # JSON output and JSON log lines
   uuid-dev                                 # event and deployment ids
+  libmicrohttpd-dev                        # /metrics and the dashboard's HTTP server
   haproxy                                  # the load balancer of tests and demo
   python3 python3-kafka                    # an independent Kafka client for interop tests
+  python3-prometheus-client python3-yaml   # tests parse /metrics with Prometheus' own parser
+  chromium chromium-driver python3-selenium  # the dashboard's browser test
   curl tar gzip zip procps
 )
 

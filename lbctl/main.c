@@ -31,7 +31,7 @@
 typedef struct lbctl_opts {
     kd_cli_common_t cli;
     const char *driver, *state_dir, *group, *verify_key;
-    const char *haproxy_socket, *server_state_file, *command;
+    const char *haproxy_socket, *server_state_file, *command, *metrics_listen;
     const char *map_files[MAX_MAP_FILES];
     size_t map_file_count;
     unsigned drain_timeout_s, health_timeout_s, command_timeout_s;
@@ -73,6 +73,8 @@ static const opt_def_t opt_defs[] = {
         "S  the command driver's timeout (default 60)"),
     OPT("verify-key", "verify_key", OPT_STRING, verify_key,
         "FILE  refuse traffic commands not signed by this Ed25519 key"),
+    OPT("metrics-listen", "metrics_listen", OPT_STRING, metrics_listen,
+        "A:P  serve Prometheus metrics on http://A:P/metrics (ADDR:PORT)"),
 };
 
 #define OPT_COUNT (sizeof opt_defs / sizeof opt_defs[0])
@@ -248,6 +250,11 @@ static int serve(const lbctl_opts_t *o, const kd_bus_conf_t *conf)
         kd_error("%s", err);
         goto out;
     }
+    if (o->metrics_listen && kd_lb_metrics_start(o->metrics_listen, t.driver->name, &t.metrics,
+                                                 err, sizeof err) != KD_OK) {
+        kd_error("--metrics-listen %s: %s", o->metrics_listen, err);
+        goto out;
+    }
     kd_signals_install(&lbctl_stop);
     kd_info("driving %s traffic changes from %s", t.driver->name, kd_bus_conf_brokers(conf));
     if (kd_traffic_run(&t, err, sizeof err) == KD_OK)
@@ -256,6 +263,7 @@ static int serve(const lbctl_opts_t *o, const kd_bus_conf_t *conf)
         kd_error("%s", err);
     kd_info("stopped");
 out:
+    kd_lb_metrics_free(t.metrics);
     kd_producer_free(t.producer);
     kd_journal_close(t.journal);
     t.driver->close(t.driver_state);

@@ -164,6 +164,7 @@ static kd_status_t apply_and_publish(const kd_traffic_t *t, const char *deploy_i
     }
     kd_info("%s: %s%s%s (%lld ms)", tid, status_name(r.status), *why ? ": " : "",
             printable(why, shown, sizeof shown), (long long)r.duration_ms);
+    kd_lb_metrics_change(t->metrics, &r);
     if ((st = journal_result(t, &r, err, errsz)) != KD_OK)
         goto out;
     st = publish_result(t, deploy_id, &r, err, errsz);
@@ -197,6 +198,7 @@ static kd_status_t handle_traffic(const kd_traffic_t *t, const kd_envelope_t *en
         kd_info("%s: already done: publishing its recorded result",
                 printable(cmd->traffic_id, tid, sizeof tid));
         recorded->replayed = 1;
+        kd_lb_metrics_replay(t->metrics);
         st = publish_result(t, env->deploy_id, recorded, err, errsz);
         kdeploy__v1__traffic_result__free_unpacked(recorded, NULL);
         return st;
@@ -227,9 +229,11 @@ static kd_status_t handle_message(const kd_traffic_t *t, kd_consumer_t *c, kd_me
             return kd_err(err, errsz, st, "%s", why);
         }
     }
-    if (st != KD_OK)
+    if (st != KD_OK) {
         kd_error("skipping the message at %s partition %d offset %lld: %s",
                  kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
+        kd_lb_metrics_skipped(t->metrics);
+    }
     kd_envelope_free(env);
     return kd_consumer_commit(c, m, err, errsz);
 }

@@ -11,6 +11,7 @@
 #include "driver.h"
 #include "journal.h"
 #include "status.h"
+#include "telemetry.h"
 
 #define KD_LB_DEFAULT_GROUP "kdeploy-lbctl"
 
@@ -23,6 +24,7 @@ typedef struct kd_traffic {
     void *driver_state;            /* from driver->open */
     const char *group_id;          /* consumer group; NULL: KD_LB_DEFAULT_GROUP */
     volatile sig_atomic_t *stop;   /* set by a signal handler: the loop ends */
+    kd_lb_metrics_t *metrics;      /* NULL: none */
 } kd_traffic_t;
 
 /* Applies cmd through the driver and fills r (its strings point into cmd

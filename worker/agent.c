@@ -107,10 +107,12 @@ static kd_status_t run_step(kd_host_t *host, const char *deploy_id,
     if ((st = kd_journal_start(host->journal, cmd->step_id, err, errsz)) != KD_OK)
         goto out;
     kd_info("%s: %s %s (attempt %u)", host->id, deploy_id, kd_event_name(cmd->event), cmd->attempt);
+    kd_worker_metrics_step_started(host->metrics);
     kd_step_perform(host, deploy_id, cmd, o, publish_progress, &ctx);
     kd_utf8_sanitize(o->output_tail);
     kd_utf8_sanitize(o->error);
     fill_result(&r, cmd, host->id, o, started, kd_now_ms());
+    kd_worker_metrics_step(host->metrics, cmd->event, o->status, r.duration_ms);
     kd_info("%s: %s %s: %s%s%s", host->id, deploy_id, kd_event_name(cmd->event),
             protobuf_c_enum_descriptor_get_value(&kdeploy__v1__step_status__descriptor,
                                                  (int)o->status)->name,
@@ -137,6 +139,7 @@ static kd_status_t replay_step(kd_host_t *host, const char *deploy_id,
     int64_t now = kd_now_ms();
     kd_status_t st;
 
+    kd_worker_metrics_replay(host->metrics, state != KD_JOURNAL_FINISHED);
     if (state == KD_JOURNAL_FINISHED) {
         kd_info("%s: %s %s already done: publishing its recorded result", host->id, deploy_id,
                 kd_event_name(cmd->event));

@@ -10,6 +10,7 @@
 #include "bus.h"
 #include "fanout.h"
 #include "journal.h"
+#include "telemetry.h"
 
 typedef struct kd_host {
     const char *id;              /* the host id: the steps topic's key */
@@ -24,6 +25,7 @@ typedef struct kd_host {
     kd_fanout_t *fanout;         /* the process's steps readers */
     kd_fanout_host_t *feed;      /* this host's steps, and its group's handle */
     volatile sig_atomic_t *stop; /* set on SIGTERM/SIGINT: abort the running hook */
+    kd_worker_metrics_t *metrics; /* shared by every host of the process; NULL: none */
 } kd_host_t;
 
 #endif

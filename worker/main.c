@@ -39,6 +39,8 @@ typedef struct worker_opts {
     size_t env_count;
     unsigned keep_revisions;
     size_t max_bundle_bytes;
+    const char *metrics_listen;
+    kd_worker_metrics_t *metrics;
 } worker_opts_t;
 
 typedef struct worker_host {
@@ -66,9 +68,10 @@ static void usage(FILE *f)
             "  --keep-revisions N    cache dirs kept per application/group (default 5)\n"
             "  --max-bundle-mb N     largest bundle download (default 1024)\n"
             "  --verify-key FILE     refuse step events not signed by this Ed25519 key\n"
+            "  --metrics-listen A:P  serve Prometheus metrics on http://A:P/metrics\n"
             KD_CLI_COMMON_HELP
             "\nConfig file keys: host_id, root, install_prefix, env (list), keep_revisions,\n"
-            "max_bundle_mb, verify_key, brokers, topic_prefix, log.level, log.format, kafka.*\n");
+            "max_bundle_mb, verify_key, metrics_listen, brokers, topic_prefix, log.level, log.format, kafka.*\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -120,6 +123,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o, const char **veri
         {"keep-revisions", required_argument, NULL, 'k'},
         {"max-bundle-mb", required_argument, NULL, 'm'},
         {"verify-key", required_argument, NULL, 'v'},
+        {"metrics-listen", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -136,6 +140,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o, const char **veri
         case 'k': bad = set_number(o, "keep_revisions", optarg); break;
         case 'm': bad = set_number(o, "max_bundle_mb", optarg); break;
         case 'v': *verify_key = optarg; break;
+        case 'M': o->metrics_listen = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -172,6 +177,8 @@ static int apply_config(worker_opts_t *o, const kd_config_t *cfg, const char **v
             bad = set_number(o, k, v);
         else if (strcmp(k, "verify_key") == 0 && !*verify_key)
             *verify_key = v;
+        else if (strcmp(k, "metrics_listen") == 0 && !o->metrics_listen)
+            o->metrics_listen = v;
         if (bad) {
             fprintf(stderr, "kdeploy-worker: %s:%d: %s\n", kd_config_name(cfg), e[i].line, k);
             return 2;
@@ -242,7 +249,7 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
         .id = o->host_ids[i], .root = wh->root, .install_prefix = wh->prefix,
         .env = o->env, .keep_revisions = o->keep_revisions,
         .max_bundle_bytes = o->max_bundle_bytes, .conf = conf, .producer = producer,
-        .journal = wh->host.journal, .stop = &worker_stop,
+        .journal = wh->host.journal, .stop = &worker_stop, .metrics = o->metrics,
     };
     return 0;
 }
@@ -325,6 +332,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "kdeploy-worker: %s\n", err);
         rc = 1;
     }
+    if (rc < 0 && o.metrics_listen &&
+        kd_worker_metrics_start(o.metrics_listen, (unsigned)o.host_count, &o.metrics, err,
+                                sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy-worker: --metrics-listen %s: %s\n", o.metrics_listen, err);
+        rc = 2;
+    }
     if (rc < 0) {
         kd_signals_install(&worker_stop);
         kd_bundle_global_init();
@@ -332,6 +345,7 @@ int main(int argc, char **argv)
         rc = serve(&o, conf, producer);
         kd_info("stopped");
     }
+    kd_worker_metrics_free(o.metrics);
     kd_producer_free(producer);
     kd_config_free(cfg);
     kd_bus_conf_free(conf);

@@ -199,7 +199,10 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     fo.progress = fetch_progress;
     fo.opaque = &beat;
     fo.abort = c->host->stop;
-    if ((st = kd_bundle_fetch(&fo, err, errsz)) != KD_OK)
+    st = kd_bundle_fetch(&fo, err, errsz);
+    kd_worker_metrics_download(c->host->metrics, st == KD_OK ? archive : NULL,
+                               kd_mono_ms() - beat.started);
+    if (st != KD_OK)
         return st;
     st = kd_bundle_unpack(archive, bundle, root, sizeof root, NULL, err, errsz);
     unlink(archive);

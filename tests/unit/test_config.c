@@ -48,6 +48,35 @@ static void test_flattened_keys(void)
     kd_config_free(cfg);
 }
 
+static void test_list_of_mappings_numbers_items(void)
+{
+    static const char text[] =
+        "notify:\n"
+        "  - url: http://a/\n"
+        "    events: [failed, host_failed]\n"
+        "  - {url: http://b/, secret: s}\n"
+        "after: 1\n";
+    char err[512];
+    kd_config_t *cfg = NULL;
+    size_t n;
+    const kd_config_entry_t *e;
+
+    CHECK(kd_config_parse("n.yml", text, strlen(text), &cfg, err, sizeof err) == KD_OK);
+    if (!cfg)
+        return;
+    e = kd_config_entries(cfg, &n);
+    CHECK(n == 6);
+    CHECK_STREQ(kd_config_get(cfg, "notify.0.url"), "http://a/");
+    CHECK_STREQ(e[1].key, "notify.0.events");
+    CHECK_STREQ(e[1].value, "failed");
+    CHECK_STREQ(e[2].value, "host_failed");
+    CHECK(e[2].line == 3);
+    CHECK_STREQ(kd_config_get(cfg, "notify.1.url"), "http://b/");
+    CHECK_STREQ(kd_config_get(cfg, "notify.1.secret"), "s");
+    CHECK_STREQ(kd_config_get(cfg, "after"), "1");
+    kd_config_free(cfg);
+}
+
 static void test_syntax_error_names_line(void)
 {
     const char bad[] = "brokers: a\nkafka:\n  acks: [all\n";
@@ -123,6 +152,7 @@ static void test_producer_needs_brokers(void)
 int main(void)
 {
     RUN(test_flattened_keys);
+    RUN(test_list_of_mappings_numbers_items);
     RUN(test_syntax_error_names_line);
     RUN(test_passthrough_to_librdkafka);
     RUN(test_bad_property_names_file_and_line);
