@@ -100,6 +100,14 @@ static bool deployment_fields(json_t *o, const kd_envelope_t *env)
     switch (env->body_case) {
     case KD_BODY(ACCEPTED): accepted(o, env->accepted); return true;
     case KD_BODY(REJECTED): set_s(o, "reason", env->rejected->reason); return true;
+    case KD_BODY(DEPLOYMENT_HOSTS):
+        /* The host list, in slices after `accepted`; the standby group is
+         * not deployed to, so not shown. */
+        if (env->deployment_hosts->standby)
+            return false;
+        json_object_set_new(o, "hosts", strings(env->deployment_hosts->hosts,
+                                                env->deployment_hosts->n_hosts));
+        return true;
     case KD_BODY(HOST_STARTED): set_s(o, "host", env->host_started->host); return true;
     case KD_BODY(HOST_FINISHED):
         set_s(o, "host", env->host_finished->host);

@@ -23,6 +23,9 @@ typedef struct daemon {
     bool rebalanced;                    /* owned changed: take over again */
     int64_t since_ms;                   /* when owned last changed */
     volatile sig_atomic_t *stop;
+    kd_deploy_metrics_t *dm;            /* may be NULL */
+    kd_notify_t *notify;                /* may be NULL */
+    int64_t last_gauges_ms;
 } daemon_t;
 
 static bool owns(void *arg, const char *deploy_id)
@@ -88,7 +91,15 @@ static kd_status_t publish_round(void *arg, const kd_decisions_t *dec, char *err
         }
         if (st == KD_OK && any)
             st = kd_producer_flush(p->producer, FLUSH_TIMEOUT_MS, err, errsz);
+        if (st != KD_OK)
+            kd_deploy_metrics_publish_error(p->dm, records ? KD_TOPIC_DEPLOYMENTS : KD_TOPIC_STEPS);
     }
+    /* Acknowledged: what happened, for metrics and webhooks. */
+    for (size_t i = 0; st == KD_OK && i < dec->count; i++)
+        if (dec->items[i].topic == KD_TOPIC_DEPLOYMENTS) {
+            kd_deploy_metrics_event(p->dm, dec->items[i].env, false);
+            kd_notify_event(p->notify, dec->items[i].env);
+        }
     return st;
 }
 
@@ -147,8 +158,10 @@ static kd_status_t follow_history(daemon_t *p, kd_consumer_t *history, int timeo
         if (kd_message_decode(history, m, &env, why, sizeof why) != KD_OK)
             kd_warn("%s partition %d offset %lld: skipped: %s", kd_topic_suffix(m->topic),
                     m->partition, (long long)m->offset, why);
-        else if (strcmp(env->producer, kd_producer_self(p->producer)) != 0)
+        else if (strcmp(env->producer, kd_producer_self(p->producer)) != 0) {
             kd_model_apply(p->model, env);
+            kd_notify_learn(p->notify, env); /* names for webhook texts */
+        }
         kd_envelope_free(env);
         kd_message_free(m);
         timeout_ms = 0;
@@ -195,6 +208,7 @@ static kd_status_t handle(daemon_t *p, kd_consumer_t *group, kd_message_t *m, ch
          * must not make a step look silent or fresh. */
         env->ts_ms = c.now_ms;
         kd_model_apply(p->model, env);
+        kd_deploy_metrics_event(p->dm, env, false);
         kd_core_drive(p->model, &c, env->deploy_id, &dec);
     }
     st = execute(p, &dec, err, errsz);
@@ -229,10 +243,33 @@ static kd_status_t take_over(daemon_t *p, char *err, size_t errsz)
     return execute(p, &dec, err, errsz);
 }
 
+/* Hosts in flight and active deployments, for the gauges: once a second,
+ * from this thread (the model is not for the metrics server's). */
+static void gauges(daemon_t *p)
+{
+    unsigned hosts = 0, active = 0;
+
+    if (!p->dm || kd_mono_ms() - p->last_gauges_ms < 1000)
+        return;
+    p->last_gauges_ms = kd_mono_ms();
+    for (const kd_deploy_t *d = kd_model_first(p->model); d; d = kd_model_next(d)) {
+        kd_host_counts_t n;
+
+        if (kd_deploy_finished(d) || !owns(p, kd_deploy_id(d)))
+            continue;
+        kd_deploy_counts(d, &n);
+        hosts += (unsigned)n.in_flight;
+        active++;
+    }
+    kd_deploy_metrics_in_flight(p->dm, hosts, active);
+}
+
 static kd_status_t tick(daemon_t *p, char *err, size_t errsz)
 {
     kd_decisions_t dec;
     kd_core_ctx_t c;
+
+    gauges(p);
 
     kd_decisions_init(&dec);
     ctx_of(p, &c);
@@ -295,6 +332,8 @@ kd_status_t kd_daemon_run(const kd_bus_conf_t *conf, const kd_daemon_opts_t *opt
     if (!p)
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
     p->stop = stop;
+    p->dm = opts->deploy_metrics;
+    p->notify = opts->notify;
     if ((st = kd_producer_new(conf, "planner", &p->producer, err, errsz)) == KD_OK) {
         if ((p->model = kd_model_new()))
             st = loop(p, conf, opts, stop, err, errsz);

@@ -8,10 +8,18 @@
 #include <signal.h>
 
 #include "bus.h"
+#include "deploy_metrics.h"
+#include "metrics.h"
+#include "notify.h"
 
 typedef struct kd_daemon_opts {
     const char *group;        /* the planners' consumer group */
     const char *instance_id;  /* static membership, or NULL */
+    /* Optional (NULL: none). Deployment metrics and webhooks are fed with
+     * each event this planner publishes and each result it takes. */
+    kd_metrics_t *metrics;
+    kd_deploy_metrics_t *deploy_metrics;
+    kd_notify_t *notify;
 } kd_daemon_opts_t;
 
 /* Runs until *stop is set (by a signal) or the bus fails for good.

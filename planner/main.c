@@ -15,6 +15,9 @@
 #include "ids.h"
 #include "log.h"
 #include "daemon.h"
+#include "deploy_metrics.h"
+#include "metrics.h"
+#include "notify.h"
 #include "signals.h"
 
 typedef struct planner_opts {
@@ -22,6 +25,7 @@ typedef struct planner_opts {
     const char *group;
     const char *signing_key;
     const char *instance_id;
+    const char *metrics_listen;
 } planner_opts_t;
 
 static volatile sig_atomic_t planner_stop;
@@ -36,9 +40,11 @@ static void usage(FILE *f)
             "  --instance-id ID      static group membership: a restarted planner with the\n"
             "                        same id takes its place at once\n"
             "  --signing-key FILE    sign step and traffic events with this Ed25519 key\n"
+            "  --metrics-listen ADDR:PORT  serve Prometheus metrics on /metrics\n"
             KD_CLI_COMMON_HELP
-            "\nConfig file keys: group, instance_id, signing_key, brokers, topic_prefix,\n"
-            "log.level, log.format, kafka.*\n");
+            "\nConfig file keys: group, instance_id, signing_key, metrics_listen, brokers,\n"
+            "topic_prefix, log.level, log.format, kafka.*, notify (webhooks: a list of\n"
+            "{url, secret, events}; see docs/observability.md)\n");
 }
 
 static int parse_args(int argc, char **argv, planner_opts_t *o)
@@ -48,6 +54,7 @@ static int parse_args(int argc, char **argv, planner_opts_t *o)
         {"group", required_argument, NULL, 'g'},
         {"instance-id", required_argument, NULL, 'i'},
         {"signing-key", required_argument, NULL, 's'},
+        {"metrics-listen", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -60,6 +67,7 @@ static int parse_args(int argc, char **argv, planner_opts_t *o)
         case 'g': o->group = optarg; break;
         case 'i': o->instance_id = optarg; break;
         case 's': o->signing_key = optarg; break;
+        case 'm': o->metrics_listen = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -81,6 +89,8 @@ static int configure(planner_opts_t *o, kd_bus_conf_t *conf, const kd_config_t *
         o->signing_key = kd_config_get(cfg, "signing_key");
     if (cfg && !o->instance_id)
         o->instance_id = kd_config_get(cfg, "instance_id");
+    if (cfg && !o->metrics_listen)
+        o->metrics_listen = kd_config_get(cfg, "metrics_listen");
     if (!o->group)
         o->group = "kdeploy-planner";
     if (o->signing_key && kd_bus_conf_set(conf, "signing_key", o->signing_key, err, sizeof err) != KD_OK) {
@@ -96,6 +106,8 @@ int main(int argc, char **argv)
     kd_bus_conf_t *conf = NULL;
     kd_config_t *cfg = NULL;
     kd_daemon_opts_t d = {0};
+    kd_notify_opts_t no = {0};
+    kd_metrics_server_t *msrv = NULL;
     char err[1024] = "";
     int rc;
 
@@ -110,12 +122,33 @@ int main(int argc, char **argv)
         goto out;
     d.group = o.group;
     d.instance_id = o.instance_id;
+    /* Metrics and webhooks before any thread of the daemon: both are
+     * handed to it ready. */
+    if (!(d.metrics = kd_metrics_new()) || !(d.deploy_metrics = kd_deploy_metrics_new(d.metrics))) {
+        fprintf(stderr, "kdeploy-planner: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    no.metrics = d.metrics;
+    if (kd_notify_new(cfg, &no, &d.notify, err, sizeof err) != KD_OK ||
+        (o.metrics_listen &&
+         kd_metrics_serve(d.metrics, o.metrics_listen, &msrv, err, sizeof err) != KD_OK)) {
+        fprintf(stderr, "kdeploy-planner: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     kd_signals_install(&planner_stop);
     rc = kd_daemon_run(conf, &d, &planner_stop, err, sizeof err) == KD_OK ? 0 : 1;
     if (rc)
         kd_error("%s", err);
     kd_info("stopped");
 out:
+    kd_metrics_server_stop(msrv);
+    if (d.notify)
+        kd_notify_flush(d.notify, 2000);
+    kd_notify_free(d.notify);
+    kd_deploy_metrics_free(d.deploy_metrics);
+    kd_metrics_free(d.metrics);
     kd_config_free(cfg);
     kd_bus_conf_free(conf);
     return rc;

@@ -273,10 +273,17 @@ static void describe(json_t *o, const kd_envelope_t *env, ev_bit_t ev, const cha
 {
     switch (ev) {
     case EV_ACCEPTED:
+    {
+        /* Large deployments send their hosts in slices after this event:
+         * the payload gives the count (and the names when they are inline). */
+        size_t n = env->accepted->n_hosts ? env->accepted->n_hosts : env->accepted->hosts_total;
+
         json_object_set_new(o, "hosts", str_array(env->accepted->hosts, env->accepted->n_hosts));
+        json_object_set_new(o, "hosts_total", json_integer((json_int_t)n));
         json_object_set_new(o, "requested_by", json_string(env->accepted->requested_by));
         kd_buf_printf(text, "%s%s accepted for %zu host(s)", who,
-                      *env->accepted->rollback_of ? " (a rollback)" : "", env->accepted->n_hosts);
+                      *env->accepted->rollback_of ? " (a rollback)" : "", n);
+    }
         break;
     case EV_SUCCEEDED:
         json_object_set_new(o, "hosts_succeeded", json_integer(env->succeeded->hosts_succeeded));

@@ -59,6 +59,9 @@ function apply(ev) {
       for (const name of ev.hosts || []) host(d, name);
       if (d.rollbackOf) deployment(d.rollbackOf).rolledBackBy = d.id;
       break;
+    case "deployment_hosts":   // the host list, in slices after "accepted"
+      for (const name of ev.hosts || []) host(d, name);
+      break;
     case "rejected":
       d.status = "rejected"; d.reason = ev.reason || ""; d.ended = ev.ts;
       break;
