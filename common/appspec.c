@@ -815,13 +815,16 @@ static void perm_object(ctx_t *c, yaml_node_t *v, void *obj)
     ((kd_appspec_permission_t *)obj)->object = get_str(c, v, STR_PATH | STR_ABSOLUTE);
 }
 
-/* An empty pattern (as in JD's examples) means all, as "**" does. */
+/* An empty pattern (as in JD's examples) means all, as "**" does. The AWS
+ * agent keeps it as the glob "", which matches nothing. */
 static void perm_pattern(ctx_t *c, yaml_node_t *v, void *obj)
 {
     kd_appspec_permission_t *pm = obj;
     char *s = get_str(c, v, STR_EMPTY_OK);
 
-    if (s && !*s) {
+    if (s && !*s && is_aws(c)) {
+        warn(c, v, "an empty pattern matches nothing, as in CodeDeploy (\"**\" matches all)");
+    } else if (s && !*s) {
         free(s);
         s = NULL;
     }

@@ -211,6 +211,9 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     if ((st = kd_specs_get(root, &spec, err, errsz)) != KD_OK)
         return st;
     st = kd_appspec_check_bundle(spec, root, err, errsz);
+    /* Keys CodeDeploy ignores and hooks that never run: shown with the step. */
+    if (st == KD_OK && kd_appspec_warning_count(spec))
+        append_tail(c->out, kd_appspec_warnings(spec), strlen(kd_appspec_warnings(spec)));
     kd_specs_release(spec);
     if (st != KD_OK)
         return st;
@@ -422,8 +425,8 @@ static void step_download(step_ctx_t *c)
         return;
     }
     outcome(c, STEP_SUCCEEDED, "%s", "");
-    snprintf(c->out->output_tail, sizeof c->out->output_tail, "downloaded %s and verified it\n",
-             c->cmd->revision->url);
+    snprintf(err, sizeof err, "downloaded %s and verified it\n", c->cmd->revision->url);
+    append_tail(c->out, err, strlen(err));
 }
 
 /* The revision about to be installed must be whole before the running one

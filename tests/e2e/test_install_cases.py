@@ -264,6 +264,10 @@ case("hook-env-prefix", "kdeploy: hooks get KDEPLOY_INSTALL_PREFIX and KDEPLOY_H
                          dest("c30") + "/host\"\n", 0o755)},
      check=lambda d: [(read(d + "/host") == HOST + "\n", "the hook found the installed file")])
 
+case("empty-pattern", APPSPEC_CODE + "linux_permission_info.rb: the glob \"\" matches no name",
+     "succeed", perms("c31", f"  - object: {dest('c31')}\n    pattern: \"\"\n    mode: 700\n"),
+     PERM_FILES, check=lambda d: [(mode_of(d + "/b.txt") == 0o644, "nothing changed")])
+
 
 def run_case(procs, bs, n, c, prefix):
     d = procs.dir

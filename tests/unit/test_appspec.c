@@ -603,6 +603,22 @@ static void test_permission_both_types_and_empty_pattern(void)
     kd_appspec_free(spec);
 }
 
+/* AWS keeps an empty pattern as a glob that matches nothing. */
+static void test_aws_empty_pattern(void)
+{
+    kd_appspec_t *spec = NULL;
+    const kd_appspec_permission_t *p;
+    size_t n = 0;
+
+    CHECK(load_as("appspec.yml", AWS_HEAD "permissions:\n  - object: /opt\n    pattern: \"\"\n",
+                  &spec) == KD_OK);
+    p = kd_appspec_permissions(spec, &n);
+    CHECK(n == 1 && p[0].pattern && !*p[0].pattern);
+    CHECK_CONTAINS(kd_appspec_warnings(spec), "permissions[0].pattern: warning: an empty pattern "
+                                              "matches nothing");
+    kd_appspec_free(spec);
+}
+
 /* Keys the agent never reads: a warning in an AWS appspec, an error in JD's. */
 static void test_unknown_keys(void)
 {
@@ -1049,6 +1065,7 @@ int main(void)
     RUN(test_permission_errors);
     RUN(test_permission_both_types_and_empty_pattern);
     RUN(test_unknown_keys);
+    RUN(test_aws_empty_pattern);
     RUN(test_wrong_types_and_duplicates);
     RUN(test_yaml_syntax_errors);
     RUN(test_multiple_errors_together);
