@@ -106,7 +106,8 @@ static int validate(const char *path, bool strict)
     if (rc != KD_OK) {
         fprintf(stderr, "%s\n", err);
     } else if (strict && nwarn) {
-        fprintf(stderr, "%s: invalid with --strict: %zu warnings\n", path, nwarn);
+        fprintf(stderr, "%s: invalid with --strict: %zu warning%s\n", path, nwarn,
+                nwarn == 1 ? "" : "s");
     } else {
         kd_appspec_files(spec, &nfiles);
         printf("%s: valid (%s, %zu hooks, %zu files)\n", path,

@@ -745,7 +745,8 @@ static void parse_hook(ctx_t *c, seen_t *seen, const yaml_node_pair_t *p)
     } else if (!kd_event_parse(name, &ev)) {
         parse_idle_hook(c, key, value, "not a lifecycle event");
     } else if (!kd_event_allows_hooks(ev)) {
-        parse_idle_hook(c, key, value, "carried out by kdeploy itself, which runs no scripts for it");
+        parse_idle_hook(c, key, value,
+                        "carried out by kdeploy itself, which runs no scripts for it");
     } else if (is_null(value)) {
         /* The agent skips an empty hook entry. */
         if (!is_aws(c))
@@ -1491,79 +1492,4 @@ const char *kd_appspec_warnings(const kd_appspec_t *spec)
 size_t kd_appspec_warning_count(const kd_appspec_t *spec)
 {
     return spec ? spec->nwarnings : 0;
-}
-
-/* ---- the bundle ------------------------------------------------------------ */
-
-kd_status_t kd_appspec_script_path(const kd_appspec_t *spec, const kd_appspec_script_t *s,
-                                   const char *root, const char *prefix, char *path,
-                                   size_t pathsz)
-{
-    const char *loc = s ? s->location : NULL;
-
-    if (!spec || !loc || !root)
-        return KD_EINVAL;
-    if (loc[0] == '/' && spec->format == KD_APPSPEC_JD)
-        return kd_pathf(path, pathsz, "%s%s", prefix ? prefix : "", loc);
-    while (*loc == '/')
-        loc++;
-    return kd_pathf(path, pathsz, "%s/%s", root, loc);
-}
-
-/* Adds "FILE:LINE: FIELD: missing from the bundle" to b when rel (under
- * root) does not exist. A link counts as present: it is not followed. */
-static size_t need(kd_buf_t *b, const kd_appspec_t *spec, const char *root, const char *rel,
-                   int line, const char *field)
-{
-    char path[PATH_MAX];
-    struct stat st;
-
-    while (*rel == '/')
-        rel++;
-    if (kd_pathf(path, sizeof path, "%s/%s", root, rel) != KD_OK) {
-        (void)kd_buf_printf(b, "%s:%d: %s: path too long\n", spec->path, line, field);
-        return 1;
-    }
-    if (lstat(path, &st) == 0)
-        return 0;
-    (void)kd_buf_printf(b, "%s:%d: %s: '%s' is missing from the bundle\n", spec->path, line,
-                        field, rel);
-    return 1;
-}
-
-kd_status_t kd_appspec_check_bundle(const kd_appspec_t *spec, const char *root, char *err,
-                                    size_t errsz)
-{
-    kd_buf_t b = KD_BUF_INIT(ERRORS_MAX_BYTES);
-    char field[160];
-    size_t missing = 0;
-    kd_status_t st = KD_OK;
-
-    if (!spec || !root)
-        return kd_err(err, errsz, KD_EINVAL, "no appspec or bundle root");
-    for (size_t i = 0; i < spec->nfiles; i++) {
-        snprintf(field, sizeof field, "files[%zu].source", i);
-        missing += need(&b, spec, root, spec->files[i].source, spec->files[i].line, field);
-    }
-    for (int ev = KD_EVENT_NONE + 1; ev < KD_EVENT_MAX; ev++) {
-        for (size_t i = 0; i < spec->hooks[ev].count; i++) {
-            const kd_appspec_script_t *s = &spec->hooks[ev].scripts[i];
-
-            /* A JD absolute location names an installed file, not a bundle one. */
-            if (!s->location || (s->location[0] == '/' && spec->format == KD_APPSPEC_JD))
-                continue;
-            snprintf(field, sizeof field, "hooks.%s[%zu].location",
-                     kd_event_name((kd_event_t)ev), i);
-            missing += need(&b, spec, root, s->location, s->line, field);
-        }
-    }
-    if (missing && b.len) {
-        b.data[--b.len] = '\0';
-        st = kd_err(err, errsz, KD_EINVAL, "%s (%zu missing)", kd_buf_str(&b), missing);
-    } else if (missing) {
-        st = kd_err(err, errsz, KD_EINVAL, "%s: %zu scripts or sources missing from the bundle",
-                    spec->path, missing);
-    }
-    kd_buf_free(&b);
-    return st;
 }

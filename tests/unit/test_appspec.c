@@ -466,7 +466,8 @@ static void test_events(void)
     }
     /* The agent accepts any hook name (its tests use test_hook): a warning. */
     EXPECT_AWS_WARN("hooks:\n  test_hook:\n    - location: a.sh\n",
-                    "appspec.yml:4: hooks.test_hook: warning: not a lifecycle event: it never runs");
+                    "appspec.yml:4: hooks.test_hook: warning: not a lifecycle event: it never "
+                    "runs");
     EXPECT_AWS_WARN("hooks:\n  applicationstart:\n    - location: a.sh\n", "not a lifecycle event");
     EXPECT_AWS_WARN("hooks:\n  LIFECYCLE_EVENT_UNSPECIFIED:\n    - location: a.sh\n",
                     "not a lifecycle event");
@@ -517,7 +518,8 @@ static void test_file_exists_behavior(void)
     /* Not a key of JD's file; nor of a files entry. */
     EXPECT_JD_ERR("files:\nfile_exists_behavior: RETAIN\n",
                   "jdcloud-codedeploy.yml:2: file_exists_behavior: unknown key");
-    EXPECT_AWS_WARN("files:\n  - source: a\n    destination: /b\n    file_exists_behavior: RETAIN\n",
+    EXPECT_AWS_WARN("files:\n  - source: a\n    destination: /b\n"
+                    "    file_exists_behavior: RETAIN\n",
                     "files[0].file_exists_behavior: warning: ignored as CodeDeploy ignores it");
 }
 
@@ -651,7 +653,8 @@ static void test_unknown_keys(void)
     EXPECT_AWS_ERR("? [a]\n: b\n", "appspec.yml:3: (document): a key must be a plain string");
     /* Control bytes from the file do not break the one-error-a-line format. */
     EXPECT_AWS_WARN("\"bad\\tkey\\nx\": 1\n", "appspec.yml:3: bad?key?x: warning: ignored");
-    EXPECT_JD_ERR("files:\n\"bad\\tkey\\nx\": 1\n", "jdcloud-codedeploy.yml:2: bad?key?x: unknown key");
+    EXPECT_JD_ERR("files:\n\"bad\\tkey\\nx\": 1\n",
+                  "jdcloud-codedeploy.yml:2: bad?key?x: unknown key");
 }
 
 static void test_wrong_types_and_duplicates(void)
@@ -984,7 +987,8 @@ static void test_check_bundle(void)
     CHECK(kd_appspec_load_file(path, &spec, errbuf, sizeof errbuf) == KD_OK);
     CHECK(kd_appspec_check_bundle(spec, dir, errbuf, sizeof errbuf) == KD_EINVAL);
     CHECK_CONTAINS(errbuf, "appspec.yml:4: files[0].source: 'app' is missing from the bundle");
-    CHECK_CONTAINS(errbuf, "appspec.yml:8: hooks.ApplicationStop[0].location: 'stop.sh' is missing");
+    CHECK_CONTAINS(errbuf,
+                   "appspec.yml:8: hooks.ApplicationStop[0].location: 'stop.sh' is missing");
     CHECK_CONTAINS(errbuf, "appspec.yml:10: hooks.ApplicationStart[0].location: 'bin/start.sh' is");
     CHECK(run_validate(dir, NULL) == 1);
     CHECK(kd_pathf(path, sizeof path, "%s/app", dir) == KD_OK && mkdir(path, 0755) == 0);
@@ -1005,7 +1009,8 @@ static void test_validate_strict(void)
 
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
-    write_text(path, AWS_HEAD "files:\n  - source: /\n    destination: /srv\n    overwrite: true\n");
+    write_text(path,
+               AWS_HEAD "files:\n  - source: /\n    destination: /srv\n    overwrite: true\n");
     CHECK(run_validate(path, NULL) == 0);
     CHECK(run_validate("--strict", path) == 1);
     write_text(path, AWS_HEAD "files:\n  - source: /\n    destination: /srv\n");
