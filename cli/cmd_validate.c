@@ -55,21 +55,26 @@ static kd_status_t unpack(const char *archive, char *dir, size_t dirsz, char *ro
                           size_t rootsz, char *err, size_t errsz)
 {
     const char *tmp = getenv("TMPDIR");
+    char dest[PATH_MAX];
 
     if (kd_pathf(dir, dirsz, "%s/kdeploy-validate.XXXXXX", tmp && *tmp ? tmp : "/tmp") != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "TMPDIR too long");
-    if (!mkdtemp(dir))
+    if (!mkdtemp(dir)) {
+        dir[0] = '\0';
         return kd_err(err, errsz, KD_EIO, "cannot make a temporary directory in %s",
                       tmp && *tmp ? tmp : "/tmp");
-    return kd_bundle_unpack(archive, dir, root, rootsz, NULL, err, errsz);
+    }
+    /* The unpacker makes its destination itself. */
+    if (kd_pathf(dest, sizeof dest, "%s/bundle", dir) != KD_OK)
+        return kd_err(err, errsz, KD_EINVAL, "TMPDIR too long");
+    return kd_bundle_unpack(archive, dest, root, rootsz, NULL, err, errsz);
 }
 
 /* Loads the appspec of path (a file, a bundle dir or an archive); for a
  * bundle also checks that its scripts and sources are there. */
-static kd_status_t load(const char *path, char *tmpdir, size_t tmpsz, kd_appspec_t **spec,
-                        char *err, size_t errsz)
+static kd_status_t load(const char *path, char *tmpdir, size_t tmpsz, char root[PATH_MAX],
+                        kd_appspec_t **spec, char *err, size_t errsz)
 {
-    char root[PATH_MAX];
     struct stat st;
     kd_status_t rc;
 
@@ -78,18 +83,32 @@ static kd_status_t load(const char *path, char *tmpdir, size_t tmpsz, kd_appspec
     if (S_ISREG(st.st_mode) && is_yaml_name(path))
         return kd_appspec_load_file(path, spec, err, errsz);
     if (S_ISDIR(st.st_mode))
-        snprintf(root, sizeof root, "%s", path);
-    else if ((rc = unpack(path, tmpdir, tmpsz, root, sizeof root, err, errsz)) != KD_OK)
+        snprintf(root, PATH_MAX, "%s", path);
+    else if ((rc = unpack(path, tmpdir, tmpsz, root, PATH_MAX, err, errsz)) != KD_OK)
         return rc;
     if ((rc = kd_appspec_load_dir(root, spec, err, errsz)) != KD_OK)
         return rc;
     return kd_appspec_check_bundle(*spec, root, err, errsz);
 }
 
+/* Prints text to stderr; for an unpacked archive, "ROOT/name" is shown as
+ * "ARCHIVE:name", since the temporary directory is gone by then. */
+static void show(const char *text, const char *root, const char *archive)
+{
+    size_t len = root ? strlen(root) : 0;
+    const char *p = text, *hit;
+
+    while (len && (hit = strstr(p, root)) != NULL && hit[len] == '/') {
+        fprintf(stderr, "%.*s%s:", (int)(hit - p), p, archive);
+        p = hit + len + 1;
+    }
+    fputs(p, stderr);
+}
+
 static int validate(const char *path, bool strict)
 {
     char *err = calloc(1, VALIDATE_ERR_BYTES);
-    char tmpdir[PATH_MAX] = "";
+    char tmpdir[PATH_MAX] = "", root[PATH_MAX] = "";
     kd_appspec_t *spec = NULL;
     size_t nfiles, nwarn;
     kd_status_t rc;
@@ -99,12 +118,13 @@ static int validate(const char *path, bool strict)
         fprintf(stderr, "kdeploy validate: out of memory\n");
         return 1;
     }
-    rc = load(path, tmpdir, sizeof tmpdir, &spec, err, VALIDATE_ERR_BYTES);
+    rc = load(path, tmpdir, sizeof tmpdir, root, &spec, err, VALIDATE_ERR_BYTES);
     nwarn = kd_appspec_warning_count(spec);
     if (nwarn)
-        fputs(kd_appspec_warnings(spec), stderr);
+        show(kd_appspec_warnings(spec), tmpdir[0] ? root : NULL, path);
     if (rc != KD_OK) {
-        fprintf(stderr, "%s\n", err);
+        show(err, tmpdir[0] ? root : NULL, path);
+        fputc('\n', stderr);
     } else if (strict && nwarn) {
         fprintf(stderr, "%s: invalid with --strict: %zu warning%s\n", path, nwarn,
                 nwarn == 1 ? "" : "s");

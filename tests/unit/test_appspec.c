@@ -1002,6 +1002,27 @@ static void test_check_bundle(void)
     kd_appspec_free(spec);
 }
 
+/* An archive is unpacked as the worker unpacks it, then checked alike. */
+static void test_validate_archive(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX], archive[PATH_MAX], cmd[3 * PATH_MAX];
+
+    new_dir(dir, sizeof dir);
+    CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
+    write_text(path, AWS_HEAD "hooks:\n  ApplicationStart:\n    - location: start.sh\n");
+    CHECK(kd_pathf(archive, sizeof archive, "%s.tar.gz", dir) == KD_OK);
+    snprintf(cmd, sizeof cmd, "tar -C '%s' -czf '%s' .", dir, archive);
+    CHECK(system(cmd) == 0);
+    CHECK(run_validate(archive, NULL) == 1);
+    CHECK(kd_pathf(path, sizeof path, "%s/start.sh", dir) == KD_OK);
+    write_text(path, "true\n");
+    CHECK(system(cmd) == 0);
+    CHECK(run_validate(archive, NULL) == 0);
+    /* Not an archive at all. */
+    write_text(archive, "not a tarball\n");
+    CHECK(run_validate(archive, NULL) == 1);
+}
+
 /* --strict turns warnings into a failure. */
 static void test_validate_strict(void)
 {
@@ -1084,6 +1105,7 @@ int main(void)
     RUN(test_selinux_ranges);
     RUN(test_acls_and_context_parsed);
     RUN(test_check_bundle);
+    RUN(test_validate_archive);
     RUN(test_validate_strict);
     kd_remove_tree(tmp, err, sizeof err);
     return check_summary();
