@@ -101,6 +101,13 @@ static void test_stop_refuses_a_broken_next_revision(void)
           KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED);
     /* Four steps of one revision, one parse. */
     CHECK_MSG(kd_specs_parses() - parses == 1, "%lu parses", kd_specs_parses() - parses);
+    /* A changed file is a new parse (the cache keys on the file's identity). */
+    tu_pathf(cached, "%s/app-shop/group-web/deploy-d1/bundle/appspec.yml", root);
+    tu_write_text(cached, "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n"
+                          "    - location: start.sh\n      timeout: 5\n");
+    CHECK(step(&host, "d1", KD_EVENT(ValidateService), url1, sha1, out) ==
+          KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED);
+    CHECK_MSG(kd_specs_parses() - parses == 2, "%lu parses", kd_specs_parses() - parses);
 
     CHECK(step(&host, "d2", KD_EVENT(DownloadBundle), url2, sha2, out) ==
           KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED);
