@@ -1,21 +1,32 @@
 #include "cmd_validate.h"
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "appspec.h"
+#include "bundle.h"
+#include "fsutil.h"
 
 /* Room for many error lines: the parser reports all it finds. */
 #define VALIDATE_ERR_BYTES (64u << 10)
 
 static const char usage[] =
-    "usage: kdeploy validate PATH\n"
-    "Checks an appspec: PATH is the file itself or a bundle directory holding\n"
-    "jdcloud-codedeploy.yml, appspec.yml, appspec.yaml or appSpec.yml.\n"
-    "Prints every error as FILE:LINE: FIELD: message. Exit status: 0 valid,\n"
-    "1 invalid, 2 usage error.\n";
+    "usage: kdeploy validate [--strict] PATH\n"
+    "Checks an appspec. PATH is one of:\n"
+    "  - the appspec file itself (the file alone is checked);\n"
+    "  - a bundle directory holding jdcloud-codedeploy.yml, appspec.yml,\n"
+    "    appspec.yaml or appSpec.yml;\n"
+    "  - a bundle archive (.tar, .tar.gz, .tgz, .zip), unpacked as a worker does.\n"
+    "For a bundle, every hook script and every files source must be in it.\n"
+    "Prints every error as FILE:LINE: FIELD: message, and warnings (keys that\n"
+    "CodeDeploy ignores, hooks that never run) as FILE:LINE: FIELD: warning: ...\n"
+    "  --strict  warnings are errors\n"
+    "Exit status: 0 valid, 1 invalid, 2 usage error.\n";
 
 /* A hook is an event entry of `hooks` with at least one script. */
 static size_t count_hooks(const kd_appspec_t *spec)
@@ -29,44 +40,123 @@ static size_t count_hooks(const kd_appspec_t *spec)
     return hooks;
 }
 
-static int validate(const char *path)
+/* A file named *.yml or *.yaml is an appspec; any other file, an archive. */
+static bool is_yaml_name(const char *path)
+{
+    size_t len = strlen(path);
+
+    return (len > 4 && strcmp(path + len - 4, ".yml") == 0) ||
+           (len > 5 && strcmp(path + len - 5, ".yaml") == 0);
+}
+
+/* Unpacks an archive into a new temporary directory (dir, dirsz bytes),
+ * exactly as the worker would, and finds its root. */
+static kd_status_t unpack(const char *archive, char *dir, size_t dirsz, char *root,
+                          size_t rootsz, char *err, size_t errsz)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dest[PATH_MAX];
+
+    if (kd_pathf(dir, dirsz, "%s/kdeploy-validate.XXXXXX", tmp && *tmp ? tmp : "/tmp") != KD_OK)
+        return kd_err(err, errsz, KD_EINVAL, "TMPDIR too long");
+    if (!mkdtemp(dir)) {
+        dir[0] = '\0';
+        return kd_err(err, errsz, KD_EIO, "cannot make a temporary directory in %s",
+                      tmp && *tmp ? tmp : "/tmp");
+    }
+    /* The unpacker makes its destination itself. */
+    if (kd_pathf(dest, sizeof dest, "%s/bundle", dir) != KD_OK)
+        return kd_err(err, errsz, KD_EINVAL, "TMPDIR too long");
+    return kd_bundle_unpack(archive, dest, root, rootsz, NULL, err, errsz);
+}
+
+/* Loads the appspec of path (a file, a bundle dir or an archive); for a
+ * bundle also checks that its scripts and sources are there. */
+static kd_status_t load(const char *path, char *tmpdir, size_t tmpsz, char root[PATH_MAX],
+                        kd_appspec_t **spec, char *err, size_t errsz)
+{
+    struct stat st;
+    kd_status_t rc;
+
+    if (stat(path, &st) != 0)
+        return kd_err(err, errsz, KD_ENOTFOUND, "%s: no such file or directory", path);
+    if (S_ISREG(st.st_mode) && is_yaml_name(path))
+        return kd_appspec_load_file(path, spec, err, errsz);
+    if (S_ISDIR(st.st_mode))
+        snprintf(root, PATH_MAX, "%s", path);
+    else if ((rc = unpack(path, tmpdir, tmpsz, root, PATH_MAX, err, errsz)) != KD_OK)
+        return rc;
+    if ((rc = kd_appspec_load_dir(root, spec, err, errsz)) != KD_OK)
+        return rc;
+    return kd_appspec_check_bundle(*spec, root, err, errsz);
+}
+
+/* Prints text to stderr; for an unpacked archive, "ROOT/name" is shown as
+ * "ARCHIVE:name", since the temporary directory is gone by then. */
+static void show(const char *text, const char *root, const char *archive)
+{
+    size_t len = root ? strlen(root) : 0;
+    const char *p = text, *hit;
+
+    while (len && (hit = strstr(p, root)) != NULL && hit[len] == '/') {
+        fprintf(stderr, "%.*s%s:", (int)(hit - p), p, archive);
+        p = hit + len + 1;
+    }
+    fputs(p, stderr);
+}
+
+static int validate(const char *path, bool strict)
 {
     char *err = calloc(1, VALIDATE_ERR_BYTES);
+    char tmpdir[PATH_MAX] = "", root[PATH_MAX] = "";
     kd_appspec_t *spec = NULL;
-    struct stat st;
-    size_t nfiles;
+    size_t nfiles, nwarn;
     kd_status_t rc;
+    int status = 1;
 
     if (!err) {
         fprintf(stderr, "kdeploy validate: out of memory\n");
         return 1;
     }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        rc = kd_appspec_load_dir(path, &spec, err, VALIDATE_ERR_BYTES);
-    else
-        rc = kd_appspec_load_file(path, &spec, err, VALIDATE_ERR_BYTES);
+    rc = load(path, tmpdir, sizeof tmpdir, root, &spec, err, VALIDATE_ERR_BYTES);
+    nwarn = kd_appspec_warning_count(spec);
+    if (nwarn)
+        show(kd_appspec_warnings(spec), tmpdir[0] ? root : NULL, path);
     if (rc != KD_OK) {
-        fprintf(stderr, "%s\n", err);
-        free(err);
-        return 1;
+        show(err, tmpdir[0] ? root : NULL, path);
+        fputc('\n', stderr);
+    } else if (strict && nwarn) {
+        fprintf(stderr, "%s: invalid with --strict: %zu warning%s\n", path, nwarn,
+                nwarn == 1 ? "" : "s");
+    } else {
+        kd_appspec_files(spec, &nfiles);
+        printf("%s: valid (%s, %zu hooks, %zu files)\n", path,
+               kd_appspec_format_name(kd_appspec_format(spec)), count_hooks(spec), nfiles);
+        status = 0;
     }
-    kd_appspec_files(spec, &nfiles);
-    printf("%s: valid (%s, %zu hooks, %zu files)\n", path,
-           kd_appspec_format_name(kd_appspec_format(spec)), count_hooks(spec), nfiles);
+    if (tmpdir[0])
+        (void)kd_remove_tree(tmpdir, NULL, 0);
     kd_appspec_free(spec);
     free(err);
-    return 0;
+    return status;
 }
 
 int kd_cmd_validate(int argc, char **argv)
 {
+    bool strict = false;
+    int i = 1;
+
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
         return 0;
     }
-    if (argc != 2 || argv[1][0] == '-' || !argv[1][0]) {
+    if (i < argc && strcmp(argv[i], "--strict") == 0) {
+        strict = true;
+        i++;
+    }
+    if (argc != i + 1 || argv[i][0] == '-' || !argv[i][0]) {
         fputs(usage, stderr);
         return 2;
     }
-    return validate(argv[1]);
+    return validate(argv[i], strict);
 }

@@ -5,6 +5,7 @@
  * them all. */
 #include "appspec.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,8 +16,10 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "appspec_int.h"
 #include "buf.h"
 #include "fsutil.h"
+#include "strmap.h"
 
 #define APPSPEC_MAX_BYTES (1u << 20)
 #define ERRORS_MAX_BYTES (64u << 10)
@@ -25,7 +28,9 @@
 #define JD_TIMEOUT_DEFAULT 10u
 #define JD_TIMEOUT_MAX 86400u
 #define AWS_TIMEOUT_DEFAULT 3600u
-#define AWS_TIMEOUT_MAX 3600u
+/* The agent sets no upper bound; this one only keeps seconds in range. */
+#define AWS_TIMEOUT_MAX 2147483u
+#define IGNORED "ignored as CodeDeploy ignores it"
 
 const char *const kd_appspec_names[] = {
     "jdcloud-codedeploy.yml", "appspec.yml", "appspec.yaml", "appSpec.yml", NULL
@@ -57,6 +62,8 @@ struct kd_appspec {
     kd_appspec_env_t *env;
     size_t nenv;
     kd_file_exists_t file_exists;
+    char *warnings;
+    size_t nwarnings;
 };
 
 /* The walk's state: the document, the spec being filled, the errors so far
@@ -66,8 +73,10 @@ typedef struct ctx {
     const char *file;
     kd_appspec_t *spec;
     kd_buf_t errors;
+    kd_buf_t warnings;
     kd_buf_t field;
     size_t nerrors;
+    size_t nwarnings;
     size_t dropped;
     bool nomem;
 } ctx_t;
@@ -140,6 +149,41 @@ static void bad(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
     va_start(ap, fmt);
     vreport(c, line_of(n), fmt, ap);
     va_end(ap);
+}
+
+/* Records a warning about the current field, at node n's line. */
+static void warn(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(ctx_t *c, const yaml_node_t *n, const char *fmt, ...)
+{
+    size_t start = c->warnings.len;
+    const char *field = c->field.len ? kd_buf_str(&c->field) : "(document)";
+    kd_status_t st;
+    va_list ap;
+
+    va_start(ap, fmt);
+    st = kd_buf_printf(&c->warnings, "%s:%d: %s: warning: ", c->file, line_of(n), field);
+    if (st == KD_OK)
+        st = kd_buf_vprintf(&c->warnings, fmt, ap);
+    va_end(ap);
+    if (st == KD_OK) {
+        sanitize(c->warnings.data + start, c->warnings.len - start);
+        st = kd_buf_appends(&c->warnings, "\n");
+    }
+    if (st == KD_OK) {
+        c->nwarnings++;
+        return;
+    }
+    if (st == KD_ENOMEM)
+        c->nomem = true;
+    c->warnings.len = start;
+    if (c->warnings.data)
+        c->warnings.data[start] = '\0';
+}
+
+static bool is_aws(const ctx_t *c)
+{
+    return c->spec->format == KD_APPSPEC_AWS;
 }
 
 /* Appends to the field path; returns the length to restore with field_pop. */
@@ -233,14 +277,34 @@ static bool same_key(const ctx_t *c, int index, const char *name)
     return k && k->type == YAML_SCALAR_NODE && strcmp(text_of(k), name) == 0;
 }
 
-/* True if a pair before p in map has the same key. */
-static bool is_duplicate(const ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *p,
-                         const char *name)
+/* The keys seen so far in one mapping: a hash set, so that a mapping of n
+ * keys is checked for duplicates in O(n), not O(n^2). */
+typedef struct seen {
+    kd_strmap_t *keys;
+} seen_t;
+
+static void seen_init(ctx_t *c, seen_t *s)
 {
-    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++)
-        if (same_key(c, q->key, name))
-            return true;
+    if (!(s->keys = kd_strmap_new()))
+        c->nomem = true;
+}
+
+/* True if name was seen before in this mapping; records it otherwise. */
+static bool seen_again(ctx_t *c, seen_t *s, const char *name)
+{
+    if (!s->keys)
+        return false;
+    if (kd_strmap_get(s->keys, name))
+        return true;
+    if (kd_strmap_set(s->keys, name, "") != KD_OK)
+        c->nomem = true;
     return false;
+}
+
+static void seen_free(seen_t *s)
+{
+    kd_strmap_free(s->keys);
+    s->keys = NULL;
 }
 
 static yaml_node_t *map_get(const ctx_t *c, const yaml_node_t *map, const char *name)
@@ -316,15 +380,126 @@ static void get_timeout(ctx_t *c, const yaml_node_t *n, unsigned *out)
     bad(c, n, "must be a whole number of seconds from 1 to %u, not '%.40s'", max, s);
 }
 
+/* YAML 1.1's true, as Psych reads a plain scalar. */
+static bool yaml_true(const char *s)
+{
+    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
+                                        "ON", "y", "Y"};
+
+    for (size_t i = 0; i < sizeof trues / sizeof trues[0]; i++)
+        if (strcmp(s, trues[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Is n a plain scalar that Psych (YAML 1.1) reads as a number? Ints are
+ * decimal, 0-led octal or 0x hex; floats need a dot. */
+static bool yaml_number(const yaml_node_t *n, double *value)
+{
+    const char *s = text_of(n), *p = s + (*s == '-' || *s == '+');
+    size_t digits = strspn(p, "0123456789");
+    double sign = *s == '-' ? -1 : 1;
+
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || !*p)
+        return false;
+    if (p[0] == '0' && p[1] == 'x' && p[2] && strspn(p + 2, "0123456789abcdefABCDEF") ==
+                                                  strlen(p + 2)) {
+        *value = sign * (double)strtoull(p + 2, NULL, 16);
+        return true;
+    }
+    if (digits && !p[digits]) {
+        bool octal = p[0] == '0' && strspn(p, "01234567") == digits;
+
+        *value = sign * (double)strtoull(p, NULL, octal ? 8 : 10);
+        return true;
+    }
+    if (p[digits] != '.')
+        return false;
+    digits += 1 + strspn(p + digits + 1, "0123456789");
+    if (p[digits] == 'e' || p[digits] == 'E') {
+        if (p[digits + 1] != '-' && p[digits + 1] != '+')
+            return false;
+        digits += 2 + strspn(p + digits + 2, "0123456789");
+    }
+    if (p[digits])
+        return false;
+    *value = strtod(s, NULL);
+    return true;
+}
+
+/* The agent's timeout: `to_i` of whatever the YAML holds (Ruby reads the
+ * leading digits of a string, truncates a float), then it must be > 0. */
+static void get_aws_timeout(ctx_t *c, const yaml_node_t *n, unsigned *out)
+{
+    const char *s = scalar_value(c, n, "a number of seconds");
+    char digits[32];
+    double number;
+    long long v = 0;
+    const char *p;
+
+    if (!s)
+        return;
+    if (yaml_number(n, &number)) {
+        v = number >= 1 ? (number > AWS_TIMEOUT_MAX ? AWS_TIMEOUT_MAX + 1LL : (long long)number)
+                        : 0;
+    } else if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && (yaml_true(s) ||
+               strcmp(s, "false") == 0)) {
+        v = 0;
+    } else {
+        p = s + strspn(s, " \t\n");
+        p += *p == '+';
+        for (; isdigit((unsigned char)*p) && v <= AWS_TIMEOUT_MAX; p++)
+            v = v * 10 + (*p - '0');
+    }
+    if (v < 1) {
+        bad(c, n, "must be a whole number of seconds above 0, not '%.40s'", s);
+        return;
+    }
+    if (v > AWS_TIMEOUT_MAX) {
+        bad(c, n, "must be at most %u seconds, not '%.40s'", AWS_TIMEOUT_MAX, s);
+        return;
+    }
+    snprintf(digits, sizeof digits, "%lld", v);
+    if (strcmp(digits, s) != 0)
+        warn(c, n, "'%.40s' is read as %lld seconds, as CodeDeploy reads it", s, v);
+    *out = (unsigned)v;
+}
+
 /* chmod's octal digits, as the AWS agent takes them: one to four. */
+static bool mode_digits_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    return len >= 1 && len <= 4 && strspn(s, "01234567") == len;
+}
+
+/* A YAML 1.1 reader (the agent's Psych) takes an unquoted 0755 for the octal
+ * number 493, and the agent then reads the digits "493" as the mode. An AWS
+ * appspec's mode is read the same way, and kdeploy says so when the result
+ * is not what the digits show. */
 static void get_mode(ctx_t *c, const yaml_node_t *n, int *out)
 {
     const char *s = scalar_value(c, n, "an octal mode");
+    char digits[32];
     size_t len = s ? strlen(s) : 0;
 
     if (!s)
         return;
-    if (len < 1 || len > 4 || strspn(s, "01234567") != len) {
+    if (is_aws(c) && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len > 1 && len < 12 &&
+        s[0] == '0' && strspn(s, "01234567") == len) {
+        snprintf(digits, sizeof digits, "%ld", strtol(s, NULL, 8));
+        if (!mode_digits_ok(digits)) {
+            bad(c, n, "unquoted %s is the YAML octal number %s, which CodeDeploy refuses as a "
+                "mode: write \"%s\" in quotes", s, digits, s);
+            return;
+        }
+        if (strtol(digits, NULL, 8) != strtol(s, NULL, 8))
+            warn(c, n, "unquoted %s is the YAML octal number %s, so CodeDeploy and kdeploy set "
+                 "mode 0%s: write \"%s\" in quotes for mode %s", s, digits, digits, s, s);
+        *out = (int)strtol(digits, NULL, 8);
+        return;
+    }
+    if (!mode_digits_ok(s)) {
         bad(c, n, "must be 1 to 4 octal digits, as for chmod (e.g. 644 or \"0755\"), not '%.40s'",
             s);
         return;
@@ -349,17 +524,22 @@ static void key_names(const keydef_t *keys, kd_buf_t *b)
         (void)kd_buf_printf(b, "%s%s", k == keys ? "" : ", ", k->name);
 }
 
+/* The agent reads an AWS appspec as a hash and looks up the keys it knows:
+ * any other key is ignored, so kdeploy warns. A JD appspec is strict. */
 static void unknown_key(ctx_t *c, const yaml_node_t *key, const keydef_t *keys)
 {
     kd_buf_t names = KD_BUF_INIT(4096);
 
     key_names(keys, &names);
-    bad(c, key, "unknown key (expected one of: %s)", kd_buf_str(&names));
+    if (is_aws(c))
+        warn(c, key, IGNORED " (kdeploy reads: %s)", kd_buf_str(&names));
+    else
+        bad(c, key, "unknown key (expected one of: %s)", kd_buf_str(&names));
     kd_buf_free(&names);
 }
 
-static void walk_pair(ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *p,
-                      const keydef_t *keys, void *obj)
+static void walk_pair(ctx_t *c, seen_t *seen, const yaml_node_pair_t *p, const keydef_t *keys,
+                      void *obj)
 {
     yaml_node_t *key = node_at(c, p->key);
     const char *name = key_name(c, key);
@@ -370,10 +550,10 @@ static void walk_pair(ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *
         return;
     saved = field_key(c, name);
     k = find_key(keys, name);
-    if (!k)
-        unknown_key(c, key, keys);
-    else if (is_duplicate(c, map, p, name))
+    if (seen_again(c, seen, name))
         bad(c, key, "duplicate key");
+    else if (!k)
+        unknown_key(c, key, keys);
     else
         k->parse(c, node_at(c, p->value), obj);
     field_pop(c, saved);
@@ -391,9 +571,13 @@ static bool walk_map(ctx_t *c, const yaml_node_t *n, const keydef_t *keys, void 
         kd_buf_free(&names);
         return false;
     }
+    seen_t seen;
+
+    seen_init(c, &seen);
     for (const yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
          p++)
-        walk_pair(c, n, p, keys, obj);
+        walk_pair(c, &seen, p, keys, obj);
+    seen_free(&seen);
     for (const keydef_t *k = keys; k->name; k++) {
         if (k->required && !map_get(c, n, k->name)) {
             size_t saved = field_key(c, k->name);
@@ -448,14 +632,41 @@ static void script_command(ctx_t *c, yaml_node_t *v, void *obj)
     ((kd_appspec_script_t *)obj)->command = get_str(c, v, 0);
 }
 
+/* The agent strips blanks around a location, then refuses an empty one. */
 static void script_location(ctx_t *c, yaml_node_t *v, void *obj)
 {
-    ((kd_appspec_script_t *)obj)->location = get_str(c, v, STR_PATH);
+    char *s = get_str(c, v, STR_PATH), *end;
+    size_t lead;
+
+    if (s && is_aws(c)) {
+        lead = strspn(s, " \t");
+        memmove(s, s + lead, strlen(s + lead) + 1);
+        for (end = s + strlen(s); end > s && (end[-1] == ' ' || end[-1] == '\t');)
+            *--end = '\0';
+        if (!*s) {
+            bad(c, v, "must not be empty");
+            free(s);
+            s = NULL;
+        }
+    }
+    ((kd_appspec_script_t *)obj)->location = s;
 }
 
 static void script_timeout(ctx_t *c, yaml_node_t *v, void *obj)
 {
-    get_timeout(c, v, &((kd_appspec_script_t *)obj)->timeout_s);
+    if (is_aws(c))
+        get_aws_timeout(c, v, &((kd_appspec_script_t *)obj)->timeout_s);
+    else
+        get_timeout(c, v, &((kd_appspec_script_t *)obj)->timeout_s);
+}
+
+/* The agent keeps `sudo` and, with runas, becomes that user through sudo. */
+static void script_sudo(ctx_t *c, yaml_node_t *v, void *obj)
+{
+    const char *s = scalar_value(c, v, "true or false");
+
+    if (s)
+        ((kd_appspec_script_t *)obj)->sudo = yaml_true(s);
 }
 
 static void script_runas(ctx_t *c, yaml_node_t *v, void *obj)
@@ -475,6 +686,7 @@ static const keydef_t aws_script_keys[] = {
     {"location", script_location, true},
     {"timeout", script_timeout, false},
     {"runas", script_runas, false},
+    {"sudo", script_sudo, false},
     {NULL, NULL, false},
 };
 
@@ -496,8 +708,28 @@ static void parse_script(ctx_t *c, yaml_node_t *n, void *item)
         bad(c, n, "needs a command or a location");
 }
 
+static void free_scripts(kd_appspec_script_t *s, size_t count);
+
+/* A hook no workflow runs. The agent accepts any name (and its own tests
+ * use "test_hook"), so an AWS appspec gets a warning, and its scripts are
+ * still checked; a JD appspec is refused. */
+static void parse_idle_hook(ctx_t *c, const yaml_node_t *key, const yaml_node_t *value,
+                            const char *why)
+{
+    kd_appspec_script_t *scripts;
+    size_t count;
+
+    if (!is_aws(c)) {
+        bad(c, key, "%s", why);
+        return;
+    }
+    warn(c, key, "%s: it never runs in a workflow", why);
+    scripts = walk_list(c, value, sizeof *scripts, parse_script, true, &count);
+    free_scripts(scripts, count);
+}
+
 /* One `hooks` entry: EVENT: [scripts]. */
-static void parse_hook(ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *p)
+static void parse_hook(ctx_t *c, seen_t *seen, const yaml_node_pair_t *p)
 {
     yaml_node_t *key = node_at(c, p->key), *value = node_at(c, p->value);
     const char *name = key_name(c, key);
@@ -508,14 +740,17 @@ static void parse_hook(ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t 
     if (!name)
         return;
     saved = field_key(c, name);
-    if (is_duplicate(c, map, p, name)) {
+    if (seen_again(c, seen, name)) {
         bad(c, key, "duplicate key");
     } else if (!kd_event_parse(name, &ev)) {
-        bad(c, key, "unknown lifecycle event");
+        parse_idle_hook(c, key, value, "not a lifecycle event");
     } else if (!kd_event_allows_hooks(ev)) {
-        bad(c, key, "%s is carried out by kdeploy itself and takes no scripts", name);
+        parse_idle_hook(c, key, value,
+                        "carried out by kdeploy itself, which runs no scripts for it");
     } else if (is_null(value)) {
-        bad(c, key, "expected a list of scripts");
+        /* The agent skips an empty hook entry. */
+        if (!is_aws(c))
+            bad(c, key, "expected a list of scripts");
     } else {
         h = &c->spec->hooks[ev];
         h->scripts = walk_list(c, value, sizeof *h->scripts, parse_script, false, &h->count);
@@ -532,9 +767,13 @@ static void parse_hooks(ctx_t *c, yaml_node_t *n, void *obj)
         bad(c, n, "expected a mapping of lifecycle events to lists of scripts");
         return;
     }
+    seen_t seen;
+
+    seen_init(c, &seen);
     for (const yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
          p++)
-        parse_hook(c, n, p);
+        parse_hook(c, &seen, p);
+    seen_free(&seen);
 }
 
 /* ---- files ----------------------------------------------------------------- */
@@ -577,13 +816,16 @@ static void perm_object(ctx_t *c, yaml_node_t *v, void *obj)
     ((kd_appspec_permission_t *)obj)->object = get_str(c, v, STR_PATH | STR_ABSOLUTE);
 }
 
-/* An empty pattern (as in JD's examples) means all, as "**" does. */
+/* An empty pattern (as in JD's examples) means all, as "**" does. The AWS
+ * agent keeps it as the glob "", which matches nothing. */
 static void perm_pattern(ctx_t *c, yaml_node_t *v, void *obj)
 {
     kd_appspec_permission_t *pm = obj;
     char *s = get_str(c, v, STR_EMPTY_OK);
 
-    if (s && !*s) {
+    if (s && !*s && is_aws(c)) {
+        warn(c, v, "an empty pattern matches nothing, as in CodeDeploy (\"**\" matches all)");
+    } else if (s && !*s) {
         free(s);
         s = NULL;
     }
@@ -637,17 +879,85 @@ static void perm_type(ctx_t *c, yaml_node_t *v, void *obj)
     size_t count = 0;
     unsigned *types = walk_list(c, v, sizeof *types, type_item, false, &count);
 
-    if (!types && !count && v && v->type == YAML_SEQUENCE_NODE && !c->nomem)
-        bad(c, v, "must list file, directory or both");
+    /* The agent keeps an empty list: the entry then matches nothing. */
+    if (!types && !count && v && v->type == YAML_SEQUENCE_NODE && !c->nomem) {
+        if (is_aws(c)) {
+            warn(c, v, "an empty type list applies to nothing, as in CodeDeploy");
+            pm->type_none = true;
+        } else {
+            bad(c, v, "must list file, directory or both");
+        }
+    }
     for (size_t i = 0; i < count; i++)
         pm->type |= types[i];
     free(types);
 }
 
-static void perm_unsupported(ctx_t *c, yaml_node_t *v, void *obj)
+static void ace_item(ctx_t *c, yaml_node_t *n, void *item)
 {
-    (void)obj;
-    bad(c, v, "is not supported by kdeploy (set ACLs and SELinux contexts in a hook)");
+    const char *s = scalar_value(c, n, "an acl entry such as u:bob:rwx");
+    char why[256];
+
+    if (!s)
+        return;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strspn(s, "0123456789") == strlen(s)) {
+        bad(c, n, "'%.40s' is a number, not an acl entry (CodeDeploy fails on it)", s);
+        return;
+    }
+    if (kd_appspec_ace_parse(s, item, why, sizeof why) == KD_ENOMEM)
+        c->nomem = true;
+    else if (!((kd_appspec_ace_t *)item)->type)
+        bad(c, n, "%s", why);
+}
+
+static void perm_acls(ctx_t *c, yaml_node_t *v, void *obj)
+{
+    kd_appspec_permission_t *pm = obj;
+
+    pm->acls = walk_list(c, v, sizeof *pm->acls, ace_item, false, &pm->acl_count);
+    /* `acls: []` is still an ACL to set (the agent then clears named entries). */
+    if (!pm->acls && !c->nomem && v && v->type == YAML_SEQUENCE_NODE &&
+        !(pm->acls = calloc(1, sizeof *pm->acls)))
+        c->nomem = true;
+}
+
+static void context_user(ctx_t *c, yaml_node_t *v, void *obj)
+{
+    ((kd_appspec_context_t *)obj)->user = get_str(c, v, STR_WORD);
+}
+
+static void context_type(ctx_t *c, yaml_node_t *v, void *obj)
+{
+    ((kd_appspec_context_t *)obj)->type = get_str(c, v, STR_WORD);
+}
+
+static void context_range(ctx_t *c, yaml_node_t *v, void *obj)
+{
+    kd_appspec_context_t *ctx = obj;
+    char why[256];
+
+    if (!(ctx->range = get_str(c, v, STR_WORD)))
+        return;
+    if (kd_appspec_range_check(ctx->range, why, sizeof why) != KD_OK)
+        bad(c, v, "%s", why);
+}
+
+static const keydef_t context_keys[] = {
+    {"type", context_type, true},
+    {"name", context_user, false},
+    {"range", context_range, false},
+    {NULL, NULL, false},
+};
+
+static void perm_context(ctx_t *c, yaml_node_t *v, void *obj)
+{
+    kd_appspec_permission_t *pm = obj;
+
+    if (!(pm->context = calloc(1, sizeof *pm->context))) {
+        c->nomem = true;
+        return;
+    }
+    walk_map(c, v, context_keys, pm->context);
 }
 
 static const keydef_t perm_keys[] = {
@@ -658,8 +968,8 @@ static const keydef_t perm_keys[] = {
     {"group", perm_group, false},
     {"mode", perm_mode, false},
     {"type", perm_type, false},
-    {"acls", perm_unsupported, false},
-    {"context", perm_unsupported, false},
+    {"acls", perm_acls, false},
+    {"context", perm_context, false},
     {NULL, NULL, false},
 };
 
@@ -689,7 +999,7 @@ static bool is_var_name(const char *s)
            strlen(s);
 }
 
-static void parse_var(ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *p,
+static void parse_var(ctx_t *c, seen_t *seen, const yaml_node_pair_t *p,
                       kd_appspec_env_t *var)
 {
     yaml_node_t *key = node_at(c, p->key);
@@ -699,7 +1009,7 @@ static void parse_var(ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *
     if (!name)
         return;
     saved = field_key(c, name);
-    if (is_duplicate(c, map, p, name))
+    if (seen_again(c, seen, name))
         bad(c, key, "duplicate key");
     else if (!is_var_name(name))
         bad(c, key, "is not a variable name (letters, digits and _, not first a digit)");
@@ -713,6 +1023,7 @@ static void parse_env(ctx_t *c, yaml_node_t *n, void *obj)
 {
     kd_appspec_t *spec = obj;
     size_t count;
+    seen_t seen;
 
     if (is_null(n))
         return;
@@ -728,18 +1039,30 @@ static void parse_env(ctx_t *c, yaml_node_t *n, void *obj)
         return;
     }
     spec->nenv = count;
+    seen_init(c, &seen);
     for (size_t i = 0; i < count; i++)
-        parse_var(c, n, n->data.mapping.pairs.start + i, &spec->env[i]);
+        parse_var(c, &seen, n->data.mapping.pairs.start + i, &spec->env[i]);
+    seen_free(&seen);
 }
 
 /* ---- top level ------------------------------------------------------------- */
 
+/* The agent wants the number 0.0 (Ruby's 0 == 0.0 lets 0 pass too); a
+ * quoted "0.0" is a string, which it refuses. */
 static void aws_version(ctx_t *c, yaml_node_t *v, void *obj)
 {
     const char *s = scalar_value(c, v, "0.0");
+    double number;
 
     (void)obj;
-    if (s && strcmp(s, "0.0") != 0)
+    if (!s)
+        return;
+    if (yaml_number(v, &number) && number == 0.0)
+        return;
+    if (strcmp(s, "0.0") == 0)
+        bad(c, v, "\"0.0\" in quotes is a string, and CodeDeploy wants the number: write "
+            "version: 0.0");
+    else
         bad(c, v, "unsupported version '%.40s' (an AWS appspec says version: 0.0)", s);
 }
 
@@ -854,6 +1177,55 @@ static void syntax_error(ctx_t *c, const yaml_parser_t *parser, const char *text
     field_pop(c, saved);
 }
 
+/* The anchor of an event that can carry one, or NULL. */
+static const yaml_char_t *anchor_of(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_ALIAS_EVENT:
+        return ev->data.alias.anchor;
+    case YAML_SCALAR_EVENT:
+        return ev->data.scalar.anchor;
+    case YAML_SEQUENCE_START_EVENT:
+        return ev->data.sequence_start.anchor;
+    case YAML_MAPPING_START_EVENT:
+        return ev->data.mapping_start.anchor;
+    default:
+        return NULL;
+    }
+}
+
+/* Refuses anchors and aliases before the document is built: an alias makes
+ * a tree of a few bytes into a walk of exponential size, and no appspec
+ * needs one (the agent's Psych 4 refuses them too). Returns true if the
+ * text has none. Syntax errors are left to the load that follows. */
+static bool scan_aliases(ctx_t *c, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    bool clean = true, done = false;
+
+    if (!yaml_parser_initialize(&parser)) {
+        c->nomem = true;
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    while (!done && clean && yaml_parser_parse(&parser, &ev)) {
+        if (anchor_of(&ev)) {
+            size_t saved = field_key(c, "yaml");
+
+            report(c, (int)ev.start_mark.line + 1, "%s '%.40s': YAML anchors and aliases are "
+                   "not allowed in an appspec", ev.type == YAML_ALIAS_EVENT ? "alias" : "anchor",
+                   (const char *)anchor_of(&ev));
+            field_pop(c, saved);
+            clean = false;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return clean;
+}
+
 /* Loads the file's one document into doc and returns true, or reports the
  * syntax error (with its line) and returns false with doc not set. */
 static bool load_document(ctx_t *c, const char *text, size_t len, yaml_document_t *doc)
@@ -888,7 +1260,7 @@ static void parse_text(ctx_t *c, const char *text, size_t len)
 {
     yaml_document_t doc;
 
-    if (!load_document(c, text, len, &doc))
+    if (!scan_aliases(c, text, len) || !load_document(c, text, len, &doc))
         return;
     c->doc = &doc;
     parse_root(c, yaml_document_get_root_node(&doc));
@@ -931,7 +1303,8 @@ static kd_appspec_t *spec_new(const char *path)
 kd_status_t kd_appspec_load_file(const char *path, kd_appspec_t **out, char *err, size_t errsz)
 {
     kd_buf_t text = KD_BUF_INIT(APPSPEC_MAX_BYTES);
-    ctx_t c = {.file = path, .errors = KD_BUF_INIT(ERRORS_MAX_BYTES), .field = KD_BUF_INIT(0)};
+    ctx_t c = {.file = path, .errors = KD_BUF_INIT(ERRORS_MAX_BYTES),
+               .warnings = KD_BUF_INIT(ERRORS_MAX_BYTES), .field = KD_BUF_INIT(0)};
     kd_status_t st;
 
     if (!path || !out)
@@ -947,13 +1320,17 @@ kd_status_t kd_appspec_load_file(const char *path, kd_appspec_t **out, char *err
     }
     parse_text(&c, kd_buf_str(&text), text.len);
     st = finish(&c, err, errsz);
+    if (st == KD_OK && !(c.spec->warnings = strdup(kd_buf_str(&c.warnings))))
+        st = kd_err(err, errsz, KD_ENOMEM, "%s: out of memory", path);
     if (st == KD_OK) {
+        c.spec->nwarnings = c.nwarnings;
         *out = c.spec;
         c.spec = NULL;
     }
 out:
     kd_appspec_free(c.spec);
     kd_buf_free(&c.field);
+    kd_buf_free(&c.warnings);
     kd_buf_free(&c.errors);
     kd_buf_free(&text);
     return st;
@@ -1015,6 +1392,15 @@ static void free_perms(kd_appspec_permission_t *pm, size_t count)
         free(pm[i].except);
         free(pm[i].owner);
         free(pm[i].group);
+        for (size_t j = 0; j < pm[i].acl_count; j++)
+            free(pm[i].acls[j].name);
+        free(pm[i].acls);
+        if (pm[i].context) {
+            free(pm[i].context->user);
+            free(pm[i].context->type);
+            free(pm[i].context->range);
+            free(pm[i].context);
+        }
     }
     free(pm);
 }
@@ -1036,6 +1422,7 @@ void kd_appspec_free(kd_appspec_t *spec)
         free(spec->env[i].value);
     }
     free(spec->env);
+    free(spec->warnings);
     free(spec->path);
     free(spec);
 }
@@ -1095,4 +1482,14 @@ const kd_appspec_env_t *kd_appspec_env(const kd_appspec_t *spec, size_t *count)
 kd_file_exists_t kd_appspec_file_exists(const kd_appspec_t *spec)
 {
     return spec ? spec->file_exists : KD_FILE_EXISTS_UNSET;
+}
+
+const char *kd_appspec_warnings(const kd_appspec_t *spec)
+{
+    return spec && spec->warnings ? spec->warnings : "";
+}
+
+size_t kd_appspec_warning_count(const kd_appspec_t *spec)
+{
+    return spec ? spec->nwarnings : 0;
 }

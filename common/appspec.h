@@ -2,7 +2,11 @@
  * lifecycle hooks, in either of the two formats kdeploy reads unchanged:
  *   - JD Cloud's jdcloud-codedeploy.yml (or the older appSpec.yml);
  *   - AWS CodeDeploy's appspec.yml / appspec.yaml (version 0.0, os linux).
- * Parsing is strict; every error names the file, line and field. */
+ * An AWS appspec is read as the AWS CodeDeploy agent reads it: what the agent
+ * accepts is accepted, with the agent's meaning, and keys the agent ignores
+ * give warnings instead of errors (docs/appspec.md lists each difference).
+ * A JD appspec is read strictly. Every error and warning names the file,
+ * line and field. */
 #ifndef KD_APPSPEC_H
 #define KD_APPSPEC_H
 
@@ -34,6 +38,8 @@ typedef struct kd_appspec_script {
     unsigned timeout_s;  /* JD default 10, AWS default 3600 */
     char *runas;         /* user to run as; NULL means the worker's own user
                           * (root, JD's documented default, where it runs as root) */
+    bool sudo;           /* AWS `sudo: true`: the agent's way to reach runas;
+                          * the worker is root and switches user itself */
     int line;            /* where it stands in the appspec */
 } kd_appspec_script_t;
 
@@ -48,6 +54,34 @@ typedef struct kd_appspec_file {
 #define KD_PERM_TYPE_FILE 1u
 #define KD_PERM_TYPE_DIRECTORY 2u
 
+/* One entry of a permission's `acls`, as the agent reads it: [d[efault]:]
+ * [u[ser]|g[roup]|m[ask]|o[ther]:][name:]perms. */
+typedef enum {
+    KD_ACE_USER = 1,
+    KD_ACE_GROUP,
+    KD_ACE_MASK,
+    KD_ACE_OTHER
+} kd_ace_type_t;
+
+#define KD_ACE_READ 4u
+#define KD_ACE_WRITE 2u
+#define KD_ACE_EXECUTE 1u
+
+typedef struct kd_appspec_ace {
+    bool is_default;     /* a default ACL entry (directories only) */
+    kd_ace_type_t type;
+    char *name;          /* a user or group name; "" for the base entries */
+    unsigned perms;      /* KD_ACE_* bits */
+} kd_appspec_ace_t;
+
+/* A permission's SELinux `context`: type is required, user and range
+ * (s0[-s1][:c0[.c3],c5]) optional. */
+typedef struct kd_appspec_context {
+    char *user;
+    char *type;
+    char *range;
+} kd_appspec_context_t;
+
 /* One `permissions` entry (AWS semantics; JD uses the same keys). */
 typedef struct kd_appspec_permission {
     char *object;          /* absolute path the entry applies to */
@@ -58,6 +92,10 @@ typedef struct kd_appspec_permission {
     char *group;           /* NULL: unchanged */
     int mode;              /* permission bits (e.g. 0755), or -1: unchanged */
     unsigned type;         /* KD_PERM_TYPE_* bits; 0 means both */
+    bool type_none;        /* AWS `type: []`: the entry applies to nothing */
+    kd_appspec_ace_t *acls;  /* NULL when the entry has no acls */
+    size_t acl_count;
+    kd_appspec_context_t *context;  /* NULL when the entry has no context */
     int line;
 } kd_appspec_permission_t;
 
@@ -80,6 +118,27 @@ extern const char *const kd_appspec_names[];
  * `os` key, else as JD. Also KD_ENOTFOUND (no such file) and KD_ETOOLARGE
  * (over 1 MiB). *out is untouched on failure. */
 kd_status_t kd_appspec_load_file(const char *path, kd_appspec_t **out, char *err, size_t errsz);
+
+/* The warnings of a parsed spec, one per line as "FILE:LINE: FIELD: warning:
+ * message" (keys CodeDeploy ignores, hooks that never run, readings that
+ * surprise); "" when there are none. */
+const char *kd_appspec_warnings(const kd_appspec_t *spec);
+size_t kd_appspec_warning_count(const kd_appspec_t *spec);
+
+/* Checks a bundle against its appspec: every hook script (`location`) and
+ * every `files` source must exist under root (the bundle root). Returns
+ * KD_EINVAL naming each one missing, one per line as "FILE:LINE: FIELD:
+ * message". */
+kd_status_t kd_appspec_check_bundle(const kd_appspec_t *spec, const char *root, char *err,
+                                    size_t errsz);
+
+/* Where a hook script's location points: under the bundle root for an AWS
+ * appspec (the agent joins every location to the archive root, leading "/"
+ * or not) and for a relative JD location; under prefix (may be NULL) for an
+ * absolute JD location, which names an installed file. */
+kd_status_t kd_appspec_script_path(const kd_appspec_t *spec, const kd_appspec_script_t *s,
+                                   const char *root, const char *prefix, char *path,
+                                   size_t pathsz);
 
 /* Finds the appspec in a bundle directory by name and parses it. Returns
  * KD_ENOTFOUND when the directory holds none. */

@@ -826,7 +826,9 @@ static void get_file_exists(spec_ctx_t *ctx, const slot_t *s, spec_t *spec)
 {
     size_t i;
 
-    spec->file_exists = KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_OVERWRITE;
+    /* Left out, it stays unset: the worker then takes the appspec's
+     * file_exists_behavior, else fails on an existing file, as AWS does. */
+    spec->file_exists = KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_UNSPECIFIED;
     if (get_word(ctx, s, "file_exists", file_exists_words,
                  sizeof file_exists_words / sizeof *file_exists_words, "fail, overwrite or keep", &i))
         spec->file_exists = file_exists_values[i];
@@ -1083,9 +1085,7 @@ Kdeploy__V1__Strategy kd_spec_strategy(const Kdeploy__V1__DeploymentSpec *spec)
 
 Kdeploy__V1__FileExistsPolicy kd_spec_file_exists(const Kdeploy__V1__DeploymentSpec *spec)
 {
-    return spec->file_exists == KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_UNSPECIFIED
-               ? KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_OVERWRITE
-               : spec->file_exists;
+    return spec->file_exists;
 }
 
 uint32_t kd_spec_failure_threshold(const Kdeploy__V1__DeploymentSpec *spec)
@@ -1122,6 +1122,7 @@ const char *kd_spec_file_exists_name(Kdeploy__V1__FileExistsPolicy policy)
     case KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_FAIL:
         return "fail";
     case KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_UNSPECIFIED:
+        return "unset";
     case KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_OVERWRITE:
         return "overwrite";
     case KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_KEEP:

@@ -43,7 +43,9 @@ void kd_spec_free(Kdeploy__V1__DeploymentSpec *spec);
 size_t kd_spec_batch_size(const Kdeploy__V1__DeploymentSpec *spec, size_t batch_index,
                           size_t host_count);
 
-/* The spec's values with the wire's zeros read as their defaults. */
+/* The spec's values with the wire's zeros read as their defaults. The file
+ * exists policy has none: UNSPECIFIED means "the appspec's
+ * file_exists_behavior, else fail", which only the worker can resolve. */
 Kdeploy__V1__Strategy kd_spec_strategy(const Kdeploy__V1__DeploymentSpec *spec);
 Kdeploy__V1__FileExistsPolicy kd_spec_file_exists(const Kdeploy__V1__DeploymentSpec *spec);
 uint32_t kd_spec_failure_threshold(const Kdeploy__V1__DeploymentSpec *spec);
@@ -51,8 +53,8 @@ uint32_t kd_spec_host_timeout_s(const Kdeploy__V1__DeploymentSpec *spec);
 uint32_t kd_spec_deployment_timeout_s(const Kdeploy__V1__DeploymentSpec *spec);
 
 /* The spec file's words for the enums ("rolling", "blue_green"; "fail",
- * "overwrite", "keep"); the UNSPECIFIED values give their defaults' words,
- * unknown values "?". Static strings. */
+ * "overwrite", "keep"); the UNSPECIFIED values give their defaults' words
+ * ("unset" for the file exists policy), unknown values "?". Static strings. */
 const char *kd_spec_strategy_name(Kdeploy__V1__Strategy strategy);
 const char *kd_spec_file_exists_name(Kdeploy__V1__FileExistsPolicy policy);
 

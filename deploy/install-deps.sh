@@ -12,6 +12,8 @@ packages=(
   libarchive-dev                           # bundle unpacking
   libssl-dev                               # checksums and Ed25519 signatures
   libjansson-dev                           # JSON output and JSON log lines
+  libacl1-dev                              # an appspec's acls
+  libselinux1-dev                          # an appspec's SELinux contexts
   uuid-dev                                 # event and deployment ids
   libmicrohttpd-dev                        # /metrics and the dashboard's HTTP server
   haproxy                                  # the load balancer of tests and demo

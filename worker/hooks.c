@@ -181,6 +181,10 @@ kd_status_t kd_hook_env_set_deployment(kd_hook_env_t *env, const kd_hook_deploym
         { "JDCLOUD_CODEDEPLOY_GROUP_ID", group_id },
         { "JDCLOUD_CODEDEPLOY_GROUP_NAME", d->group_name },
         { "JDCLOUD_CODEDEPLOY_OPERATION", op },
+        /* Where `files` put the revision: hooks find the installed app here
+         * (an appspec's /opt/app is $KDEPLOY_INSTALL_PREFIX/opt/app). */
+        { "KDEPLOY_HOST_ID", d->host_id },
+        { "KDEPLOY_INSTALL_PREFIX", d->install_prefix },
     };
 
     if (strcmp(op, "UPDATE") != 0 && strcmp(op, "ROLLBACK") != 0)

@@ -119,6 +119,8 @@ typedef struct kd_hook_deployment {
     const char *group_name;
     const char *group_id;         /* NULL: group_name */
     const char *operation;        /* "UPDATE" or "ROLLBACK"; NULL: "UPDATE" */
+    const char *host_id;          /* the worker's host id */
+    const char *install_prefix;   /* prepended to absolute appspec paths; NULL: none */
 } kd_hook_deployment_t;
 
 /* Returns an empty environment (free it with kd_hook_env_free), or NULL when
@@ -150,7 +152,8 @@ kd_status_t kd_hook_env_set_appspec(kd_hook_env_t *env, const kd_appspec_env_t *
  *   LIFECYCLE_EVENT, DEPLOYMENT_ID, APPLICATION_NAME, DEPLOYMENT_GROUP_NAME,
  *   DEPLOYMENT_GROUP_ID (AWS);
  *   JDCLOUD_CODEDEPLOY_LIFECYCLE_EVENT, _DEPLOY_ID, _APP_ID, _APP_NAME,
- *   _GROUP_ID, _GROUP_NAME, _OPERATION (JD).
+ *   _GROUP_ID, _GROUP_NAME, _OPERATION (JD);
+ *   KDEPLOY_HOST_ID, KDEPLOY_INSTALL_PREFIX ("" without a prefix) (kdeploy).
  * Returns KD_EINVAL for an operation other than UPDATE or ROLLBACK. */
 kd_status_t kd_hook_env_set_deployment(kd_hook_env_t *env, const kd_hook_deployment_t *d,
                                        char *err, size_t errsz);

@@ -1,5 +1,7 @@
 #include "install.h"
 
+#include "acl.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -714,6 +716,11 @@ static kd_status_t plan_perm(plan_t *p, const kd_appspec_permission_t *pm, perm_
         return kd_err(p->err, p->errsz, KD_EINVAL,
                       "permissions object %s is a file: pattern and except apply to "
                       "directories only", pm->object);
+    for (size_t i = 0; it && it->kind == 'f' && i < pm->acl_count; i++)
+        if (pm->acls[i].is_default)
+            return kd_err(p->err, p->errsz, KD_EINVAL,
+                          "permissions object %s is a file: a default (d:) acl entry applies "
+                          "to directories only, as in CodeDeploy", pm->object);
     return (pp->object = strdup(abs)) ? KD_OK : KD_ENOMEM;
 }
 
@@ -760,6 +767,8 @@ static kd_status_t plan_start(plan_t *p)
     return KD_OK;
 }
 
+static kd_status_t check_perm_overlaps(plan_t *p, const kd_appspec_permission_t *perms);
+
 static kd_status_t plan_all(plan_t *p, const kd_appspec_file_t *files, size_t nfiles,
                             const kd_appspec_permission_t *perms, size_t nperms)
 {
@@ -777,7 +786,9 @@ static kd_status_t plan_all(plan_t *p, const kd_appspec_file_t *files, size_t nf
         return kd_err(p->err, p->errsz, KD_ECONFLICT,
                       "destination file %s and %zu more already exist (file exists policy: "
                       "fail)", p->conflict, p->nconflicts - 1);
-    return plan_perms(p, perms, nperms);
+    if ((st = plan_perms(p, perms, nperms)) != KD_OK)
+        return st;
+    return check_perm_overlaps(p, perms);
 }
 
 static void plan_free(plan_t *p)
@@ -977,29 +988,42 @@ static bool perm_matches(const kd_appspec_permission_t *pm, const char *rel)
     return true;
 }
 
-static kd_status_t apply_perm(const list_t *items, const kd_appspec_permission_t *pm,
-                              const perm_plan_t *pp, char *err, size_t errsz)
+/* Does entry pm apply to item c? The object itself when it is a file this
+ * install writes; else the items below the object (a directory) that its
+ * type, pattern and except select. An object naming nothing this install
+ * wrote is ignored, as by AWS. */
+static bool perm_targets(const list_t *items, const kd_appspec_permission_t *pm,
+                         const perm_plan_t *pp, const item_t *c)
 {
     const char *obj = pp->object;
     const item_t *it = list_find(items, obj);
     size_t len = strcmp(obj, "/") == 0 ? 0 : strlen(obj);
+
+    if (pm->type_none)
+        return false;
+    if (it && it->kind != 'd')
+        return c == it && type_allows(pm->type, it->kind);
+    return strncmp(c->dst, obj, len) == 0 && c->dst[len] == '/' &&
+           type_allows(pm->type, c->kind) && perm_matches(pm, c->dst + len + 1);
+}
+
+static kd_status_t apply_perm(const list_t *items, const kd_appspec_permission_t *pm,
+                              const perm_plan_t *pp, char *err, size_t errsz)
+{
+    const item_t *it = list_find(items, pp->object);
     struct stat st;
     kd_status_t rc = KD_OK;
 
-    if (it && it->kind != 'd') {
-        if (it->done && type_allows(pm->type, it->kind))
-            return set_perm(obj, pp, pm->mode, err, errsz);
+    if (!it && (stat(pp->object, &st) != 0 || !S_ISDIR(st.st_mode)))
         return KD_OK;
-    }
-    if (!it && (stat(obj, &st) != 0 || !S_ISDIR(st.st_mode)))
-        return KD_OK; /* names nothing this install wrote: ignored, as by AWS */
     for (size_t i = 0; i < items->n && rc == KD_OK; i++) {
         const item_t *c = &items->v[i];
 
-        if (!c->done || strncmp(c->dst, obj, len) != 0 || c->dst[len] != '/' ||
-            !type_allows(pm->type, c->kind) || !perm_matches(pm, c->dst + len + 1))
+        if (!c->done || !perm_targets(items, pm, pp, c))
             continue;
         rc = set_perm(c->dst, pp, pm->mode, err, errsz);
+        if (rc == KD_OK)
+            rc = kd_perm_extras_apply_at(AT_FDCWD, c->dst, pm, err, errsz);
     }
     return rc;
 }
@@ -1010,6 +1034,33 @@ static kd_status_t apply_perms(const plan_t *p, const kd_appspec_permission_t *p
 
     for (size_t i = 0; i < p->nperms && st == KD_OK; i++)
         st = apply_perm(&p->items, &perms[i], &p->perms[i], p->err, p->errsz);
+    return st;
+}
+
+/* The agent refuses a deployment in which two permissions entries apply to
+ * one file or directory (which should win is not said), before anything is
+ * written. */
+static kd_status_t check_perm_overlaps(plan_t *p, const kd_appspec_permission_t *perms)
+{
+    size_t *by = p->items.n ? calloc(p->items.n, sizeof *by) : NULL; /* entry + 1 per item */
+    kd_status_t st = KD_OK;
+
+    if (p->items.n && !by)
+        return kd_err(p->err, p->errsz, KD_ENOMEM, "out of memory");
+    for (size_t e = 0; e < p->nperms && st == KD_OK; e++) {
+        for (size_t i = 0; i < p->items.n && st == KD_OK; i++) {
+            if (!perm_targets(&p->items, &perms[e], &p->perms[e], &p->items.v[i]))
+                continue;
+            if (by[i])
+                st = kd_err(p->err, p->errsz, KD_EINVAL,
+                            "%s is matched by two permissions entries (lines %d and %d); "
+                            "CodeDeploy refuses this too: make the patterns or excepts "
+                            "disjoint", p->items.v[i].dst, perms[by[i] - 1].line,
+                            perms[e].line);
+            by[i] = e + 1;
+        }
+    }
+    free(by);
     return st;
 }
 

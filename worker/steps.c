@@ -22,6 +22,7 @@
 #include "hooks.h"
 #include "ids.h"
 #include "install.h"
+#include "specs.h"
 
 #define STEP_SUCCEEDED KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED
 #define STEP_FAILED KDEPLOY__V1__STEP_STATUS__STEP_FAILED
@@ -44,7 +45,7 @@ typedef struct revision {
     char id[160];             /* its deploy id */
     char dir[PATH_MAX];       /* its cache dir */
     char root[PATH_MAX];      /* the bundle root: where the appspec is */
-    kd_appspec_t *appspec;
+    const kd_appspec_t *appspec;  /* held from specs.h: parsed once per revision */
 } revision_t;
 
 static void outcome(step_ctx_t *c, Kdeploy__V1__StepStatus st, const char *fmt, ...)
@@ -81,7 +82,7 @@ static void append_tail(kd_step_outcome_t *out, const char *data, size_t len)
 
 static void revision_free(revision_t *r)
 {
-    kd_appspec_free(r->appspec);
+    kd_specs_release(r->appspec);
     r->appspec = NULL;
 }
 
@@ -147,7 +148,7 @@ static kd_status_t revision_load(kd_host_t *host, const Kdeploy__V1__StepCommand
     }
     snprintf(r->root, sizeof r->root, "%s", kd_buf_str(&root));
     kd_buf_free(&root);
-    return kd_appspec_load_dir(r->root, &r->appspec, err, errsz);
+    return kd_specs_get(r->root, &r->appspec, err, errsz);
 }
 
 /* Heartbeats of a long download, every few seconds like a hook's. */
@@ -174,7 +175,7 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
 {
     fetch_beat_t beat = {c, kd_mono_ms(), kd_mono_ms()};
     char cache[PATH_MAX], archive[PATH_MAX], bundle[PATH_MAX], root[PATH_MAX];
-    kd_appspec_t *spec = NULL;
+    const kd_appspec_t *spec = NULL;
     kd_bundle_fetch_opts_t fo;
     kd_status_t st;
 
@@ -208,10 +209,17 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     unlink(archive);
     if (st != KD_OK)
         return st;
-    /* A bundle whose appspec is invalid fails here, before anything runs. */
-    if ((st = kd_appspec_load_dir(root, &spec, err, errsz)) != KD_OK)
+    /* A bundle whose appspec is invalid, or that lacks a script or a files
+     * source, fails here, before anything runs. */
+    if ((st = kd_specs_get(root, &spec, err, errsz)) != KD_OK)
         return st;
-    kd_appspec_free(spec);
+    st = kd_appspec_check_bundle(spec, root, err, errsz);
+    /* Keys CodeDeploy ignores and hooks that never run: shown with the step. */
+    if (st == KD_OK && kd_appspec_warning_count(spec))
+        append_tail(c->out, kd_appspec_warnings(spec), strlen(kd_appspec_warnings(spec)));
+    kd_specs_release(spec);
+    if (st != KD_OK)
+        return st;
     if ((st = save_form_scripts(cache, c->cmd->scripts, err, errsz)) != KD_OK)
         return st;
     return write_text(cache, "bundle.root", root, 0644, err, errsz);
@@ -263,11 +271,9 @@ static kd_status_t script_argv(const step_ctx_t *c, const revision_t *r,
     }
     if (in_cache)
         st = kd_pathf(path, pathsz, "%s", s->location);
-    else if (s->location[0] == '/')
-        st = kd_pathf(path, pathsz, "%s%s", c->host->install_prefix ? c->host->install_prefix : "",
-                      s->location);
     else
-        st = kd_pathf(path, pathsz, "%s/%s", r->root, s->location);
+        st = kd_appspec_script_path(r->appspec, s, r->root, c->host->install_prefix, path,
+                                    pathsz);
     if (st != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "script path too long: %s", s->location);
     if (!in_cache && access(path, X_OK) == 0) {
@@ -347,7 +353,8 @@ static void run_scripts(step_ctx_t *c, const revision_t *r, const kd_appspec_scr
     kd_hook_deployment_t d = {
         .event = kd_event_name(ev), .deployment_id = c->deploy_id,
         .application_name = c->cmd->application, .group_name = c->cmd->group,
-        .operation = operation_name(c->cmd),
+        .operation = operation_name(c->cmd), .host_id = c->host->id,
+        .install_prefix = c->host->install_prefix,
     };
     kd_hook_env_t *env = NULL;
     size_t nvars = 0;
@@ -421,8 +428,22 @@ static void step_download(step_ctx_t *c)
         return;
     }
     outcome(c, STEP_SUCCEEDED, "%s", "");
-    snprintf(c->out->output_tail, sizeof c->out->output_tail, "downloaded %s and verified it\n",
-             c->cmd->revision->url);
+    snprintf(err, sizeof err, "downloaded %s and verified it\n", c->cmd->revision->url);
+    append_tail(c->out, err, strlen(err));
+}
+
+/* The revision about to be installed must be whole before the running one
+ * is stopped: a bundle missing a hook script or a files source would fail
+ * later, with the application already down. */
+static kd_status_t check_next_revision(step_ctx_t *c, char *err, size_t errsz)
+{
+    revision_t next;
+    kd_status_t st = revision_get(c, revision_id(c), &next, err, errsz);
+
+    if (st == KD_OK)
+        st = kd_appspec_check_bundle(next.appspec, next.root, err, errsz);
+    revision_free(&next);
+    return st;
 }
 
 /* The stop script of the revision installed before, not the new one's. */
@@ -430,8 +451,15 @@ static void step_stop(step_ctx_t *c)
 {
     char installed[160], err[4096];
     revision_t r;
-    kd_status_t st = kd_cache_installed_get(c->host->root, c->cmd->application, c->cmd->group,
-                                            installed, sizeof installed, err, sizeof err);
+    kd_status_t st;
+
+    if (check_next_revision(c, err, sizeof err) != KD_OK) {
+        outcome(c, STEP_FAILED, "the revision to install is not whole, so nothing was stopped: %s",
+                err);
+        return;
+    }
+    st = kd_cache_installed_get(c->host->root, c->cmd->application, c->cmd->group, installed,
+                                sizeof installed, err, sizeof err);
 
     if (st == KD_ENOTFOUND) {
         outcome(c, STEP_SKIPPED, "no revision installed on this host yet: nothing to stop");
@@ -468,13 +496,17 @@ static void step_hook(step_ctx_t *c)
     revision_free(&r);
 }
 
+/* As the AWS agent decides: the appspec's file_exists_behavior wins over
+ * the deployment's, and with neither an existing file fails the install
+ * (DISALLOW). Files the previous revision installed are removed first, so
+ * this only meets files kdeploy did not put there. */
 static kd_file_exists_t install_policy(const step_ctx_t *c, const revision_t *r)
 {
-    if (c->cmd->file_exists != KD_FILE_EXISTS_UNSET)
-        return c->cmd->file_exists;
     if (kd_appspec_file_exists(r->appspec) != KD_FILE_EXISTS_UNSET)
         return kd_appspec_file_exists(r->appspec);
-    return KD_FILE_EXISTS_OVERWRITE;
+    if (c->cmd->file_exists != KD_FILE_EXISTS_UNSET)
+        return c->cmd->file_exists;
+    return KD_FILE_EXISTS_FAIL;
 }
 
 static kd_status_t install_revision(step_ctx_t *c, const revision_t *r, char *err, size_t errsz)

@@ -2,6 +2,7 @@
  * error lines ("FILE:LINE: FIELD: message"), finding the file in a bundle,
  * and `kdeploy validate`. */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include "appspec.h"
+#include "appspec_int.h"
+#include "buf.h"
 #include "check.h"
 #include "cmd_validate.h"
 #include "fsutil.h"
@@ -81,6 +84,17 @@ static size_t count_lines(const char *s)
         kd_appspec_free(s_);                                                  \
     } while (0)
 
+/* The file is accepted with a warning that holds needle. */
+#define EXPECT_WARN(name, text, needle)                                       \
+    do {                                                                      \
+        kd_appspec_t *s_ = NULL;                                              \
+        CHECK_MSG(load_as((name), (text), &s_) == KD_OK, "%s", errbuf);       \
+        CHECK_CONTAINS(kd_appspec_warnings(s_), (needle));                    \
+        kd_appspec_free(s_);                                                  \
+    } while (0)
+
+#define EXPECT_AWS_WARN(text, needle) EXPECT_WARN("appspec.yml", AWS_HEAD text, needle)
+
 static kd_appspec_t *load_fixture(const char *bundle)
 {
     char dir[PATH_MAX];
@@ -139,6 +153,8 @@ static void check_aws_permissions(const kd_appspec_t *spec)
     CHECK(p[1].line == 19);
 }
 
+static int run_validate(const char *arg1, const char *arg2);
+
 static void test_aws_sample_every_accessor(void)
 {
     kd_appspec_t *spec = load_fixture("aws");
@@ -174,7 +190,7 @@ static void test_aws_sample_every_accessor(void)
     s = kd_appspec_hook(spec, KD_EVENT(AfterInstall), &n);
     CHECK(n == 2);
     check_script(&s[0], "scripts/configure.sh", NULL, 60, NULL, 29);
-    check_script(&s[1], "/opt/sample/scripts/warm_cache.sh", NULL, 3600, "www-data", 31);
+    check_script(&s[1], "scripts/warm_cache.sh", NULL, 3600, "www-data", 31);
     s = kd_appspec_hook(spec, KD_EVENT(ApplicationStart), &n);
     CHECK(n == 1);
     check_script(&s[0], "scripts/start_server.sh", NULL, 300, NULL, 34);
@@ -289,8 +305,9 @@ static void test_aws_defaults(void)
     /* Sections present but empty are empty sections. */
     EXPECT_OK("appspec.yml", AWS_HEAD "files:\npermissions:\nhooks:\n");
     EXPECT_OK("jdcloud-codedeploy.yml", "files: []\nhooks: {}\nenv:\n");
-    /* The version may be quoted; limits are inclusive. */
-    EXPECT_OK("appspec.yml", "version: \"0.0\"\nos: linux\nhooks:\n  ValidateService:\n"
+    /* The agent's version is the number 0.0 (and 0, which Ruby finds equal);
+     * JD's limit is inclusive. */
+    EXPECT_OK("appspec.yml", "version: 0\nos: linux\nhooks:\n  ValidateService:\n"
                              "    - location: a.sh\n      timeout: 3600\n");
     EXPECT_OK("jdcloud-codedeploy.yml", "files:\nhooks:\n  ValidateService:\n"
                                         "    - command: true\n      timeout: 86400\n");
@@ -312,6 +329,9 @@ static void test_version_and_os(void)
                "appspec.yml:1: version: unsupported version 'invalid'");
     EXPECT_ERR("appspec.yml", "version: 0.1\nos: linux\n", "version: unsupported version '0.1'");
     EXPECT_ERR("appspec.yml", "version: 1.0\nos: linux\n", "version: unsupported version");
+    EXPECT_ERR("appspec.yml", "version: \"0.0\"\nos: linux\n",
+               "appspec.yml:1: version: \"0.0\" in quotes is a string, and CodeDeploy wants the "
+               "number");
     EXPECT_ERR("appspec.yml", "version:\nos: linux\n", "appspec.yml:1: version: needs a value");
     EXPECT_ERR("appspec.yml", "version: 0.0\n", "appspec.yml:1: os: missing (required)");
     EXPECT_ERR("appspec.yml", "version: 0.0\nos: unsupported\n",
@@ -350,14 +370,19 @@ static void test_script_location_and_command(void)
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - timeout: 30\n",
                    "appspec.yml:5: hooks.AfterInstall[0].location: missing (required)");
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - command: /bin/true\n",
-                   "hooks.AfterInstall[0].command: unknown key");
+                   "hooks.AfterInstall[0].location: missing (required)");
+    EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - location: \" \"\n",
+                   "hooks.AfterInstall[0].location: must not be empty");
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - location: \"\"\n",
                    "hooks.AfterInstall[0].location: must not be empty");
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - location: ../../bin/sh\n",
                    "hooks.AfterInstall[0].location: must not contain");
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - /opt/a.sh\n",
                    "appspec.yml:5: hooks.AfterInstall[0]: expected a mapping");
-    EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n", "appspec.yml:4: hooks.AfterInstall: expected a list");
+    /* The agent skips an empty hook entry; JD's is an error. */
+    EXPECT_OK("appspec.yml", AWS_HEAD "hooks:\n  AfterInstall:\n");
+    EXPECT_JD_ERR("files:\nhooks:\n  AfterInstall:\n",
+                  "jdcloud-codedeploy.yml:3: hooks.AfterInstall: expected a list");
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    location: a.sh\n",
                    "hooks.AfterInstall: expected a list");
     EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - location: a.sh\n      runas: two words\n",
@@ -371,21 +396,45 @@ static void test_script_location_and_command(void)
                   "hooks.ApplicationStart[0].command: needs a value");
 }
 
+/* An AWS timeout is Ruby's to_i of the YAML value, then > 0. */
 static void test_timeouts(void)
 {
-    const char *bad[] = {"foo", "-5", "0", "3.5", "1e3", "+5", "0x10", "3601",
-                         "99999999999999999999999"};
+    const char *bad[] = {"foo", "-5", "0", "0.5", "true", "\"\"", "\"x30\""};
+    const struct {
+        const char *text;
+        unsigned seconds;
+        bool warns;
+    } ok[] = {{"3600", 3600, false}, {"7200", 7200, false}, {"3.5", 3, true},
+              {"1e3", 1, true}, {"+5", 5, true}, {"0x10", 16, true}, {"010", 8, true},
+              {"\"300s\"", 300, true}, {"\" 42\"", 42, true}};
+    char text[512];
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char text[512];
-
         snprintf(text, sizeof text,
                  AWS_HEAD "hooks:\n  ApplicationStart:\n    - location: a.sh\n      timeout: %s\n",
                  bad[i]);
         EXPECT_ERR("appspec.yml", text,
                    "appspec.yml:6: hooks.ApplicationStart[0].timeout: must be a whole number "
-                   "of seconds from 1 to 3600");
+                   "of seconds above 0");
     }
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        kd_appspec_t *spec = NULL;
+        const kd_appspec_script_t *sc;
+        size_t n = 0;
+
+        snprintf(text, sizeof text,
+                 AWS_HEAD "hooks:\n  ApplicationStart:\n    - location: a.sh\n      timeout: %s\n",
+                 ok[i].text);
+        CHECK_MSG(load_as("appspec.yml", text, &spec) == KD_OK, "%s: %s", ok[i].text, errbuf);
+        sc = kd_appspec_hook(spec, KD_EVENT(ApplicationStart), &n);
+        CHECK_MSG(n == 1 && sc[0].timeout_s == ok[i].seconds, "%s", ok[i].text);
+        CHECK_MSG((kd_appspec_warning_count(spec) == 1) == ok[i].warns, "%s: %s", ok[i].text,
+                  kd_appspec_warnings(spec));
+        kd_appspec_free(spec);
+    }
+    EXPECT_AWS_ERR("hooks:\n  ApplicationStart:\n    - location: a.sh\n"
+                   "      timeout: 99999999999999999999999\n",
+                   "hooks.ApplicationStart[0].timeout: must be at most");
     EXPECT_JD_ERR("files:\nhooks:\n  ApplicationStart:\n    - command: a\n      timeout: 86401\n",
                   "jdcloud-codedeploy.yml:5: hooks.ApplicationStart[0].timeout: must be a whole "
                   "number of seconds from 1 to 86400, not '86401'");
@@ -409,17 +458,24 @@ static void test_events(void)
         snprintf(text, sizeof text, AWS_HEAD "hooks:\n  %s:\n    - location: a.sh\n",
                  reserved[i]);
         snprintf(needle, sizeof needle,
-                 "appspec.yml:4: hooks.%s: %s is carried out by kdeploy itself", reserved[i],
-                 reserved[i]);
-        EXPECT_ERR("appspec.yml", text, needle);
+                 "appspec.yml:4: hooks.%s: warning: carried out by kdeploy itself, which runs no "
+                 "scripts for it: it never runs in a workflow", reserved[i]);
+        EXPECT_WARN("appspec.yml", text, needle);
         snprintf(text, sizeof text, "files:\nhooks:\n  %s:\n    - command: a\n", reserved[i]);
-        EXPECT_ERR("jdcloud-codedeploy.yml", text, "takes no scripts");
+        EXPECT_ERR("jdcloud-codedeploy.yml", text, "runs no scripts for it");
     }
-    EXPECT_AWS_ERR("hooks:\n  test_hook:\n    - location: a.sh\n",
-                   "appspec.yml:4: hooks.test_hook: unknown lifecycle event");
-    EXPECT_AWS_ERR("hooks:\n  applicationstart:\n    - location: a.sh\n", "unknown lifecycle event");
-    EXPECT_AWS_ERR("hooks:\n  LIFECYCLE_EVENT_UNSPECIFIED:\n    - location: a.sh\n",
-                   "unknown lifecycle event");
+    /* The agent accepts any hook name (its tests use test_hook): a warning. */
+    EXPECT_AWS_WARN("hooks:\n  test_hook:\n    - location: a.sh\n",
+                    "appspec.yml:4: hooks.test_hook: warning: not a lifecycle event: it never "
+                    "runs");
+    EXPECT_AWS_WARN("hooks:\n  applicationstart:\n    - location: a.sh\n", "not a lifecycle event");
+    EXPECT_AWS_WARN("hooks:\n  LIFECYCLE_EVENT_UNSPECIFIED:\n    - location: a.sh\n",
+                    "not a lifecycle event");
+    /* Its scripts are still checked, as the agent checks them. */
+    EXPECT_AWS_ERR("hooks:\n  test_hook:\n    - timeout: 5\n",
+                   "hooks.test_hook[0].location: missing (required)");
+    EXPECT_JD_ERR("files:\nhooks:\n  test_hook:\n    - command: a\n",
+                  "jdcloud-codedeploy.yml:3: hooks.test_hook: not a lifecycle event");
     EXPECT_AWS_ERR("hooks:\n  - ApplicationStart\n", "appspec.yml:4: hooks: expected a mapping");
     /* Every event that takes scripts is accepted, in both formats. */
     for (int ev = KD_EVENT_NONE + 1; ev < KD_EVENT_MAX; ev++) {
@@ -462,8 +518,9 @@ static void test_file_exists_behavior(void)
     /* Not a key of JD's file; nor of a files entry. */
     EXPECT_JD_ERR("files:\nfile_exists_behavior: RETAIN\n",
                   "jdcloud-codedeploy.yml:2: file_exists_behavior: unknown key");
-    EXPECT_AWS_ERR("files:\n  - source: a\n    destination: /b\n    file_exists_behavior: RETAIN\n",
-                   "files[0].file_exists_behavior: unknown key");
+    EXPECT_AWS_WARN("files:\n  - source: a\n    destination: /b\n"
+                    "    file_exists_behavior: RETAIN\n",
+                    "files[0].file_exists_behavior: warning: ignored as CodeDeploy ignores it");
 }
 
 static void test_permission_errors(void)
@@ -471,7 +528,8 @@ static void test_permission_errors(void)
     const struct {
         const char *mode;
         int value;
-    } modes[] = {{"644", 0644}, {"\"0644\"", 0644}, {"4755", 04755}, {"7", 07}, {"'0'", 0}};
+    } modes[] = {{"644", 0644}, {"\"0644\"", 0644}, {"4755", 04755}, {"7", 07}, {"'0'", 0},
+                 {"0000", 0}, {"0644", 0420}, {"0777", 0511}};
     const char *bad_modes[] = {"abc", "8", "0789", "12345", "\"\"", "u+x", "-644", "6.44"};
     char text[512];
 
@@ -496,16 +554,32 @@ static void test_permission_errors(void)
                    "appspec.yml:7: permissions[0].type[1]: must be file or directory, not 'socket'");
     EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    type: file\n",
                    "permissions[0].type: expected a list");
-    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    type: []\n",
-                   "permissions[0].type: must list file, directory or both");
+    EXPECT_AWS_WARN("permissions:\n  - object: /opt\n    type: []\n",
+                    "permissions[0].type: warning: an empty type list applies to nothing");
+    EXPECT_JD_ERR("files:\npermissions:\n  - object: /opt\n    type: []\n",
+                  "permissions[0].type: must list file, directory or both");
+    /* An unquoted 0755 is YAML's octal 493: the agent reads "493" and fails. */
+    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    mode: 0755\n",
+                   "appspec.yml:5: permissions[0].mode: unquoted 0755 is the YAML octal number "
+                   "493, which CodeDeploy refuses");
+    EXPECT_AWS_WARN("permissions:\n  - object: /opt\n    mode: 0644\n",
+                    "appspec.yml:5: permissions[0].mode: warning: unquoted 0644 is the YAML octal "
+                    "number 420, so CodeDeploy and kdeploy set mode 0420");
     EXPECT_AWS_ERR("permissions:\n  - pattern: test\n",
                    "appspec.yml:4: permissions[0].object: missing (required)");
     EXPECT_AWS_ERR("permissions:\n  - object: test\n",
                    "permissions[0].object: must be an absolute path");
-    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    acls:\n      - u:bob:rw\n",
-                   "permissions[0].acls: is not supported by kdeploy");
-    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    context:\n      type: httpd_t\n",
-                   "permissions[0].context: is not supported");
+    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    acls:\n      - u::rw\n",
+                   "appspec.yml:6: permissions[0].acls[0]: 'u::rw' is a base acl entry: use mode");
+    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    acls:\n      - 7\n",
+                   "permissions[0].acls[0]: '7' is a number, not an acl entry");
+    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    acls: u:bob:rw\n",
+                   "permissions[0].acls: expected a list");
+    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    context:\n      name: x\n",
+                   "permissions[0].context.type: missing (required)");
+    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    context:\n      type: t\n"
+                   "      range: s0:c2.c1\n",
+                   "appspec.yml:7: permissions[0].context.range: invalid category range 'c2.c1'");
     EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    except: function.php\n",
                    "permissions[0].except: expected a list");
     EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    except: [[a]]\n",
@@ -531,28 +605,56 @@ static void test_permission_both_types_and_empty_pattern(void)
     kd_appspec_free(spec);
 }
 
+/* AWS keeps an empty pattern as a glob that matches nothing. */
+static void test_aws_empty_pattern(void)
+{
+    kd_appspec_t *spec = NULL;
+    const kd_appspec_permission_t *p;
+    size_t n = 0;
+
+    CHECK(load_as("appspec.yml", AWS_HEAD "permissions:\n  - object: /opt\n    pattern: \"\"\n",
+                  &spec) == KD_OK);
+    p = kd_appspec_permissions(spec, &n);
+    CHECK(n == 1 && p[0].pattern && !*p[0].pattern);
+    CHECK_CONTAINS(kd_appspec_warnings(spec), "permissions[0].pattern: warning: an empty pattern "
+                                              "matches nothing");
+    kd_appspec_free(spec);
+}
+
+/* Keys the agent never reads: a warning in an AWS appspec, an error in JD's. */
 static void test_unknown_keys(void)
 {
-    EXPECT_AWS_ERR("foo: bar\n",
-                   "appspec.yml:3: foo: unknown key (expected one of: version, os, files, "
-                   "permissions, hooks, file_exists_behavior)");
-    EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - location: a.sh\n      timout: 30\n",
-                   "appspec.yml:6: hooks.AfterInstall[0].timout: unknown key (expected one of: "
-                   "location, timeout, runas)");
-    EXPECT_AWS_ERR("hooks:\n  AfterInstall:\n    - location: a.sh\n      sudo: true\n",
-                   "hooks.AfterInstall[0].sudo: unknown key");
-    EXPECT_AWS_ERR("files:\n  - source: a\n    destination: /b\n    mode: 644\n",
-                   "appspec.yml:6: files[0].mode: unknown key");
-    EXPECT_AWS_ERR("permissions:\n  - object: /opt\n    recursive: true\n",
-                   "permissions[0].recursive: unknown key");
-    EXPECT_AWS_ERR("env:\n  A: b\n", "appspec.yml:3: env: unknown key");
+    kd_appspec_t *spec = NULL;
+    size_t n = 0;
+
+    EXPECT_AWS_WARN("foo: bar\n",
+                    "appspec.yml:3: foo: warning: ignored as CodeDeploy ignores it (kdeploy "
+                    "reads: version, os, files, permissions, hooks, file_exists_behavior)");
+    EXPECT_AWS_WARN("hooks:\n  AfterInstall:\n    - location: a.sh\n      timout: 30\n",
+                    "appspec.yml:6: hooks.AfterInstall[0].timout: warning: ignored as CodeDeploy "
+                    "ignores it (kdeploy reads: location, timeout, runas, sudo)");
+    EXPECT_AWS_WARN("files:\n  - source: a\n    destination: /b\n    mode: 644\n",
+                    "appspec.yml:6: files[0].mode: warning: ignored as CodeDeploy ignores it");
+    EXPECT_AWS_WARN("files:\n  - source: a\n    destination: /b\n    overwrite: true\n",
+                    "appspec.yml:6: files[0].overwrite: warning: ignored");
+    EXPECT_AWS_WARN("permissions:\n  - object: /opt\n    recursive: true\n",
+                    "permissions[0].recursive: warning: ignored");
+    EXPECT_AWS_WARN("env:\n  A: b\n", "appspec.yml:3: env: warning: ignored");
+    /* sudo is the agent's: kept, and no warning. */
+    CHECK(load_as("appspec.yml", AWS_HEAD "hooks:\n  AfterInstall:\n    - location: a.sh\n"
+                  "      sudo: true\n      runas: bob\n", &spec) == KD_OK);
+    CHECK(kd_appspec_warning_count(spec) == 0);
+    CHECK(kd_appspec_hook(spec, KD_EVENT(AfterInstall), &n)[0].sudo);
+    kd_appspec_free(spec);
     EXPECT_JD_ERR("files:\nenvironment:\n  A: b\n",
                   "jdcloud-codedeploy.yml:2: environment: unknown key (expected one of: version, "
                   "os, files, permissions, hooks, env)");
-    EXPECT_AWS_ERR("<<: {a: 1}\n", "<<: unknown key");
+    EXPECT_AWS_WARN("<<: {a: 1}\n", "<<: warning: ignored");
     EXPECT_AWS_ERR("? [a]\n: b\n", "appspec.yml:3: (document): a key must be a plain string");
     /* Control bytes from the file do not break the one-error-a-line format. */
-    EXPECT_AWS_ERR("\"bad\\tkey\\nx\": 1\n", "appspec.yml:3: bad?key?x: unknown key");
+    EXPECT_AWS_WARN("\"bad\\tkey\\nx\": 1\n", "appspec.yml:3: bad?key?x: warning: ignored");
+    EXPECT_JD_ERR("files:\n\"bad\\tkey\\nx\": 1\n",
+                  "jdcloud-codedeploy.yml:2: bad?key?x: unknown key");
 }
 
 static void test_wrong_types_and_duplicates(void)
@@ -606,7 +708,8 @@ static void test_yaml_syntax_errors(void)
                    "appspec.yml:6: yaml: did not find expected ',' or ']' (while parsing a flow "
                    "sequence, line 6)");
     EXPECT_AWS_ERR("files: \"abc\n", "appspec.yml:3: yaml: found unexpected end of stream");
-    EXPECT_AWS_ERR("files: *nowhere\n", "appspec.yml:3: yaml: found undefined alias");
+    EXPECT_AWS_ERR("files: *nowhere\n", "appspec.yml:3: yaml: alias 'nowhere': YAML anchors and "
+                   "aliases are not allowed");
     EXPECT_AWS_ERR("x: \xff\xfe\n", "appspec.yml:3: yaml: invalid leading UTF-8 octet");
     EXPECT_AWS_ERR("---\nversion: 0.0\n", "appspec.yml:3: (document): a second YAML document");
     EXPECT_JD_ERR("files:\n  - source: a\n    destination: /b\n  - source: [c\n",
@@ -625,7 +728,7 @@ static void test_multiple_errors_together(void)
     CHECK(spec == NULL);
     CHECK_CONTAINS(errbuf, "invalid/appspec.yml:3: os: unsupported os 'windows'");
     CHECK_CONTAINS(errbuf, "invalid/appspec.yml:6: files[0].destination: must be an absolute path");
-    CHECK_CONTAINS(errbuf, "invalid/appspec.yml:8: hooks.Install: Install is carried out");
+    CHECK_CONTAINS(errbuf, "invalid/appspec.yml:9: hooks.BeforeInstall[0].location: missing");
     CHECK_CONTAINS(errbuf, "invalid/appspec.yml:12: hooks.ApplicationStart[0].timeout:");
     CHECK_MSG(count_lines(errbuf) == 4, "%s", errbuf);
     CHECK(errbuf[strlen(errbuf) - 1] != '\n');
@@ -753,6 +856,188 @@ static void test_fixture_bundles_and_sniffing(void)
     kd_appspec_free(NULL);
 }
 
+/* Aliases are refused before any tree is built: a few lines of nested
+ * aliases would otherwise stand for millions of nodes. */
+static void test_aliases_refused(void)
+{
+    EXPECT_AWS_ERR("hooks:\n  AfterInstall: &s\n    - location: a.sh\n  ApplicationStart: *s\n",
+                   "appspec.yml:4: yaml: anchor 's': YAML anchors and aliases are not allowed");
+    EXPECT_AWS_ERR("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+                   "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+                   "yaml: anchor 'a'");
+    CHECK(count_lines(errbuf) == 1);
+}
+
+/* Duplicates are found with a hash set: a mapping of 20,000 keys, the last
+ * one repeated, is refused naming that key (this took seconds per file with
+ * the pairwise check). */
+static void test_duplicates_in_a_large_mapping(void)
+{
+    kd_buf_t text = KD_BUF_INIT(1u << 20);
+    kd_appspec_t *spec = NULL;
+
+    CHECK(kd_buf_appends(&text, "files:\nenv:\n") == KD_OK);
+    for (int i = 0; i < 20000; i++)
+        CHECK(kd_buf_printf(&text, "  V%d: x\n", i) == KD_OK);
+    CHECK(kd_buf_appends(&text, "  V19999: y\n") == KD_OK);
+    CHECK(load_as("jdcloud-codedeploy.yml", kd_buf_str(&text), &spec) == KD_EINVAL);
+    CHECK_CONTAINS(errbuf, "jdcloud-codedeploy.yml:20003: env.V19999: duplicate key");
+    CHECK(count_lines(errbuf) == 1);
+    kd_buf_free(&text);
+}
+
+static void check_ace(const char *text, bool is_default, kd_ace_type_t type, const char *name,
+                      unsigned perms)
+{
+    kd_appspec_ace_t ace = {0};
+    char why[256] = "";
+
+    CHECK_MSG(kd_appspec_ace_parse(text, &ace, why, sizeof why) == KD_OK, "%s: %s", text, why);
+    CHECK_MSG(ace.is_default == is_default && ace.type == type && ace.perms == perms, "%s", text);
+    CHECK_STREQ(ace.name ? ace.name : "(null)", name);
+    free(ace.name);
+}
+
+/* The agent's ACL entry grammar, case by case from its tests. */
+static void test_acl_entries(void)
+{
+    const char *bad[] = {"7", "d:u:bob:7:rwx", "invalid:u:bob:7", "d:invalid:bob:7",
+                         "d:d:bob:7", "mask:name:rwx", "d:other:name:rwx", "user:bob:rwxd",
+                         "u::7", "g::7", "o::7", "user:bob:rwxrwxrwxrwxrwxrwx7"};
+    kd_appspec_ace_t ace = {0};
+    char why[256];
+
+    check_ace("u:henry:7", false, KD_ACE_USER, "henry", 7);
+    check_ace("d:g:manager:rw", true, KD_ACE_GROUP, "manager", 6);
+    check_ace("d:u:bob:rwx", true, KD_ACE_USER, "bob", 7);
+    check_ace("default:g:dev:rw", true, KD_ACE_GROUP, "dev", 6);
+    check_ace("d:bob:rwx", true, KD_ACE_USER, "bob", 7);
+    check_ace("default::rw", true, KD_ACE_USER, "", 6);
+    check_ace("m::7", false, KD_ACE_MASK, "", 7);
+    check_ace("mask::7", false, KD_ACE_MASK, "", 7);
+    check_ace("g:dev:7", false, KD_ACE_GROUP, "dev", 7);
+    check_ace("u:mask:7", false, KD_ACE_USER, "mask", 7);
+    check_ace("u:other:7", false, KD_ACE_USER, "other", 7);
+    check_ace("bob:0", false, KD_ACE_USER, "bob", 0);
+    check_ace("m:7", false, KD_ACE_MASK, "", 7);
+    check_ace("mask:", false, KD_ACE_MASK, "", 0);
+    check_ace("d:o:3", true, KD_ACE_OTHER, "", 3);
+    check_ace("d:m:7", true, KD_ACE_MASK, "", 7);
+    check_ace("d::3", true, KD_ACE_USER, "", 3);
+    check_ace("d:g::4", true, KD_ACE_GROUP, "", 4);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(kd_appspec_ace_parse(bad[i], &ace, why, sizeof why) == KD_EINVAL, "%s", bad[i]);
+    CHECK(ace.name == NULL);
+}
+
+static void test_selinux_ranges(void)
+{
+    const char *ok[] = {"s5", "s3-s5:c0.c7,c13", "s0:c0.c1,c15,c7.c9", "s0:c1023", "s0-s0"};
+    const char *bad[] = {"s3-s2:c0", "s3-:c0", ":c0", "s", "s0-s-1", "sd3", "d3", "s0:c2.c1",
+                         "s0:c2.", "s0:", "s0:c", "s0:c-1", "s0:c1024", "s0:cd3", "s0:d3",
+                         "s0:c0.c2,c1", ""};
+    char why[256];
+
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        CHECK_MSG(kd_appspec_range_check(ok[i], why, sizeof why) == KD_OK, "%s: %s", ok[i], why);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(kd_appspec_range_check(bad[i], why, sizeof why) == KD_EINVAL, "%s", bad[i]);
+}
+
+/* acls and context are parsed into the permission. */
+static void test_acls_and_context_parsed(void)
+{
+    kd_appspec_t *spec = NULL;
+    const kd_appspec_permission_t *p;
+    size_t n = 0;
+
+    CHECK(load_as("appspec.yml", AWS_HEAD "permissions:\n  - object: /srv/a\n    acls:\n"
+                  "      - u:henry:7\n      - d:g:manager:rw\n    context:\n      name: user_u\n"
+                  "      type: unconfined_t\n      range: s3-s5:c0.c7,c13\n"
+                  "  - object: /srv/b\n    acls: []\n", &spec) == KD_OK);
+    p = kd_appspec_permissions(spec, &n);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK(p[0].acl_count == 2 && p[0].acls[1].is_default);
+        CHECK_STREQ(p[0].acls[1].name, "manager");
+        CHECK(p[0].context != NULL);
+        if (p[0].context) {
+            CHECK_STREQ(p[0].context->user, "user_u");
+            CHECK_STREQ(p[0].context->type, "unconfined_t");
+            CHECK_STREQ(p[0].context->range, "s3-s5:c0.c7,c13");
+        }
+        CHECK(p[1].acls != NULL && p[1].acl_count == 0 && p[1].context == NULL);
+    }
+    kd_appspec_free(spec);
+}
+
+/* A bundle: every hook script and files source must be in it. An AWS
+ * location is in the bundle even with a leading "/", as the agent joins it
+ * to the archive root. */
+static void test_check_bundle(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    kd_appspec_t *spec = NULL;
+
+    new_dir(dir, sizeof dir);
+    CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
+    write_text(path, AWS_HEAD "files:\n  - source: app\n    destination: /srv\n"
+                     "hooks:\n  ApplicationStop:\n    - location: stop.sh\n"
+                     "  ApplicationStart:\n    - location: /bin/start.sh\n");
+    CHECK(kd_appspec_load_file(path, &spec, errbuf, sizeof errbuf) == KD_OK);
+    CHECK(kd_appspec_check_bundle(spec, dir, errbuf, sizeof errbuf) == KD_EINVAL);
+    CHECK_CONTAINS(errbuf, "appspec.yml:4: files[0].source: 'app' is missing from the bundle");
+    CHECK_CONTAINS(errbuf,
+                   "appspec.yml:8: hooks.ApplicationStop[0].location: 'stop.sh' is missing");
+    CHECK_CONTAINS(errbuf, "appspec.yml:10: hooks.ApplicationStart[0].location: 'bin/start.sh' is");
+    CHECK(run_validate(dir, NULL) == 1);
+    CHECK(kd_pathf(path, sizeof path, "%s/app", dir) == KD_OK && mkdir(path, 0755) == 0);
+    CHECK(kd_pathf(path, sizeof path, "%s/stop.sh", dir) == KD_OK);
+    write_text(path, "true\n");
+    CHECK(kd_pathf(path, sizeof path, "%s/bin", dir) == KD_OK && mkdir(path, 0755) == 0);
+    CHECK(kd_pathf(path, sizeof path, "%s/bin/start.sh", dir) == KD_OK);
+    write_text(path, "true\n");
+    CHECK_MSG(kd_appspec_check_bundle(spec, dir, errbuf, sizeof errbuf) == KD_OK, "%s", errbuf);
+    CHECK(run_validate(dir, NULL) == 0);
+    kd_appspec_free(spec);
+}
+
+/* An archive is unpacked as the worker unpacks it, then checked alike. */
+static void test_validate_archive(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX], archive[PATH_MAX], cmd[3 * PATH_MAX];
+
+    new_dir(dir, sizeof dir);
+    CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
+    write_text(path, AWS_HEAD "hooks:\n  ApplicationStart:\n    - location: start.sh\n");
+    CHECK(kd_pathf(archive, sizeof archive, "%s.tar.gz", dir) == KD_OK);
+    snprintf(cmd, sizeof cmd, "tar -C '%s' -czf '%s' .", dir, archive);
+    CHECK(system(cmd) == 0);
+    CHECK(run_validate(archive, NULL) == 1);
+    CHECK(kd_pathf(path, sizeof path, "%s/start.sh", dir) == KD_OK);
+    write_text(path, "true\n");
+    CHECK(system(cmd) == 0);
+    CHECK(run_validate(archive, NULL) == 0);
+    /* Not an archive at all. */
+    write_text(archive, "not a tarball\n");
+    CHECK(run_validate(archive, NULL) == 1);
+}
+
+/* --strict turns warnings into a failure. */
+static void test_validate_strict(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+
+    new_dir(dir, sizeof dir);
+    CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
+    write_text(path,
+               AWS_HEAD "files:\n  - source: /\n    destination: /srv\n    overwrite: true\n");
+    CHECK(run_validate(path, NULL) == 0);
+    CHECK(run_validate("--strict", path) == 1);
+    write_text(path, AWS_HEAD "files:\n  - source: /\n    destination: /srv\n");
+    CHECK(run_validate("--strict", path) == 0);
+}
+
 static int run_validate(const char *arg1, const char *arg2)
 {
     char *argv[] = {(char *)"validate", (char *)arg1, (char *)arg2, NULL};
@@ -806,6 +1091,7 @@ int main(void)
     RUN(test_permission_errors);
     RUN(test_permission_both_types_and_empty_pattern);
     RUN(test_unknown_keys);
+    RUN(test_aws_empty_pattern);
     RUN(test_wrong_types_and_duplicates);
     RUN(test_yaml_syntax_errors);
     RUN(test_multiple_errors_together);
@@ -813,6 +1099,14 @@ int main(void)
     RUN(test_load_dir_finds_none);
     RUN(test_fixture_bundles_and_sniffing);
     RUN(test_validate_command);
+    RUN(test_aliases_refused);
+    RUN(test_duplicates_in_a_large_mapping);
+    RUN(test_acl_entries);
+    RUN(test_selinux_ranges);
+    RUN(test_acls_and_context_parsed);
+    RUN(test_check_bundle);
+    RUN(test_validate_archive);
+    RUN(test_validate_strict);
     kd_remove_tree(tmp, err, sizeof err);
     return check_summary();
 }

@@ -364,7 +364,8 @@ static void test_env_reaches_hook(void)
 {
     kd_hook_deployment_t d = { .event = "ApplicationStart", .deployment_id = "d-123",
                                .application_name = "shop", .group_name = "web",
-                               .group_id = "g-9", .operation = "ROLLBACK" };
+                               .group_id = "g-9", .operation = "ROLLBACK",
+                               .host_id = "web-01", .install_prefix = "/srv/p" };
     kd_appspec_env_t vars[] = { { "FROM_APPSPEC", "a" }, { "SHARED", "appspec" },
                                 { "PATH", "/opt/app/bin:/usr/bin:/bin" } };
     const char *host_env[] = { "FROM_HOST=h", "SHARED=host", NULL };
@@ -377,7 +378,8 @@ static void test_env_reaches_hook(void)
         "JDCLOUD_CODEDEPLOY_DEPLOY_ID=d-123",
         "JDCLOUD_CODEDEPLOY_LIFECYCLE_EVENT=ApplicationStart",
         "JDCLOUD_CODEDEPLOY_OPERATION=ROLLBACK", "PATH=/opt/app/bin:/usr/bin:/bin",
-        "FROM_APPSPEC=a", "FROM_HOST=h", "SHARED=host",
+        "FROM_APPSPEC=a", "FROM_HOST=h", "SHARED=host", "KDEPLOY_HOST_ID=web-01",
+        "KDEPLOY_INSTALL_PREFIX=/srv/p",
     };
     kd_hook_env_t *env = NULL;
     kd_hook_spec_t spec;
@@ -392,7 +394,7 @@ static void test_env_reaches_hook(void)
     CHECK(kd_hook_env_build(&d, vars, 3, host_env, &env, g_err, sizeof g_err) == KD_OK);
     if (!env)
         return;
-    CHECK(kd_hook_env_count(env) == 16);
+    CHECK(kd_hook_env_count(env) == 18);
     setenv("KD_WORKER_ONLY", "leak", 1);
     kd_hook_spec_init(&spec);
     spec.argv = argv;
@@ -417,6 +419,8 @@ static void test_env_reaches_hook(void)
     CHECK_STREQ(kd_hook_env_get(env, "JDCLOUD_CODEDEPLOY_APP_ID"), "shop");
     CHECK_STREQ(kd_hook_env_get(env, "DEPLOYMENT_ID"), "");
     CHECK_STREQ(kd_hook_env_get(env, "PATH"), KD_HOOK_DEFAULT_PATH);
+    /* No install prefix: an empty one, so "$KDEPLOY_INSTALL_PREFIX/opt/app" works. */
+    CHECK_STREQ(kd_hook_env_get(env, "KDEPLOY_INSTALL_PREFIX"), "");
     kd_hook_env_free(env);
 }
 

@@ -161,7 +161,7 @@ static void test_defaults(void)
           spec->concurrency[0]->hosts == 1);
     CHECK(spec->failure_threshold == 1);
     CHECK(!spec->auto_rollback);
-    CHECK(spec->file_exists == KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_OVERWRITE);
+    CHECK(spec->file_exists == KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_UNSPECIFIED);
     CHECK(!spec->ignore_stop_failures);
     CHECK(spec->scripts == NULL);
     CHECK(spec->host_timeout_s == 300);
@@ -174,7 +174,8 @@ static void test_defaults(void)
 
     /* A spec from the wire may carry zeros: the getters read the defaults. */
     CHECK(kd_spec_strategy(&zero) == KDEPLOY__V1__STRATEGY__ROLLING);
-    CHECK(kd_spec_file_exists(&zero) == KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_OVERWRITE);
+    /* Unset stays unset: the worker resolves it with the appspec. */
+    CHECK(kd_spec_file_exists(&zero) == KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_UNSPECIFIED);
     CHECK(kd_spec_failure_threshold(&zero) == 1);
     CHECK(kd_spec_host_timeout_s(&zero) == 300);
     CHECK(kd_spec_deployment_timeout_s(&zero) == 3600);
@@ -184,7 +185,7 @@ static void test_defaults(void)
     CHECK(kd_spec_batch_size(&zero, 0, 0) == 0);
     CHECK_STREQ(kd_spec_strategy_name(zero.strategy), "rolling");
     CHECK_STREQ(kd_spec_strategy_name(KDEPLOY__V1__STRATEGY__BLUE_GREEN), "blue_green");
-    CHECK_STREQ(kd_spec_file_exists_name(zero.file_exists), "overwrite");
+    CHECK_STREQ(kd_spec_file_exists_name(zero.file_exists), "unset");
     CHECK_STREQ(kd_spec_file_exists_name(KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_KEEP), "keep");
     kd_spec_free(NULL);
     CHECK(kd_spec_parse("none.yaml", NULL, 0, &spec, err, sizeof err) == KD_EINVAL);
