@@ -1,15 +1,57 @@
 #include "ids.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
+
+/* Random bytes for UUIDs, drawn from the kernel a page at a time: libuuid
+ * makes several system calls per id (getpid, getuid, getrandom...), which
+ * at a planner's rate of events cost more than the events themselves. */
+#define POOL_BYTES 4096
+static _Thread_local unsigned char pool[POOL_BYTES];
+static _Thread_local size_t pool_left;
+static _Thread_local pid_t pool_pid;
+
+static void random_16(unsigned char out[16])
+{
+    /* A forked child must not repeat its parent's ids. */
+    if (pool_left < 16 || pool_pid != getpid()) {
+        size_t got = 0;
+
+        while (got < POOL_BYTES) {
+            ssize_t n = getrandom(pool + got, POOL_BYTES - got, 0);
+
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR)
+                    continue;
+                break;
+            }
+            got += (size_t)n;
+        }
+        if (got < POOL_BYTES) {
+            /* No entropy from the kernel: libuuid finds some elsewhere. */
+            uuid_generate_random(out);
+            return;
+        }
+        pool_left = POOL_BYTES;
+        pool_pid = getpid();
+    }
+    memcpy(out, pool + POOL_BYTES - pool_left, 16);
+    memset(pool + POOL_BYTES - pool_left, 0, 16);
+    pool_left -= 16;
+}
 
 void kd_uuid_new(char out[KD_UUID_LEN])
 {
     uuid_t u;
 
-    uuid_generate_random(u);
+    random_16(u);
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4: random */
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     uuid_unparse_lower(u, out);
 }
 

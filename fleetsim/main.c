@@ -28,6 +28,7 @@
  * goes quiet, so the planner gets answers in batches as a fleet's would
  * come in. */
 #define FLUSH_EVERY 5000
+#define MAX_PARTITIONS 1024
 
 typedef struct fleet_opts {
     kd_cli_common_t cli;
@@ -176,6 +177,32 @@ static kd_status_t answer(kd_producer_t *p, const kd_envelope_t *in, char *err, 
     return kd_producer_send(p, KD_TOPIC_RESULTS, in->deploy_id, &env, false, err, errsz);
 }
 
+/* The newest message of each partition: committed once its answers are
+ * out, not one commit per message (which would load the broker more than
+ * the answers do). */
+static void keep(kd_message_t **last, kd_message_t *m)
+{
+    if (m->partition < 0 || m->partition >= MAX_PARTITIONS) {
+        kd_message_free(m);
+        return;
+    }
+    kd_message_free(last[m->partition]);
+    last[m->partition] = m;
+}
+
+static kd_status_t commit(kd_consumer_t *c, kd_message_t **last, char *err, size_t errsz)
+{
+    kd_status_t st = KD_OK;
+
+    for (int i = 0; i < MAX_PARTITIONS; i++) {
+        if (last[i] && st == KD_OK)
+            st = kd_consumer_commit(c, last[i], err, errsz);
+        kd_message_free(last[i]);
+        last[i] = NULL;
+    }
+    return st;
+}
+
 static kd_status_t run(const kd_bus_conf_t *conf, const fleet_opts_t *o, char *err, size_t errsz)
 {
     kd_topic_t topic = KD_TOPIC_STEPS;
@@ -183,6 +210,7 @@ static kd_status_t run(const kd_bus_conf_t *conf, const fleet_opts_t *o, char *e
     kd_consumer_opts_t co = {.group_id = group, .topics = &topic, .topic_count = 1};
     kd_producer_t *p = NULL;
     kd_consumer_t *c = NULL;
+    kd_message_t *last[MAX_PARTITIONS] = {0};
     long answered = 0, pending = 0;
     kd_status_t st;
 
@@ -203,9 +231,11 @@ static kd_status_t run(const kd_bus_conf_t *conf, const fleet_opts_t *o, char *e
         if ((st = kd_consumer_poll(c, pending ? 0 : 100, &m, err, errsz)) != KD_OK)
             break;
         if (!m) {
-            /* Quiet: what was answered goes out now. */
-            if (pending && (st = kd_producer_flush(p, 60000, err, errsz)) == KD_OK)
+            /* Quiet: what was answered goes out now, then the offsets. */
+            if (pending && (st = kd_producer_flush(p, 60000, err, errsz)) == KD_OK) {
                 pending = 0;
+                st = commit(c, last, err, errsz);
+            }
             continue;
         }
         if (host_index(o, m->key) >= 0 && kd_message_decode(c, m, &env, NULL, 0) == KD_OK &&
@@ -215,13 +245,14 @@ static kd_status_t run(const kd_bus_conf_t *conf, const fleet_opts_t *o, char *e
             pending++;
         }
         kd_envelope_free(env);
+        keep(last, m);
         if (st == KD_OK && pending >= FLUSH_EVERY &&
-            (st = kd_producer_flush(p, 60000, err, errsz)) == KD_OK)
+            (st = kd_producer_flush(p, 60000, err, errsz)) == KD_OK) {
             pending = 0;
-        if (st == KD_OK)
-            st = kd_consumer_commit(c, m, err, errsz);
-        kd_message_free(m);
+            st = commit(c, last, err, errsz);
+        }
     }
+    commit(c, last, err, errsz);
     kd_info("answered %ld step(s)", answered);
 out:
     kd_consumer_free(c);

@@ -47,7 +47,8 @@ static void finish_succeeded(kd_decisions_t *out, const kd_core_ctx_t *c, const 
     s.live_group = d->wf->swap_after ? d->target_group : "";
     env.body_case = KD_BODY(SUCCEEDED);
     env.succeeded = &s;
-    kd_info("%s: succeeded (%u hosts, %u skipped)", d->id, s.hosts_succeeded, s.hosts_skipped);
+    kd_info("%s: succeeded (%u hosts, %u skipped) in %.1f s", d->id, s.hosts_succeeded,
+            s.hosts_skipped, (double)s.duration_ms / 1000.0);
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, d->id, &env);
     free(skipped);
     if (d->rollback_of[0])

@@ -7,11 +7,15 @@
 #include "core.h"
 #include "ids.h"
 #include "log.h"
+#include "ptrmap.h"
 #include "partition.h"
 
 #define TICK_MS 200
 #define MAX_PARTITIONS 1024
 #define FLUSH_TIMEOUT_MS 30000
+/* Messages taken in one batch at most: bounds the time between commits and
+ * between ticks under a flood of results. */
+#define BATCH_MAX 20000
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 30000
 
@@ -182,37 +186,21 @@ static kd_status_t load_history(daemon_t *p, kd_consumer_t *history,
     return st;
 }
 
-/* A request or a result: decided, published, and only then committed, so
- * a crash in between brings it again (and the model makes a repeat a
- * no-op). */
-static kd_status_t handle(daemon_t *p, kd_consumer_t *group, kd_message_t *m, char *err,
-                          size_t errsz)
+/* A request: decided and published on its own, against a model that holds
+ * every decision before it (two creates for one application must see each
+ * other). */
+static kd_status_t handle_request(daemon_t *p, const kd_envelope_t *env, char *err,
+                                  size_t errsz)
 {
-    kd_envelope_t *env = NULL;
     kd_decisions_t dec;
     kd_core_ctx_t c;
-    char why[1024];
-    kd_status_t st = kd_message_decode(group, m, &env, why, sizeof why);
+    kd_status_t st;
 
-    if (st != KD_OK) {
-        kd_error("%s partition %d offset %lld: skipping a malformed message: %s",
-                 kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
-        return kd_consumer_commit(group, m, err, errsz);
-    }
     kd_decisions_init(&dec);
     ctx_of(p, &c);
-    if (m->topic == KD_TOPIC_REQUESTS) {
-        kd_core_request(p->model, &c, env, &dec);
-    } else {
-        /* Timeouts run on this planner's clock: a worker's skewed clock
-         * must not make a step look silent or fresh. */
-        env->ts_ms = c.now_ms;
-        kd_model_apply(p->model, env);
-        kd_deploy_metrics_event(p->dm, env, false);
-        kd_core_drive(p->model, &c, env->deploy_id, &dec);
-    }
+    kd_core_request(p->model, &c, env, &dec);
     st = execute(p, &dec, err, errsz);
-    if (st == KD_ETOOLARGE && m->topic == KD_TOPIC_REQUESTS) {
+    if (st == KD_ETOOLARGE) {
         /* Never publishable: said to the one who asked, and not taken
          * again at every restart. */
         char reason[1200];
@@ -222,14 +210,142 @@ static kd_status_t handle(daemon_t *p, kd_consumer_t *group, kd_message_t *m, ch
         ctx_of(p, &c);
         kd_core_reject(&c, env, reason, &dec);
         st = execute(p, &dec, err, errsz);
-    } else if (st == KD_ETOOLARGE) {
-        kd_error("%s: dropped decisions that cannot be published: %s", env->deploy_id, err);
+    }
+    return st;
+}
+
+/* The deployments that results of this batch touched, driven once each,
+ * and everything decided published as one round. */
+typedef struct batch {
+    kd_ptrmap_t *touched;       /* deploy id -> its own copy */
+    char **ids;
+    size_t nids, capids;
+    kd_message_t *last[2][MAX_PARTITIONS]; /* per topic: the message to commit */
+} batch_t;
+
+static void batch_clear_ids(batch_t *b)
+{
+    for (size_t i = 0; i < b->nids; i++)
+        free(b->ids[i]);
+    b->nids = 0;
+    kd_ptrmap_free(b->touched);
+    b->touched = NULL;
+}
+
+static kd_status_t batch_touch(batch_t *b, const char *deploy_id)
+{
+    if (!b->touched && !(b->touched = kd_ptrmap_new()))
+        return KD_ENOMEM;
+    if (kd_ptrmap_get(b->touched, deploy_id))
+        return KD_OK;
+    if (b->nids == b->capids) {
+        size_t cap = b->capids ? b->capids * 2 : 64;
+        char **ids = realloc(b->ids, cap * sizeof *ids);
+
+        if (!ids)
+            return KD_ENOMEM;
+        b->ids = ids;
+        b->capids = cap;
+    }
+    if (!(b->ids[b->nids] = strdup(deploy_id)) ||
+        kd_ptrmap_set(b->touched, b->ids[b->nids], b->ids[b->nids]) != KD_OK)
+        return KD_ENOMEM;
+    b->nids++;
+    return KD_OK;
+}
+
+static kd_status_t batch_drive(daemon_t *p, batch_t *b, char *err, size_t errsz)
+{
+    kd_decisions_t dec;
+    kd_core_ctx_t c;
+    kd_status_t st;
+
+    if (!b->nids)
+        return KD_OK;
+    kd_decisions_init(&dec);
+    ctx_of(p, &c);
+    for (size_t i = 0; i < b->nids; i++)
+        kd_core_drive(p->model, &c, b->ids[i], &dec);
+    batch_clear_ids(b);
+    st = execute(p, &dec, err, errsz);
+    if (st == KD_ETOOLARGE) {
+        kd_error("dropped decisions that cannot be published: %s", err);
         st = KD_OK;
     }
-    kd_envelope_free(env);
-    if (st != KD_OK)
-        return st; /* stopping, or out of memory: do not commit, it comes again */
-    return kd_consumer_commit(group, m, err, errsz);
+    return st;
+}
+
+/* Keeps m as the message to commit for its topic and partition. */
+static void batch_keep(batch_t *b, kd_message_t *m)
+{
+    int t = m->topic == KD_TOPIC_REQUESTS ? 0 : 1;
+
+    if (m->partition < 0 || m->partition >= MAX_PARTITIONS) {
+        kd_message_free(m);
+        return;
+    }
+    kd_message_free(b->last[t][m->partition]);
+    b->last[t][m->partition] = m;
+}
+
+/* Commits (when st is KD_OK) and frees the kept messages. */
+static kd_status_t batch_commit(batch_t *b, kd_consumer_t *group, kd_status_t st, char *err,
+                                size_t errsz)
+{
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < MAX_PARTITIONS; i++) {
+            if (!b->last[t][i])
+                continue;
+            if (st == KD_OK)
+                st = kd_consumer_commit(group, b->last[t][i], err, errsz);
+            kd_message_free(b->last[t][i]);
+            b->last[t][i] = NULL;
+        }
+    return st;
+}
+
+/* Takes what the consumer has now, up to BATCH_MAX messages: results are
+ * applied as they come and their deployments driven once, together, so a
+ * fleet's answers cost a few rounds, not one round each. Requests are
+ * decided one by one, in order. Offsets are committed once everything
+ * the batch decided is published: a crash before brings it all again, and
+ * the model makes repeats no-ops. */
+static kd_status_t take_batch(daemon_t *p, kd_consumer_t *group, batch_t *b, int timeout_ms,
+                              char *err, size_t errsz)
+{
+    kd_message_t *m = NULL;
+    kd_status_t st = kd_consumer_poll(group, timeout_ms, &m, err, errsz);
+
+    for (size_t n = 0; st == KD_OK && m; n++) {
+        kd_envelope_t *env = NULL;
+        char why[1024];
+
+        if (kd_message_decode(group, m, &env, why, sizeof why) != KD_OK) {
+            kd_error("%s partition %d offset %lld: skipping a malformed message: %s",
+                     kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
+        } else if (m->topic == KD_TOPIC_REQUESTS) {
+            if ((st = batch_drive(p, b, err, errsz)) == KD_OK)
+                st = handle_request(p, env, err, errsz);
+        } else if (env->deploy_id && *env->deploy_id) {
+            /* Timeouts run on this planner's clock: a worker's skewed
+             * clock must not make a step look silent or fresh. */
+            env->ts_ms = kd_now_ms();
+            kd_model_apply(p->model, env);
+            kd_deploy_metrics_event(p->dm, env, false);
+            st = batch_touch(b, env->deploy_id);
+        }
+        kd_envelope_free(env);
+        batch_keep(b, m);
+        m = NULL;
+        if (st == KD_OK && n + 1 < BATCH_MAX)
+            st = kd_consumer_poll(group, 0, &m, err, errsz);
+    }
+    kd_message_free(m);
+    if (st == KD_OK)
+        st = batch_drive(p, b, err, errsz);
+    batch_clear_ids(b);
+    /* Not committed on failure (stopping, out of memory): it comes again. */
+    return batch_commit(b, group, st, err, errsz);
 }
 
 static kd_status_t take_over(daemon_t *p, char *err, size_t errsz)
@@ -289,6 +405,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
                              .on_rebalance = on_rebalance, .opaque = p,
                              .instance_id = o->instance_id};
     kd_consumer_t *history = NULL, *group = NULL;
+    batch_t batch = {0};
     int64_t last_tick = 0;
     kd_status_t st;
 
@@ -300,24 +417,20 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         goto out;
     kd_info("planning (%d partitions, group %s)", p->partition_count, o->group);
     while (!*stop && st == KD_OK) {
-        kd_message_t *m = NULL;
-
         if ((st = follow_history(p, history, 0, err, errsz)) != KD_OK ||
-            (st = kd_consumer_poll(group, 50, &m, err, errsz)) != KD_OK)
+            (st = take_batch(p, group, &batch, 50, err, errsz)) != KD_OK)
             break;
         if (p->rebalanced) {
             p->rebalanced = false;
             st = take_over(p, err, errsz);
         }
-        if (st == KD_OK && m)
-            st = handle(p, group, m, err, errsz);
-        kd_message_free(m);
         if (st == KD_OK && kd_mono_ms() - last_tick >= TICK_MS) {
             last_tick = kd_mono_ms();
             st = tick(p, err, errsz);
         }
     }
 out:
+    free(batch.ids);
     kd_consumer_free(group);
     kd_consumer_free(history);
     return st;

@@ -9,8 +9,8 @@ read), and the planner's peak RSS.
 Run from a build:  python3 tests/bench/bench_planner.py --build build-rel
                    [--counts 10000,100000] [--concurrency 10%]"""
 import argparse
-import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,6 +39,13 @@ def peak_rss_mb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def cpu_seconds(pid):
+    """User and system CPU time a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_log(procs, name, needle, timeout):
@@ -70,14 +77,16 @@ def one_run(n, concurrency, partitions):
         if not wait_for_log(procs, "planner", deploy_id + ": succeeded", 3600):
             raise RuntimeError("no success:\n" + procs.log_of("planner")[-3000:])
         rss = peak_rss_mb(planner.pid)
-        st = subprocess.run([kd, "--brokers", bs, "status", deploy_id, "--json"],
-                            capture_output=True, text=True, timeout=600)
-        d = json.loads(st.stdout)
-        secs = (d["finished_ms"] - d["accepted_ms"]) / 1000.0
-        ok = sum(1 for h in d["hosts"] if h["status"] == "succeeded")
+        cpu = {name: cpu_seconds(p.pid) for name, p in
+               (("planner", planner), ("broker", procs.procs[0]), ("fleetsim", procs.procs[2]))}
+        # "<id>: succeeded (N hosts, 0 skipped) in S s": the planner's own
+        # record, accepted -> succeeded.
+        m = re.search(re.escape(deploy_id) + r": succeeded \((\d+) hosts, \d+ skipped\) in "
+                      r"([\d.]+) s", procs.log_of("planner"))
+        ok, secs = int(m.group(1)), float(m.group(2))
         if ok != n:
             raise RuntimeError(f"{ok} of {n} hosts succeeded")
-        return secs, rss
+        return secs, rss, cpu
     finally:
         procs.stop_all()
 
@@ -93,12 +102,14 @@ def main():
     os.makedirs(kdtest.TMP, exist_ok=True)
     print(f"one planner, rolling over a simulated fleet, {args.concurrency} at a time, "
           f"{STEPS} steps a host")
-    print(f"{'hosts':>8} {'seconds':>9} {'steps/s':>9} {'events/s':>9} {'planner RSS':>12}")
+    print(f"{'hosts':>8} {'seconds':>9} {'steps/s':>9} {'events/s':>9} {'planner RSS':>12}"
+          f"   CPU seconds: planner, broker, fleetsim")
     for n in [int(x) for x in args.counts.split(",")]:
-        secs, rss = one_run(n, args.concurrency, args.partitions)
+        secs, rss, cpu = one_run(n, args.concurrency, args.partitions)
         steps = n * STEPS
         print(f"{n:>8} {secs:>9.1f} {steps / secs:>9.0f} {2 * steps / secs:>9.0f} "
-              f"{rss:>9.0f} MB", flush=True)
+              f"{rss:>9.0f} MB   {cpu['planner']:.1f}, {cpu['broker']:.1f}, "
+              f"{cpu['fleetsim']:.1f}", flush=True)
     return 0
 
 
