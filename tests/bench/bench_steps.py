@@ -83,9 +83,13 @@ def main():
         for run in range(args.runs + 1):
             sha = bundles.build(os.path.join(d, f"r{run}.tar.gz"), f"R{run}")
             url = "file://" + os.path.join(d, f"r{run}.tar.gz")
-            s1 = bundles.spec(os.path.join(d, f"one{run}.yaml"), "one", "web", hosts[:1], url, sha)
+            # Two applications install the same files on the same hosts: the
+            # second one overwrites what the first left (by default an
+            # existing file fails the Install, as with the AWS agent).
+            s1 = bundles.spec(os.path.join(d, f"one{run}.yaml"), "one", "web", hosts[:1], url, sha,
+                              extra="file_exists: overwrite\n")
             sN = bundles.spec(os.path.join(d, f"all{run}.yaml"), "all", "web", hosts, url, sha,
-                              concurrency="100%")
+                              concurrency="100%", extra="file_exists: overwrite\n")
             t1, tN = deploy(bs, s1), deploy(bs, sN)
             if run:  # the first run warms caches and connections
                 single.append(t1)
