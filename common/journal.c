@@ -22,7 +22,9 @@ kd_status_t kd_journal_open(const char *dir, kd_journal_t **out, char *err, size
     kd_journal_t *j;
     kd_status_t st;
 
-    if ((st = kd_mkdirs(dir, 0700, err, errsz)) != KD_OK)
+    /* The journal is what makes each hook run once: nobody else may write
+     * (or plant) an entry. */
+    if ((st = kd_dir_owned(dir, 0700, err, errsz)) != KD_OK)
         return st;
     if (!(j = calloc(1, sizeof *j)) || !(j->dir = strdup(dir))) {
         free(j);

@@ -20,7 +20,10 @@ typedef enum {
     KD_JOURNAL_FINISHED   /* finished; the result is recorded */
 } kd_journal_state_t;
 
-/* Opens (creating if needed) the journal in dir. */
+/* Opens (creating if needed) the journal in dir, which must be a directory
+ * (not a symlink) owned by this process's user with mode 0700 (KD_EREFUSED
+ * otherwise). Entries are written durably: the file and the directory are
+ * fsync'd before a call returns. */
 kd_status_t kd_journal_open(const char *dir, kd_journal_t **out, char *err, size_t errsz);
 void kd_journal_close(kd_journal_t *j);
 

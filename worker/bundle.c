@@ -942,10 +942,13 @@ static void find_root_dir(const survey_t *s, char *top, size_t topsz)
      ARCHIVE_EXTRACT_TIME)
 
 /* Keeps the permission bits but not set-user-id, set-group-id or sticky,
- * and keeps directories open to their owner so a failure can be cleaned. */
+ * and keeps directories open to their owner so a failure can be cleaned.
+ * Group and other write are dropped: the cached scripts run as root later,
+ * so no hook user may change them (a runas hook can still read its
+ * script). See SECURITY.md. */
 static void sanitize_mode(struct archive_entry *e, char kind)
 {
-    mode_t perm = archive_entry_perm(e) & 0777;
+    mode_t perm = archive_entry_perm(e) & 0755;
 
     archive_entry_set_perm(e, kind == KIND_DIR ? perm | 0700 : perm);
 }

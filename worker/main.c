@@ -231,7 +231,10 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
         pick_dir(o->prefixes, o->prefix_count, i, o, "--install-prefix", wh->prefix,
                  sizeof wh->prefix) != 0)
         return -1;
-    if (kd_mkdirs(wh->root, 0755, err, sizeof err) != KD_OK ||
+    /* The cache and journal are the worker's: a root dir someone else owns
+     * or can write is refused, not used. 0755, not 0700: runas hooks read
+     * their scripts from the cache (SECURITY.md). */
+    if (kd_dir_owned(wh->root, 0755, err, sizeof err) != KD_OK ||
         (wh->prefix[0] && kd_mkdirs(wh->prefix, 0755, err, sizeof err) != KD_OK) ||
         kd_pathf(journal_dir, sizeof journal_dir, "%s/journal", wh->root) != KD_OK ||
         kd_journal_open(journal_dir, &wh->host.journal, err, sizeof err) != KD_OK) {

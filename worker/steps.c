@@ -244,6 +244,27 @@ static const char *operation_name(const Kdeploy__V1__StepCommand *cmd)
     return cmd->operation == KDEPLOY__V1__OPERATION__ROLLBACK ? "ROLLBACK" : "UPDATE";
 }
 
+/* A script of the cache (the bundle's, or a form script) runs only if no
+ * one but the worker can have changed it since it was unpacked: owned by
+ * the worker's user and not writable by group or others. Scripts under the
+ * install prefix are the appspec author's choice and are not checked. */
+static kd_status_t check_script(const step_ctx_t *c, const char *path, char *err, size_t errsz)
+{
+    size_t rlen = strlen(c->host->root);
+    struct stat st;
+
+    if (strncmp(path, c->host->root, rlen) != 0 || path[rlen] != '/')
+        return KD_OK;
+    if (stat(path, &st) != 0)
+        return kd_err(err, errsz, KD_ENOTFOUND, "script %s: %s", path, strerror(errno));
+    if (st.st_uid != geteuid() || (st.st_mode & 022))
+        return kd_err(err, errsz, KD_EREFUSED,
+                      "script %s is owned by uid %u with mode %04o: others could have changed "
+                      "it, refusing to run it", path, (unsigned)st.st_uid,
+                      (unsigned)(st.st_mode & 07777));
+    return KD_OK;
+}
+
 /* One script's argv: a JD command through /bin/sh -c; a script path under
  * the bundle root (relative) or the install prefix (absolute); a script
  * without the executable bit, or a form script (text typed in a form, maybe
@@ -267,6 +288,8 @@ static kd_status_t script_argv(const step_ctx_t *c, const revision_t *r,
         st = kd_pathf(path, pathsz, "%s/%s", r->root, s->location);
     if (st != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "script path too long: %s", s->location);
+    if (!s->command && (st = check_script(c, path, err, errsz)) != KD_OK)
+        return st;
     if (!in_cache && access(path, X_OK) == 0) {
         argv[0] = path, argv[1] = NULL;
     } else {
@@ -534,7 +557,8 @@ static int open_log(const step_ctx_t *c)
         kd_mkdirs(dir, 0755, NULL, 0) != KD_OK ||
         kd_pathf(path, sizeof path, "%s/deploy.log", dir) != KD_OK)
         return -1;
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* Hook output may hold secrets: the worker's alone. */
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 void kd_step_perform(kd_host_t *host, const char *deploy_id,

@@ -741,6 +741,7 @@ static void unpack_ok(int fmt, const char *archive_name)
         {'l', "bin/up", "../conf/a", 0},
         {'f', "appspec.yml", "version: 0.0\nos: linux\n", 0644},
         {'f', "setid.sh", "x", 06755},  /* set-id bits are dropped */
+        {'f', "open.sh", "x", 0777},    /* so is write for group and others */
         {'d', "private", NULL, 0500},
     };
     static const ent_t hard[] = {{'h', "bin/run2.sh", "bin/run.sh", 0}};
@@ -766,6 +767,7 @@ static void unpack_ok(int fmt, const char *archive_name)
     check_file(dest, "conf/a/b/c.txt", "deep\n", 0640);
     check_file(dest, "appspec.yml", "version: 0.0\nos: linux\n", 0644);
     check_file(dest, "setid.sh", "x", 0755);
+    check_file(dest, "open.sh", "x", 0755);
     check_link(dest, "current", "conf/a/b");
     check_link(dest, "bin/start", "run.sh");
     check_link(dest, "bin/up", "../conf/a");
