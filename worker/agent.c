@@ -194,6 +194,10 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
     if (st == KD_OK && env->body_case != KD_BODY(STEP))
         st = kd_err(why, sizeof why, KD_EPROTO, "a %s event on the steps topic",
                     kd_envelope_type(env));
+    /* An expired step is skipped without a result: it is a replay, or its
+     * deployment is over. */
+    if (st == KD_OK)
+        st = kd_command_fresh(c, env, why, sizeof why);
     if (st == KD_OK) {
         st = handle_step(host, env, why, sizeof why);
         if (st != KD_OK && st != KD_EPROTO) {
