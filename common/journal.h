@@ -37,4 +37,18 @@ kd_status_t kd_journal_start(kd_journal_t *j, const char *step_id, char *err, si
 kd_status_t kd_journal_finish(kd_journal_t *j, const char *step_id, const void *result,
                               size_t len, char *err, size_t errsz);
 
+/* The process group a step's hook runs in, recorded (durably) before the
+ * hook may exec and cleared when it has ended, so that a worker killed
+ * mid-hook can end the orphan when it starts again. start is the group
+ * leader's start time (/proc/PID/stat field 22), to tell a reused pid. */
+kd_status_t kd_journal_set_running(kd_journal_t *j, const char *step_id, long pgid,
+                                   unsigned long long start, char *err, size_t errsz);
+kd_status_t kd_journal_clear_running(kd_journal_t *j, const char *step_id, char *err,
+                                     size_t errsz);
+/* Calls fn for every running record; stops at the first error fn returns. */
+typedef kd_status_t (*kd_journal_running_fn)(void *opaque, const char *step_id, long pgid,
+                                             unsigned long long start);
+kd_status_t kd_journal_each_running(kd_journal_t *j, kd_journal_running_fn fn, void *opaque,
+                                    char *err, size_t errsz);
+
 #endif

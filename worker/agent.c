@@ -11,7 +11,9 @@
 #include "event.h"
 #include "fsutil.h"
 #include "ids.h"
+#include "hooks.h"
 #include "log.h"
+#include "orphans.h"
 #include "steps.h"
 #include "utf8.h"
 
@@ -217,6 +219,10 @@ kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz)
     kd_consumer_t *c = kd_fanout_handle(host->feed);
     kd_status_t st = KD_OK;
 
+    /* Before any step is answered: a step cut short by a crash is reported
+     * only once its hook has really ended. */
+    if ((st = kd_orphans_end(host->journal, host->id, KD_HOOK_KILL_GRACE_MS, err, errsz)) != KD_OK)
+        return st;
     kd_info("%s: reading steps partition %d", host->id, kd_consumer_partition(c));
     while (!*host->stop && st == KD_OK) {
         kd_message_t *m = kd_fanout_next(host->feed, AGENT_POLL_MS);

@@ -22,6 +22,7 @@
 #include "hooks.h"
 #include "ids.h"
 #include "install.h"
+#include "orphans.h"
 
 #define STEP_SUCCEEDED KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED
 #define STEP_FAILED KDEPLOY__V1__STEP_STATUS__STEP_FAILED
@@ -298,6 +299,15 @@ static kd_status_t script_argv(const step_ctx_t *c, const revision_t *r,
     return KD_OK;
 }
 
+/* Records the hook's process group before the hook may run (see orphans.h). */
+static kd_status_t record_hook(void *opaque, pid_t pgid, char *err, size_t errsz)
+{
+    step_ctx_t *c = opaque;
+
+    return kd_journal_set_running(c->host->journal, c->cmd->step_id, (long)pgid,
+                                  kd_proc_start_time(pgid), err, errsz);
+}
+
 static void hook_progress(void *opaque, int64_t elapsed_ms, const char *tail, size_t len)
 {
     step_ctx_t *c = opaque;
@@ -339,7 +349,16 @@ static int run_script(step_ctx_t *c, const revision_t *r, const kd_hook_env_t *e
     spec.progress = hook_progress;
     spec.opaque = c;
     spec.abort = c->host->stop;
+    if (c->host->journal) {
+        spec.on_start = record_hook;
+        spec.start_opaque = c;
+    }
     st = kd_hook_run(&spec, o, err, sizeof err);
+    /* The group is over (kd_hook_run killed what the script left behind
+     * only on timeout or abort: a daemon it started is the application). */
+    if (c->host->journal && kd_journal_clear_running(c->host->journal, c->cmd->step_id, NULL,
+                                                      0) != KD_OK && st == KD_OK)
+        st = kd_err(err, sizeof err, KD_EIO, "cannot clear the hook's journal record");
     append_tail(c->out, o->tail, o->tail_len);
     c->out->exit_code = o->exit_code;
     if (st != KD_OK)
