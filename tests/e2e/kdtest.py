@@ -85,16 +85,19 @@ class Procs:
         return self.start([os.path.join(BIN, "kdeploy-planner"), "--brokers", bs,
                            "--signing-key", self.signing_key] + list(args), name)
 
-    def worker(self, bs, host):
+    def worker(self, bs, host, *extra, name=None):
         """A worker for host in the tests' layout: <dir>/<host>/root and
-        prefix, its hooks told KD_HOST and HOOK_LOG=<dir>/<host>/hooks.log."""
+        prefix, its hooks told KD_HOST, KD_PREFIX and
+        HOOK_LOG=<dir>/<host>/hooks.log; extra options follow."""
         base = os.path.join(self.dir, host)
         os.makedirs(os.path.join(base, "prefix"), exist_ok=True)
         return self.start([os.path.join(BIN, "kdeploy-worker"), "--brokers", bs,
                            "--host-id", host, "--root", os.path.join(base, "root"),
                            "--install-prefix", os.path.join(base, "prefix"),
                            "--verify-key", self.verify_key, "--env", "KD_HOST=" + host,
-                           "--env", "HOOK_LOG=" + os.path.join(base, "hooks.log")], host)
+                           "--env", "KD_PREFIX=" + os.path.join(base, "prefix"),
+                           "--env", "HOOK_LOG=" + os.path.join(base, "hooks.log")] + list(extra),
+                          name or host)
 
     def broker(self, partitions=6):
         path = os.path.join(self.dir, "brokers")
