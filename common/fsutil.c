@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -224,5 +225,27 @@ kd_status_t kd_remove_tree(const char *path, char *err, size_t errsz)
         return errno == ENOENT ? KD_OK : kd_err(err, errsz, KD_EIO, "%s: %s", path, strerror(errno));
     if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
         return kd_err(err, errsz, KD_EIO, "removing %s: %s", path, strerror(errno));
+    return KD_OK;
+}
+
+kd_status_t kd_tree_bytes(const char *path, uint64_t *out, char *err, size_t errsz)
+{
+    char *const paths[] = {(char *)path, NULL};
+    FTS *fts;
+    FTSENT *e;
+    uint64_t total = 0;
+
+    *out = 0;
+    if (access(path, F_OK) != 0)
+        return errno == ENOENT ? KD_OK : kd_err(err, errsz, KD_EIO, "%s: %s", path,
+                                                strerror(errno));
+    /* fts, not nftw: no global state, so host threads may walk at once. */
+    if (!(fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR, NULL)))
+        return kd_err(err, errsz, KD_EIO, "%s: %s", path, strerror(errno));
+    while ((e = fts_read(fts)) != NULL)
+        if (e->fts_info == FTS_F && e->fts_statp->st_size > 0)
+            total += (uint64_t)e->fts_statp->st_size;
+    fts_close(fts);
+    *out = total;
     return KD_OK;
 }

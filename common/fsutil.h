@@ -3,6 +3,7 @@
 #define KD_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -37,6 +38,9 @@ kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len,
 /* snprintf for paths: KD_EINVAL when the result would not fit. */
 kd_status_t kd_pathf(char *out, size_t outsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The bytes of every regular file below path (symlinks not followed); a
+ * missing path holds 0. */
+kd_status_t kd_tree_bytes(const char *path, uint64_t *out, char *err, size_t errsz);
 /* rm -rf; a missing path is not an error. */
 kd_status_t kd_remove_tree(const char *path, char *err, size_t errsz);
 

@@ -170,6 +170,33 @@ static void fetch_progress(void *opaque, uint64_t bytes)
     b->c->on_progress(b->c->opaque, now - b->started, text, strlen(text));
 }
 
+/* What the next unpack may take: the host's cache (every revision kept, the
+ * downloaded archive included) stays under max_cache_bytes, and no archive
+ * unpacks to more than max_unpack_ratio times its size. */
+static kd_status_t unpack_limits(step_ctx_t *c, kd_bundle_limits_t *l, char *why,
+                                 size_t whysz, char *err, size_t errsz)
+{
+    uint64_t used = 0, max = c->host->max_cache_bytes;
+    kd_status_t st;
+
+    memset(l, 0, sizeof *l);
+    l->max_ratio = c->host->max_unpack_ratio;
+    if (!max)
+        return KD_OK;
+    if ((st = kd_tree_bytes(c->host->root, &used, err, errsz)) != KD_OK)
+        return st;
+    if (used >= max)
+        return kd_err(err, errsz, KD_ETOOLARGE,
+                      "the host's cache holds %llu MiB, max_cache_mb is %llu: no room to unpack "
+                      "(keep fewer revisions, or raise max_cache_mb)",
+                      (unsigned long long)(used >> 20), (unsigned long long)(max >> 20));
+    l->max_total_bytes = max - used;
+    snprintf(why, whysz, "the room left in the host's cache: %llu of max_cache_mb %llu MiB "
+             "are used", (unsigned long long)(used >> 20), (unsigned long long)(max >> 20));
+    l->total_reason = why;
+    return KD_OK;
+}
+
 static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Revision *rev,
                             char *err, size_t errsz)
 {
@@ -177,6 +204,8 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     char cache[PATH_MAX], archive[PATH_MAX], bundle[PATH_MAX], root[PATH_MAX];
     kd_appspec_t *spec = NULL;
     kd_bundle_fetch_opts_t fo;
+    kd_bundle_limits_t limits;
+    char why[160];
     kd_status_t st;
 
     if (!rev || !rev->url || !*rev->url)
@@ -200,9 +229,12 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     fo.progress = fetch_progress;
     fo.opaque = &beat;
     fo.abort = c->host->stop;
-    if ((st = kd_bundle_fetch(&fo, err, errsz)) != KD_OK)
+    if ((st = kd_bundle_fetch(&fo, err, errsz)) != KD_OK ||
+        (st = unpack_limits(c, &limits, why, sizeof why, err, errsz)) != KD_OK) {
+        unlink(archive);
         return st;
-    st = kd_bundle_unpack(archive, bundle, root, sizeof root, NULL, err, errsz);
+    }
+    st = kd_bundle_unpack(archive, bundle, root, sizeof root, &limits, err, errsz);
     unlink(archive);
     if (st != KD_OK)
         return st;
