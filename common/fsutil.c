@@ -130,6 +130,7 @@ static kd_status_t open_temp(const char *path, mode_t mode, char *tmp, size_t tm
 
     if (kd_pathf(prefix, sizeof prefix, "%s.tmp.", path) != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "%s: path too long", path);
+    *fd = -1;
     for (int tries = 0; tries < 16; tries++) {
         if (kd_temp_name(tmp, tmpsz, prefix) != KD_OK)
             return kd_err(err, errsz, KD_EINVAL, "%s: path too long or no random bytes", path);
@@ -145,7 +146,7 @@ kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len,
                                  char *err, size_t errsz)
 {
     char tmp[PATH_MAX];
-    int fd;
+    int fd = -1;
     kd_status_t st;
 
     if ((st = open_temp(path, mode, tmp, sizeof tmp, &fd, err, errsz)) != KD_OK)

@@ -244,7 +244,7 @@ static void lb_conf_from(const lbctl_opts_t *o, kd_lb_conf_t *lc)
 static int serve(const lbctl_opts_t *o, const kd_bus_conf_t *conf)
 {
     kd_traffic_t t = {.conf = conf, .group_id = o->group, .stop = &lbctl_stop};
-    char err[1024], journal_dir[PATH_MAX];
+    char err[1024] = "", journal_dir[PATH_MAX];
     kd_lb_conf_t lc;
     int rc = 1;
 
@@ -308,7 +308,7 @@ static void build_keys(const char **keys)
  * file's verify_key list already. */
 static int setup_keys(const lbctl_opts_t *o, kd_bus_conf_t *conf)
 {
-    char err[1024];
+    char err[1024] = "";
 
     if (o->verify_key && o->from_cli[opt_index("verify_key")] &&
         kd_bus_conf_set(conf, "verify_key", o->verify_key, err, sizeof err) != KD_OK) {
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
     lbctl_opts_t o = {0};
     kd_bus_conf_t *conf = NULL;
     kd_config_t *cfg = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc;
 
     build_keys(keys);

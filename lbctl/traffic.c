@@ -214,7 +214,7 @@ static kd_status_t handle_message(const kd_traffic_t *t, kd_consumer_t *c, kd_me
                                   char *err, size_t errsz)
 {
     kd_envelope_t *env = NULL;
-    char why[1024];
+    char why[1024] = "";
     kd_status_t st = kd_message_decode(c, m, &env, why, sizeof why);
 
     if (st == KD_OK && env->body_case != KD_BODY(TRAFFIC))

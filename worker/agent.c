@@ -189,7 +189,7 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
                                   char *err, size_t errsz)
 {
     kd_envelope_t *env = NULL;
-    char why[1024];
+    char why[1024] = "";
     kd_status_t st;
 
     st = kd_message_decode(c, m, &env, why, sizeof why);

@@ -276,7 +276,7 @@ static void *host_thread(void *arg)
 static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
                       const kd_bus_conf_t *conf, kd_producer_t *producer)
 {
-    char err[1024], journal_dir[PATH_MAX];
+    char err[1024] = "", journal_dir[PATH_MAX];
 
     if (pick_dir(o->roots, o->root_count, i, o, "--root", wh->root, sizeof wh->root) != 0 ||
         pick_dir(o->prefixes, o->prefix_count, i, o, "--install-prefix", wh->prefix,
@@ -306,7 +306,7 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
 {
     worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
     kd_fanout_t *fanout = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc = 0;
 
     if (!hosts)
@@ -353,7 +353,7 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
  * key anyone who can write the steps topic could run anything. */
 static int setup_keys(const worker_opts_t *o, kd_bus_conf_t *conf)
 {
-    char err[1024];
+    char err[1024] = "";
 
     for (size_t i = 0; i < o->verify_key_count; i++)
         if (kd_bus_conf_set(conf, "verify_key", o->verify_keys[i], err, sizeof err) != KD_OK) {
@@ -379,7 +379,7 @@ int main(int argc, char **argv)
     kd_bus_conf_t *conf = NULL;
     kd_config_t *cfg = NULL;
     kd_producer_t *producer = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc;
 
     o.cli.config_keys = worker_keys;

@@ -117,7 +117,7 @@ static kd_status_t step_into(const kd_safedir_t *d, int dirfd, const char *path,
 {
     char name[NAME_MAX + 1];
     struct stat st;
-    int fd;
+    int fd = -1;
 
     if (end - start > NAME_MAX)
         return kd_err(err, errsz, KD_EINVAL, "%.*s: name too long", (int)end, path);
@@ -170,7 +170,7 @@ kd_status_t kd_safedir_parent(kd_safedir_t *d, const char *path, int *dirfd, con
 {
     const char *slash = strrchr(path, '/');
     size_t plen, llen = strlen(d->last), from = d->base_len;
-    int start, fd;
+    int start, fd = -1;
     kd_status_t st;
 
     if (!slash || strncmp(path, d->base, d->base_len) != 0 ||
@@ -209,7 +209,7 @@ kd_status_t kd_safedir_lstat(kd_safedir_t *d, const char *path, struct stat *st,
                              size_t errsz)
 {
     const char *leaf;
-    int fd;
+    int fd = -1;
     kd_status_t rc;
 
     if (strcmp(path, d->base_len ? d->base : "/") == 0)

@@ -352,7 +352,7 @@ static void hook_progress(void *opaque, int64_t elapsed_ms, const char *tail, si
 static int run_script(step_ctx_t *c, const revision_t *r, const kd_hook_env_t *env,
                       const kd_appspec_script_t *s, bool in_cache)
 {
-    char path[PATH_MAX], err[1024];
+    char path[PATH_MAX], err[1024] = "";
     const char *argv[4];
     kd_hook_spec_t spec;
     kd_hook_outcome_t *o = calloc(1, sizeof *o);
@@ -423,7 +423,7 @@ static void run_scripts(step_ctx_t *c, const revision_t *r, const kd_appspec_scr
     kd_hook_env_t *env = NULL;
     size_t nvars = 0;
     const kd_appspec_env_t *vars = r->appspec ? kd_appspec_env(r->appspec, &nvars) : NULL;
-    char err[1024];
+    char err[1024] = "";
 
     if (kd_hook_env_build(&d, vars, nvars, c->host->env, &env, err, sizeof err) != KD_OK) {
         outcome(c, STEP_FAILED, "hook environment: %s", err);
@@ -476,7 +476,7 @@ static void run_hook_of(step_ctx_t *c, const revision_t *r, kd_event_t ev)
 
 static void step_download(step_ctx_t *c)
 {
-    char err[4096];
+    char err[4096] = "";
     revision_t r;
     kd_status_t st = revision_load(c->host, c->cmd, revision_id(c), &r, err, sizeof err);
 
@@ -499,7 +499,7 @@ static void step_download(step_ctx_t *c)
 /* The stop script of the revision installed before, not the new one's. */
 static void step_stop(step_ctx_t *c)
 {
-    char installed[160], err[4096];
+    char installed[160] = "", err[4096] = "";
     revision_t r;
     kd_status_t st = kd_cache_installed_get(c->host->root, c->cmd->application, c->cmd->group,
                                             installed, sizeof installed, err, sizeof err);
@@ -527,7 +527,7 @@ static void step_stop(step_ctx_t *c)
 
 static void step_hook(step_ctx_t *c)
 {
-    char err[4096];
+    char err[4096] = "";
     revision_t r;
 
     if (revision_get(c, revision_id(c), &r, err, sizeof err) != KD_OK) {
@@ -577,7 +577,7 @@ static kd_status_t install_revision(step_ctx_t *c, const revision_t *r, char *er
 
 static void step_install(step_ctx_t *c)
 {
-    char err[4096];
+    char err[4096] = "";
     revision_t r;
     size_t nfiles = 0;
 

@@ -47,8 +47,9 @@ static const char *under(const char *base, const char *rel)
     static char bufs[8][PATH_MAX];
     static unsigned next;
     char *b = bufs[next++ % 8];
+    int n = snprintf(b, PATH_MAX, "%s%s", base, rel);
 
-    snprintf(b, PATH_MAX, "%s%s", base, rel);
+    CHECK(n >= 0 && n < PATH_MAX);
     return b;
 }
 #define B(rel) under(g_bundle, "/" rel)
@@ -176,8 +177,9 @@ static const char *entry(char kind, const char *rel)
     static char bufs[4][PATH_MAX + 4];
     static unsigned next;
     char *b = bufs[next++ % 4];
+    int n = snprintf(b, PATH_MAX + 4, "%c %s%s\n", kind, g_host, rel);
 
-    snprintf(b, PATH_MAX + 4, "%c %s%s\n", kind, g_host, rel);
+    CHECK(n >= 0 && n < PATH_MAX + 4);
     return b;
 }
 
