@@ -96,10 +96,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)kd_envelope_type(env);
     if (env->body_case == KD_BODY(STEP) && env->step && (out = malloc(sizeof *out))) {
         Kdeploy__V1__StepCommand *cmd = env->step;
+        Kdeploy__V1__Revision *rev = cmd->revision;
 
         cmd->revision = NULL; /* no downloads */
         if (cmd->step_id && cmd->host)
             kd_step_perform(&g_host, env->deploy_id ? env->deploy_id : "", cmd, out, NULL, NULL);
+        cmd->revision = rev; /* freed with the envelope */
         free(out);
         cleanup();
     }
