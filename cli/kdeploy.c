@@ -12,6 +12,7 @@
 #include "cmd_keygen.h"
 #include "cmd_replay.h"
 #include "cmd_validate.h"
+#include "config.h"
 
 typedef struct kd_subcommand {
     const char *name;
@@ -76,6 +77,30 @@ static int hoist_global_options(int argc, char **argv, char **out)
     return n;
 }
 
+/* An unknown command or global option, with a did-you-mean. */
+static void unknown_command(const char *word)
+{
+    static const char *const globals[] = {"--brokers", "--config", "--topic-prefix",
+                                          "--log-level", "--log-json", "--help", "--version",
+                                          NULL};
+    const char *names[sizeof subcommands / sizeof subcommands[0] + 1];
+    const char *hint;
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        names[n++] = subcommands[i].name;
+    names[n] = NULL;
+    hint = kd_did_you_mean(word, word[0] == '-' ? globals : names);
+    if (hint && strcmp(hint, word) == 0)
+        fprintf(stderr, "kdeploy: '%s' (and its value) must come before a command\n", word);
+    else if (hint)
+        fprintf(stderr, "kdeploy: unknown %s '%s' (did you mean '%s'?)\n",
+                word[0] == '-' ? "option" : "command", word, hint);
+    else
+        fprintf(stderr, "kdeploy: unknown %s '%s'\n", word[0] == '-' ? "option" : "command",
+                word);
+}
+
 static int run(int argc, char **argv)
 {
     if (argc < 2) {
@@ -94,7 +119,7 @@ static int run(int argc, char **argv)
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (strcmp(argv[1], subcommands[i].name) == 0)
             return subcommands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "kdeploy: unknown command '%s'\n", argv[1]);
+    unknown_command(argv[1]);
     usage(stderr);
     return 2;
 }

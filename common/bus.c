@@ -138,11 +138,9 @@ kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *v
         conf->signer = NULL;
         return kd_signer_load(value, &conf->signer, err, errsz);
     }
-    if (strcmp(name, "verify_key") == 0) {
-        kd_verifier_free(conf->verifier);
-        conf->verifier = NULL;
-        return kd_verifier_load(value, &conf->verifier, err, errsz);
-    }
+    if (strcmp(name, "verify_key") == 0) /* repeatable: key rotation */
+        return conf->verifier ? kd_verifier_add(conf->verifier, value, err, errsz)
+                              : kd_verifier_load(value, &conf->verifier, err, errsz);
     return add_prop(conf, name, value, err, errsz);
 }
 

@@ -45,7 +45,8 @@ kd_bus_conf_t *kd_bus_conf_new(void);
 void kd_bus_conf_free(kd_bus_conf_t *conf);
 /* Sets one option. kdeploy's own: "brokers" (bootstrap list), "topic_prefix",
  * "signing_key" (private key PEM: sign commands), "verify_key" (public key
- * PEM: refuse unsigned or forged commands). Any other name is a librdkafka
+ * PEM: refuse unsigned or forged commands; each call adds a key, so old
+ * and new keys verify during a rotation). Any other name is a librdkafka
  * property, checked at once (unknown names and bad values are refused). */
 kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *value,
                             char *err, size_t errsz);
@@ -163,10 +164,25 @@ kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int
                                          char *err, size_t errsz);
 void kd_message_free(kd_message_t *m);
 
+/* Whether a verifying consumer refuses step and traffic commands that carry
+ * no expiry (expires_ms == 0). Every planner sets it (acceptance plus the
+ * deployment timeout), so an old signed command replayed after a host lost
+ * its journal does nothing. */
+#define KD_REQUIRE_COMMAND_EXPIRY 1
+
 /* Decodes m's envelope. For step and traffic commands, when the consumer's
  * configuration has a verify key, the signature must verify first
- * (KD_ESIGNATURE otherwise). Also checks the type header matches the body. */
+ * (KD_ESIGNATURE otherwise). Also checks the type header matches the body.
+ * Expiry is not checked here (audits read old commands): performers call
+ * kd_command_fresh. */
 kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
                               kd_envelope_t **out, char *err, size_t errsz);
+
+/* For a decoded step or traffic command about to be performed: KD_OK, or
+ * KD_EREFUSED when its (signed) expires_ms is past, or when it has none,
+ * the consumer verifies signatures and KD_REQUIRE_COMMAND_EXPIRY is set.
+ * Other bodies are always KD_OK. */
+kd_status_t kd_command_fresh(const kd_consumer_t *c, const kd_envelope_t *env, char *err,
+                             size_t errsz);
 
 #endif

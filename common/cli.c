@@ -22,6 +22,40 @@ bool kd_cli_common_opt(kd_cli_common_t *cli, int opt, const char *arg)
     }
 }
 
+void kd_cli_bad_option(const char *prog, int argc, char *const *argv,
+                       const struct option *longopts)
+{
+    const char *arg = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "";
+    const char *names[128];
+    char word[128];
+    size_t n = 0, len;
+    const char *hint;
+
+    if (strncmp(arg, "--", 2) != 0) {
+        if (optopt && strchr("X", optopt))
+            fprintf(stderr, "%s: option '-%c' needs a value\n", prog, optopt);
+        else
+            fprintf(stderr, "%s: unknown option '%s'\n", prog, arg);
+        return;
+    }
+    len = strcspn(arg + 2, "=");
+    snprintf(word, sizeof word, "%.*s", (int)(len < sizeof word ? len : sizeof word - 1),
+             arg + 2);
+    for (size_t i = 0; longopts[i].name && n + 1 < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(longopts[i].name, word) == 0) {
+            fprintf(stderr, "%s: option '--%s' %s\n", prog, word,
+                    longopts[i].has_arg == no_argument ? "takes no value" : "needs a value");
+            return;
+        }
+        names[n++] = longopts[i].name;
+    }
+    names[n] = NULL;
+    if ((hint = kd_did_you_mean(word, names)) != NULL)
+        fprintf(stderr, "%s: unknown option '--%s' (did you mean '--%s'?)\n", prog, word, hint);
+    else
+        fprintf(stderr, "%s: unknown option '--%s'\n", prog, word);
+}
+
 static kd_status_t apply_props(const kd_cli_common_t *cli, kd_bus_conf_t *conf, char *err,
                                size_t errsz)
 {
@@ -69,6 +103,10 @@ kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
 
     if (cli->config_path && (st = kd_config_load(cli->config_path, &cfg, err, errsz)) != KD_OK)
         return st;
+    /* Before anything is applied: a misspelt key must not fail open. */
+    if (cfg && cli->config_keys &&
+        (st = kd_config_check_keys(cfg, cli->config_keys, err, errsz)) != KD_OK)
+        goto fail;
     if ((st = setup_logging(cli, cfg, component, err, errsz)) != KD_OK)
         goto fail;
     if (!(conf = kd_bus_conf_new())) {

@@ -17,6 +17,10 @@ typedef struct kd_cli_common {
     bool log_json;
     const char *props[64];  /* -X name=value, in order */
     int prop_count;
+    /* Every key the program's config file may hold (NULL-terminated, with
+     * KD_CONFIG_COMMON_KEYS among them): kd_cli_setup refuses any other.
+     * NULL: not checked. */
+    const char *const *config_keys;
 } kd_cli_common_t;
 
 /* Option codes of the common options (above any single-character code). */
@@ -46,6 +50,12 @@ enum {
 
 /* Takes one getopt result; returns true if it was a common option. */
 bool kd_cli_common_opt(kd_cli_common_t *cli, int opt, const char *arg);
+
+/* Reports the option getopt_long just refused (it returned '?'; call with
+ * opterr = 0 set before parsing): "PROG: unknown option '--verify-kye'
+ * (did you mean '--verify-key'?)", or that an option needs a value. */
+void kd_cli_bad_option(const char *prog, int argc, char *const *argv,
+                       const struct option *longopts);
 
 /* Sets up logging for component, loads the config file (if any) and builds
  * the bus configuration: config file first, then command-line options, then

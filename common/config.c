@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +252,99 @@ const char *kd_config_get(const kd_config_t *cfg, const char *key)
 const char *kd_config_name(const kd_config_t *cfg)
 {
     return cfg->name;
+}
+
+/* ---- unknown keys ---- */
+
+#define DYM_MAX 64 /* longer words are not compared: no hint */
+
+/* Levenshtein distance, one row at a time; both lengths at most DYM_MAX. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t row[DYM_MAX + 1];
+
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The length of an allowed entry as compared: "kafka.*" counts as "kafka". */
+static size_t entry_len(const char *e, bool *wildcard)
+{
+    size_t n = strlen(e);
+
+    *wildcard = n >= 2 && strcmp(e + n - 2, ".*") == 0;
+    return *wildcard ? n - 2 : n;
+}
+
+const char *kd_did_you_mean(const char *word, const char *const *candidates)
+{
+    size_t lw = strlen(word), best = SIZE_MAX;
+    const char *pick = NULL;
+
+    if (lw > DYM_MAX)
+        return NULL;
+    for (size_t i = 0; candidates && candidates[i]; i++) {
+        bool wild;
+        size_t lc = entry_len(candidates[i], &wild);
+        size_t d;
+
+        if (lc > DYM_MAX)
+            continue;
+        d = edit_distance(word, lw, candidates[i], lc);
+        if (d < best) {
+            best = d;
+            pick = candidates[i];
+        }
+    }
+    /* One typo in a short word, about a third of a longer one. */
+    return pick && best <= (lw < 6 ? 1 : lw / 3 + 1) ? pick : NULL;
+}
+
+static bool key_allowed(const char *key, const char *const *allowed)
+{
+    for (size_t i = 0; allowed[i]; i++) {
+        bool wild;
+        size_t n = entry_len(allowed[i], &wild);
+
+        if (wild ? strncmp(key, allowed[i], n) == 0 && key[n] == '.' && key[n + 1]
+                 : strcmp(key, allowed[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+kd_status_t kd_config_check_keys(const kd_config_t *cfg, const char *const *allowed, char *err,
+                                 size_t errsz)
+{
+    for (size_t i = 0; i < cfg->count; i++) {
+        const kd_config_entry_t *e = &cfg->entries[i];
+        const char *hint;
+
+        if (key_allowed(e->key, allowed))
+            continue;
+        hint = kd_did_you_mean(e->key, allowed);
+        if (hint)
+            return kd_err(err, errsz, KD_EINVAL, "%s:%d: unknown key '%s' (did you mean '%s'?)",
+                          cfg->name, e->line, e->key, hint);
+        return kd_err(err, errsz, KD_EINVAL, "%s:%d: unknown key '%s'", cfg->name, e->line,
+                      e->key);
+    }
+    return KD_OK;
 }

@@ -34,4 +34,22 @@ const char *kd_config_get(const kd_config_t *cfg, const char *key);
 /* The file the config came from. */
 const char *kd_config_name(const kd_config_t *cfg);
 
+/* The keys every service reads through kd_cli_setup, for a list given to
+ * kd_config_check_keys: KD_CONFIG_COMMON_KEYS, "my_key", ..., NULL. */
+#define KD_CONFIG_COMMON_KEYS "brokers", "topic_prefix", "log.level", "log.format", "kafka.*"
+
+/* Refuses a config holding a key that allowed (NULL-terminated) does not
+ * name, so a misspelt key fails at start instead of being ignored. An
+ * entry ending in ".*" allows every key below it ("kafka.*" allows
+ * "kafka.security.protocol"). Returns KD_OK, or KD_EINVAL with
+ * "FILE:LINE: unknown key 'verify_kye' (did you mean 'verify_key'?)" in
+ * err for the first unknown key. */
+kd_status_t kd_config_check_keys(const kd_config_t *cfg, const char *const *allowed, char *err,
+                                 size_t errsz);
+
+/* The candidate (NULL-terminated list) closest to word by edit distance,
+ * when close enough to be a likely typo; else NULL. Entries ending in
+ * ".*" are compared as their prefix. For did-you-mean hints. */
+const char *kd_did_you_mean(const char *word, const char *const *candidates);
+
 #endif

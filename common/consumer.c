@@ -454,6 +454,30 @@ void kd_message_free(kd_message_t *m)
     free(mi);
 }
 
+/* A command's expiry is signed with it: past it, the command is old (a
+ * replay, or a deployment long over) and does nothing. */
+kd_status_t kd_command_fresh(const kd_consumer_t *c, const kd_envelope_t *env, char *err,
+                             size_t errsz)
+{
+    bool verifying = kd_bus_conf_verifier(c->conf) != NULL;
+    int64_t expires, now = kd_now_ms();
+
+    if (env->body_case == KD_BODY(STEP) && env->step)
+        expires = env->step->expires_ms;
+    else if (env->body_case == KD_BODY(TRAFFIC) && env->traffic)
+        expires = env->traffic->expires_ms;
+    else
+        return KD_OK;
+    if (expires == 0)
+        return verifying && KD_REQUIRE_COMMAND_EXPIRY
+                   ? kd_err(err, errsz, KD_EREFUSED, "the command carries no expiry")
+                   : KD_OK;
+    if (now > expires)
+        return kd_err(err, errsz, KD_EREFUSED, "the command expired %lld ms ago",
+                      (long long)(now - expires));
+    return KD_OK;
+}
+
 kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
                               kd_envelope_t **out, char *err, size_t errsz)
 {
@@ -475,6 +499,7 @@ kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
         kd_envelope_free(env);
         return st;
     }
+
     *out = env;
     return KD_OK;
 }

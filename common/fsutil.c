@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,8 +25,14 @@ kd_status_t kd_mkdirs(const char *path, mode_t mode, char *err, size_t errsz)
             char saved = *p;
 
             *p = '\0';
-            if (mkdir(buf, mode) != 0 && errno != EEXIST)
-                return kd_err(err, errsz, KD_EIO, "mkdir %s: %s", buf, strerror(errno));
+            if (mkdir(buf, mode) != 0) {
+                struct stat st;
+
+                if (errno != EEXIST)
+                    return kd_err(err, errsz, KD_EIO, "mkdir %s: %s", buf, strerror(errno));
+                if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+                    return kd_err(err, errsz, KD_EIO, "%s: exists and is not a directory", buf);
+            }
             *p = saved;
             if (!saved)
                 break;
@@ -76,19 +84,76 @@ static kd_status_t write_all(int fd, const void *data, size_t len)
     return KD_OK;
 }
 
+kd_status_t kd_temp_name(char *out, size_t outsz, const char *prefix)
+{
+    unsigned char r[8];
+    size_t got = 0;
+
+    while (got < sizeof r) {
+        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return KD_EIO;
+        got += (size_t)n;
+    }
+    return kd_pathf(out, outsz, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, r[0], r[1], r[2],
+                    r[3], r[4], r[5], r[6], r[7]);
+}
+
+kd_status_t kd_fsync_parent(const char *path, char *err, size_t errsz)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int fd, rc;
+
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if (kd_pathf(dir, sizeof dir, "%.*s", (int)(slash - path), path) != KD_OK)
+        return kd_err(err, errsz, KD_EINVAL, "%s: path too long", path);
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return kd_err(err, errsz, KD_EIO, "%s: %s", dir, strerror(errno));
+    rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? KD_OK : kd_err(err, errsz, KD_EIO, "fsync %s: %s", dir, strerror(errno));
+}
+
+/* A new temporary file next to path: random name, never an existing file
+ * or a symlink someone placed there. */
+static kd_status_t open_temp(const char *path, mode_t mode, char *tmp, size_t tmpsz, int *fd,
+                             char *err, size_t errsz)
+{
+    char prefix[PATH_MAX];
+
+    if (kd_pathf(prefix, sizeof prefix, "%s.tmp.", path) != KD_OK)
+        return kd_err(err, errsz, KD_EINVAL, "%s: path too long", path);
+    *fd = -1;
+    for (int tries = 0; tries < 16; tries++) {
+        if (kd_temp_name(tmp, tmpsz, prefix) != KD_OK)
+            return kd_err(err, errsz, KD_EINVAL, "%s: path too long or no random bytes", path);
+        if ((*fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)) >= 0)
+            return KD_OK;
+        if (errno != EEXIST)
+            break;
+    }
+    return kd_err(err, errsz, KD_EIO, "%s: %s", tmp, strerror(errno));
+}
+
 kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                                  char *err, size_t errsz)
 {
     char tmp[PATH_MAX];
-    int fd;
+    int fd = -1;
     kd_status_t st;
 
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return kd_err(err, errsz, KD_EINVAL, "%s: path too long", path);
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
-        return kd_err(err, errsz, KD_EIO, "%s: %s", tmp, strerror(errno));
+    if ((st = open_temp(path, mode, tmp, sizeof tmp, &fd, err, errsz)) != KD_OK)
+        return st;
     st = write_all(fd, data, len);
-    if (st == KD_OK && fsync(fd) != 0)
+    /* The mode asked for, whatever the umask. */
+    if (st == KD_OK && (fchmod(fd, mode) != 0 || fsync(fd) != 0))
         st = KD_EIO;
     if (close(fd) != 0)
         st = KD_EIO;
@@ -100,6 +165,37 @@ kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len,
         unlink(tmp);
         return kd_err(err, errsz, st, "writing %s: %s", path, strerror(saved));
     }
+    return kd_fsync_parent(path, err, errsz);
+}
+
+kd_status_t kd_dir_owned(const char *path, mode_t mode, char *err, size_t errsz)
+{
+    struct stat st;
+    kd_status_t rc;
+    const char *slash = strrchr(path, '/');
+
+    if (slash && slash != path) {
+        char parent[PATH_MAX];
+
+        if (kd_pathf(parent, sizeof parent, "%.*s", (int)(slash - path), path) != KD_OK)
+            return kd_err(err, errsz, KD_EINVAL, "%s: path too long", path);
+        if ((rc = kd_mkdirs(parent, 0755, err, errsz)) != KD_OK)
+            return rc;
+    }
+    if (mkdir(path, mode) == 0 && chmod(path, mode) != 0)
+        return kd_err(err, errsz, KD_EIO, "chmod %s: %s", path, strerror(errno));
+    if (lstat(path, &st) != 0)
+        return kd_err(err, errsz, KD_EIO, "%s: %s", path, strerror(errno));
+    if (S_ISLNK(st.st_mode))
+        return kd_err(err, errsz, KD_EREFUSED, "%s is a symlink: it must be a directory", path);
+    if (!S_ISDIR(st.st_mode))
+        return kd_err(err, errsz, KD_EREFUSED, "%s is not a directory", path);
+    if (st.st_uid != geteuid())
+        return kd_err(err, errsz, KD_EREFUSED, "%s is owned by uid %u, not by this user (uid %u)",
+                      path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if ((st.st_mode & 022) || (st.st_mode & 077 & ~mode))
+        return kd_err(err, errsz, KD_EREFUSED, "%s has mode %04o: at most %04o is accepted",
+                      path, (unsigned)(st.st_mode & 07777), (unsigned)(mode & 0755));
     return KD_OK;
 }
 
@@ -130,5 +226,27 @@ kd_status_t kd_remove_tree(const char *path, char *err, size_t errsz)
         return errno == ENOENT ? KD_OK : kd_err(err, errsz, KD_EIO, "%s: %s", path, strerror(errno));
     if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
         return kd_err(err, errsz, KD_EIO, "removing %s: %s", path, strerror(errno));
+    return KD_OK;
+}
+
+kd_status_t kd_tree_bytes(const char *path, uint64_t *out, char *err, size_t errsz)
+{
+    char *const paths[] = {(char *)path, NULL};
+    FTS *fts;
+    FTSENT *e;
+    uint64_t total = 0;
+
+    *out = 0;
+    if (access(path, F_OK) != 0)
+        return errno == ENOENT ? KD_OK : kd_err(err, errsz, KD_EIO, "%s: %s", path,
+                                                strerror(errno));
+    /* fts, not nftw: no global state, so host threads may walk at once. */
+    if (!(fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR, NULL)))
+        return kd_err(err, errsz, KD_EIO, "%s: %s", path, strerror(errno));
+    while ((e = fts_read(fts)) != NULL)
+        if (e->fts_info == FTS_F && e->fts_statp->st_size > 0)
+            total += (uint64_t)e->fts_statp->st_size;
+    fts_close(fts);
+    *out = total;
     return KD_OK;
 }

@@ -20,7 +20,10 @@ typedef enum {
     KD_JOURNAL_FINISHED   /* finished; the result is recorded */
 } kd_journal_state_t;
 
-/* Opens (creating if needed) the journal in dir. */
+/* Opens (creating if needed) the journal in dir, which must be a directory
+ * (not a symlink) owned by this process's user with mode 0700 (KD_EREFUSED
+ * otherwise). Entries are written durably: the file and the directory are
+ * fsync'd before a call returns. */
 kd_status_t kd_journal_open(const char *dir, kd_journal_t **out, char *err, size_t errsz);
 void kd_journal_close(kd_journal_t *j);
 
@@ -33,5 +36,19 @@ kd_status_t kd_journal_start(kd_journal_t *j, const char *step_id, char *err, si
 /* Records a step's result bytes (durably). */
 kd_status_t kd_journal_finish(kd_journal_t *j, const char *step_id, const void *result,
                               size_t len, char *err, size_t errsz);
+
+/* The process group a step's hook runs in, recorded (durably) before the
+ * hook may exec and cleared when it has ended, so that a worker killed
+ * mid-hook can end the orphan when it starts again. start is the group
+ * leader's start time (/proc/PID/stat field 22), to tell a reused pid. */
+kd_status_t kd_journal_set_running(kd_journal_t *j, const char *step_id, long pgid,
+                                   unsigned long long start, char *err, size_t errsz);
+kd_status_t kd_journal_clear_running(kd_journal_t *j, const char *step_id, char *err,
+                                     size_t errsz);
+/* Calls fn for every running record; stops at the first error fn returns. */
+typedef kd_status_t (*kd_journal_running_fn)(void *opaque, const char *step_id, long pgid,
+                                             unsigned long long start);
+kd_status_t kd_journal_each_running(kd_journal_t *j, kd_journal_running_fn fn, void *opaque,
+                                    char *err, size_t errsz);
 
 #endif

@@ -12,8 +12,13 @@ struct kd_signer {
     EVP_PKEY *pkey;
 };
 
+/* Several public keys, so a planner key can be rotated: workers trust the
+ * old and the new one while planners switch. */
+#define KD_VERIFY_KEYS_MAX 8
+
 struct kd_verifier {
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey[KD_VERIFY_KEYS_MAX];
+    size_t count;
 };
 
 static kd_status_t ssl_err(char *err, size_t errsz, kd_status_t st, const char *what)
@@ -68,12 +73,29 @@ kd_status_t kd_verifier_load(const char *path, kd_verifier_t **out, char *err, s
 
     if (!v)
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
-    if ((st = load_key(path, 0, &v->pkey, err, errsz)) != KD_OK) {
+    if ((st = load_key(path, 0, &v->pkey[0], err, errsz)) != KD_OK) {
         free(v);
         return st;
     }
+    v->count = 1;
     *out = v;
     return KD_OK;
+}
+
+kd_status_t kd_verifier_add(kd_verifier_t *v, const char *path, char *err, size_t errsz)
+{
+    if (v->count == KD_VERIFY_KEYS_MAX)
+        return kd_err(err, errsz, KD_EINVAL, "%s: at most %d verify keys", path,
+                      KD_VERIFY_KEYS_MAX);
+    if (load_key(path, 0, &v->pkey[v->count], err, errsz) != KD_OK)
+        return KD_EINVAL;
+    v->count++;
+    return KD_OK;
+}
+
+size_t kd_verifier_count(const kd_verifier_t *v)
+{
+    return v ? v->count : 0;
 }
 
 void kd_signer_free(kd_signer_t *s)
@@ -88,7 +110,8 @@ void kd_verifier_free(kd_verifier_t *v)
 {
     if (!v)
         return;
-    EVP_PKEY_free(v->pkey);
+    for (size_t i = 0; i < v->count; i++)
+        EVP_PKEY_free(v->pkey[i]);
     free(v);
 }
 
@@ -112,16 +135,19 @@ kd_status_t kd_sign(const kd_signer_t *s, const void *data, size_t len,
 kd_status_t kd_verify(const kd_verifier_t *v, const void *data, size_t len, const void *sig,
                       size_t siglen, char *err, size_t errsz)
 {
-    EVP_MD_CTX *ctx;
-    int ok;
+    int ok = 0;
 
     if (!sig || siglen != KD_SIGNATURE_LEN)
         return kd_err(err, errsz, KD_ESIGNATURE, "signature missing or malformed");
-    if (!(ctx = EVP_MD_CTX_new()))
-        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
-    ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, v->pkey) == 1 &&
-         EVP_DigestVerify(ctx, sig, siglen, data, len) == 1;
-    EVP_MD_CTX_free(ctx);
+    for (size_t i = 0; i < v->count && !ok; i++) {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+        if (!ctx)
+            return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+        ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, v->pkey[i]) == 1 &&
+             EVP_DigestVerify(ctx, sig, siglen, data, len) == 1;
+        EVP_MD_CTX_free(ctx);
+    }
     ERR_clear_error();
     return ok ? KD_OK : kd_err(err, errsz, KD_ESIGNATURE, "signature does not verify");
 }

@@ -123,6 +123,9 @@ export KDEPLOY_BROKERS=$(cat "$work/brokers")
 echo "   bootstrap servers: $KDEPLOY_BROKERS"
 
 for h in "${rolling[@]}" "${blue[@]}" "${green[@]}"; do port[$h]=$(free_port); done
+# Signed steps and traffic commands, as in production: the planner signs,
+# workers and lbctl refuse anything its key did not sign.
+"$bin/kdeploy" keygen "$work/planner.key" "$work/planner.pub" >/dev/null
 if [ -n "$haproxy" ]; then
   say "starting HAProxy and lbctl"
   web_port=$(free_port)
@@ -156,7 +159,7 @@ if [ -n "$haproxy" ]; then
   pids+=($!)
   for _ in $(seq 1 50); do [ -S "$work/admin.sock" ] && break; sleep 0.1; done
   "$bin/kdeploy-lbctl" --driver haproxy --haproxy-socket "$work/admin.sock" \
-      --state-dir "$work/lbctl" > "$work/lbctl.log" 2>&1 &
+      --state-dir "$work/lbctl" --verify-key "$work/planner.pub" > "$work/lbctl.log" 2>&1 &
   pids+=($!)
   echo "   rolling service on 127.0.0.1:$web_port, blue-green service on 127.0.0.1:$bg_port"
 else
@@ -164,13 +167,14 @@ else
 fi
 
 say "starting a planner and seven hosts"
-"$bin/kdeploy-planner" > "$work/planner.log" 2>&1 &
+"$bin/kdeploy-planner" --signing-key "$work/planner.key" > "$work/planner.log" 2>&1 &
 pids+=($!)
 for h in "${rolling[@]}" "${blue[@]}" "${green[@]}"; do
   mkdir -p "$work/$h/prefix"
   "$bin/kdeploy-worker" --host-id "$h" --root "$work/$h/root" \
       --install-prefix "$work/$h/prefix" --env "KD_PREFIX=$work/$h/prefix" \
-      --env "KD_HOST=$h" --env "APP_PORT=${port[$h]}" > "$work/$h.log" 2>&1 &
+      --env "KD_HOST=$h" --env "APP_PORT=${port[$h]}" --verify-key "$work/planner.pub" \
+      > "$work/$h.log" 2>&1 &
   pids+=($!)
 done
 echo "   each host: app port, root and files under $work/<host>/"

@@ -174,8 +174,8 @@ static kd_status_t run(const cmd_drv_t *c, char *const argv[], unsigned timeout_
 {
     out_tail_t *tail = calloc(1, sizeof *tail);
     char text[CMD_TAIL + 1], what[256];
-    int wstatus = 0, fd;
-    pid_t pid;
+    int wstatus = 0, fd = -1;
+    pid_t pid = -1;
     kd_status_t st;
 
     if (!tail)

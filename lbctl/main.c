@@ -35,10 +35,11 @@ typedef struct lbctl_opts {
     const char *map_files[MAX_MAP_FILES];
     size_t map_file_count;
     unsigned drain_timeout_s, health_timeout_s, command_timeout_s;
+    bool allow_unsigned;
     bool from_cli[MAX_OPTS]; /* per opt_defs entry: given on the command line */
 } lbctl_opts_t;
 
-typedef enum { OPT_STRING, OPT_LIST, OPT_SECONDS } opt_kind_t;
+typedef enum { OPT_STRING, OPT_LIST, OPT_SECONDS, OPT_FLAG } opt_kind_t;
 
 /* Every option of lbctl's own, once: its flag, config key, kind and help. */
 typedef struct opt_def {
@@ -72,7 +73,10 @@ static const opt_def_t opt_defs[] = {
     OPT("command-timeout", "command_timeout", OPT_SECONDS, command_timeout_s,
         "S  the command driver's timeout (default 60)"),
     OPT("verify-key", "verify_key", OPT_STRING, verify_key,
-        "FILE  refuse traffic commands not signed by this Ed25519 key"),
+        "FILE  the planner's Ed25519 public key: unsigned commands are refused (in the "
+        "config, a list of keys while rotating)"),
+    OPT("allow-unsigned", "allow_unsigned", OPT_FLAG, allow_unsigned,
+        "  run without a verify key: anyone who can write the traffic topic moves traffic"),
     OPT("metrics-listen", "metrics_listen", OPT_STRING, metrics_listen,
         "A:P  serve Prometheus metrics on http://A:P/metrics (ADDR:PORT)"),
 };
@@ -135,6 +139,14 @@ static int set_opt(lbctl_opts_t *o, size_t i, const char *value, bool from_cli)
         if (!keep)
             *(unsigned *)field = seconds;
         return 0;
+    case OPT_FLAG:
+        if (from_cli)
+            value = "true";
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return -1;
+        if (!keep)
+            *(bool *)field = strcmp(value, "true") == 0;
+        return 0;
     case OPT_LIST:
         if (keep)
             return 0;
@@ -154,7 +166,9 @@ static void build_longopts(struct option *lo)
     for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
         lo[n++] = common[i];
     for (size_t i = 0; i < OPT_COUNT; i++)
-        lo[n++] = (struct option){opt_defs[i].flag, required_argument, NULL, OPT_BASE + (int)i};
+        lo[n++] = (struct option){opt_defs[i].flag,
+                                  opt_defs[i].kind == OPT_FLAG ? no_argument : required_argument,
+                                  NULL, OPT_BASE + (int)i};
     lo[n++] = (struct option){"help", no_argument, NULL, 'h'};
     lo[n] = (struct option){NULL, 0, NULL, 0};
 }
@@ -166,12 +180,17 @@ static int parse_args(int argc, char **argv, lbctl_opts_t *o)
     int opt;
 
     build_longopts(longopts);
+    opterr = 0; /* kd_cli_bad_option says it, with a hint */
     while ((opt = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
         if (kd_cli_common_opt(&o->cli, opt, optarg))
             continue;
         if (opt == 'h') {
             usage(stdout);
             return 0;
+        }
+        if (opt == '?') {
+            kd_cli_bad_option("kdeploy-lbctl", argc, argv, longopts);
+            return 2;
         }
         if (opt < OPT_BASE || opt >= OPT_BASE + (int)OPT_COUNT) {
             usage(stderr);
@@ -227,7 +246,7 @@ static void lb_conf_from(const lbctl_opts_t *o, kd_lb_conf_t *lc)
 static int serve(const lbctl_opts_t *o, const kd_bus_conf_t *conf)
 {
     kd_traffic_t t = {.conf = conf, .group_id = o->group, .stop = &lbctl_stop};
-    char err[1024], journal_dir[PATH_MAX];
+    char err[1024] = "", journal_dir[PATH_MAX];
     kd_lb_conf_t lc;
     int rc = 1;
 
@@ -270,14 +289,62 @@ out:
     return rc;
 }
 
+static size_t opt_index(const char *key)
+{
+    size_t i = 0;
+
+    while (i + 1 < OPT_COUNT && strcmp(opt_defs[i].key, key) != 0)
+        i++;
+    return i;
+}
+
+/* Every config key: lbctl's own and the common ones; any other is refused. */
+static void build_keys(const char **keys)
+{
+    static const char *const common[] = {KD_CONFIG_COMMON_KEYS};
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+        keys[n++] = common[i];
+    for (size_t i = 0; i < OPT_COUNT; i++)
+        keys[n++] = opt_defs[i].key;
+    keys[n] = NULL;
+}
+
+/* Signed by default: without a verify key anyone who can write the
+ * traffic topic could take hosts out of service. The bus took the config
+ * file's verify_key list already. */
+static int setup_keys(const lbctl_opts_t *o, kd_bus_conf_t *conf)
+{
+    char err[1024] = "";
+
+    if (o->verify_key && o->from_cli[opt_index("verify_key")] &&
+        kd_bus_conf_set(conf, "verify_key", o->verify_key, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy-lbctl: --verify-key %s\n", err);
+        return 2;
+    }
+    if (!kd_bus_conf_verifier(conf) && !o->allow_unsigned) {
+        fprintf(stderr, "kdeploy-lbctl: no verify key: give the planner's public key with "
+                        "--verify-key (or verify_key in the config), or pass --allow-unsigned "
+                        "to act on unsigned traffic commands\n");
+        return 2;
+    }
+    if (!kd_bus_conf_verifier(conf))
+        kd_warn("acting on UNSIGNED traffic commands (--allow-unsigned)");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
+    const char *keys[OPT_COUNT + 8];
     lbctl_opts_t o = {0};
     kd_bus_conf_t *conf = NULL;
     kd_config_t *cfg = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc;
 
+    build_keys(keys);
+    o.cli.config_keys = keys;
     if ((rc = parse_args(argc, argv, &o)) >= 0)
         return rc;
     if (kd_cli_setup(&o.cli, "lbctl", &conf, &cfg, err, sizeof err) != KD_OK) {
@@ -291,11 +358,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "kdeploy-lbctl: --driver is required (%s)\n", kd_lb_driver_names());
         rc = 2;
     }
-    if (rc < 0 && o.verify_key &&
-        kd_bus_conf_set(conf, "verify_key", o.verify_key, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "kdeploy-lbctl: %s\n", err);
-        rc = 2;
-    }
+    if (rc < 0)
+        rc = setup_keys(&o, conf);
     if (rc < 0)
         rc = serve(&o, conf);
     kd_config_free(cfg);

@@ -216,12 +216,14 @@ static kd_status_t handle_message(const kd_traffic_t *t, kd_consumer_t *c, kd_me
                                   char *err, size_t errsz)
 {
     kd_envelope_t *env = NULL;
-    char why[1024];
+    char why[1024] = "";
     kd_status_t st = kd_message_decode(c, m, &env, why, sizeof why);
 
     if (st == KD_OK && env->body_case != KD_BODY(TRAFFIC))
         st = kd_err(why, sizeof why, KD_EPROTO, "a %s event on the traffic topic",
                     kd_envelope_type(env));
+    if (st == KD_OK) /* an old command replayed moves no traffic */
+        st = kd_command_fresh(c, env, why, sizeof why);
     if (st == KD_OK) {
         st = handle_traffic(t, env, why, sizeof why);
         if (st != KD_OK && st != KD_EPROTO) {

@@ -30,6 +30,13 @@ typedef struct planner_opts {
 
 static volatile sig_atomic_t planner_stop;
 
+/* Every key a planner config file may hold: any other is refused at start
+ * (a misspelt signing_key must not leave the planner signing nothing). */
+static const char *const planner_keys[] = {
+    KD_CONFIG_COMMON_KEYS, "group", "instance_id", "signing_key", "metrics_listen", "notify.*",
+    NULL,
+};
+
 
 static void usage(FILE *f)
 {
@@ -69,6 +76,9 @@ static int parse_args(int argc, char **argv, planner_opts_t *o)
         case 's': o->signing_key = optarg; break;
         case 'm': o->metrics_listen = optarg; break;
         case 'h': usage(stdout); return 0;
+        case '?':
+            kd_cli_bad_option("kdeploy-planner", argc, argv, longopts);
+            return 2;
         default: usage(stderr); return 2;
         }
     }
@@ -113,6 +123,7 @@ int main(int argc, char **argv)
 
     if ((rc = parse_args(argc, argv, &o)) >= 0)
         goto out;
+    o.cli.config_keys = planner_keys;
     if (kd_cli_setup(&o.cli, "planner", &conf, &cfg, err, sizeof err) != KD_OK) {
         fprintf(stderr, "kdeploy-planner: %s\n", err);
         rc = 2;

@@ -11,7 +11,9 @@
 #include "event.h"
 #include "fsutil.h"
 #include "ids.h"
+#include "hooks.h"
 #include "log.h"
+#include "orphans.h"
 #include "steps.h"
 #include "utf8.h"
 
@@ -190,13 +192,17 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
                                   char *err, size_t errsz)
 {
     kd_envelope_t *env = NULL;
-    char why[1024];
+    char why[1024] = "";
     kd_status_t st;
 
     st = kd_message_decode(c, m, &env, why, sizeof why);
     if (st == KD_OK && env->body_case != KD_BODY(STEP))
         st = kd_err(why, sizeof why, KD_EPROTO, "a %s event on the steps topic",
                     kd_envelope_type(env));
+    /* An expired step is skipped without a result: it is a replay, or its
+     * deployment is over. */
+    if (st == KD_OK)
+        st = kd_command_fresh(c, env, why, sizeof why);
     if (st == KD_OK) {
         st = handle_step(host, env, why, sizeof why);
         if (st != KD_OK && st != KD_EPROTO) {
@@ -216,6 +222,10 @@ kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz)
     kd_consumer_t *c = kd_fanout_handle(host->feed);
     kd_status_t st = KD_OK;
 
+    /* Before any step is answered: a step cut short by a crash is reported
+     * only once its hook has really ended. */
+    if ((st = kd_orphans_end(host->journal, host->id, KD_HOOK_KILL_GRACE_MS, err, errsz)) != KD_OK)
+        return st;
     kd_info("%s: reading steps partition %d", host->id, kd_consumer_partition(c));
     while (!*host->stop && st == KD_OK) {
         kd_message_t *m = kd_fanout_next(host->feed, AGENT_POLL_MS);

@@ -569,6 +569,7 @@ static const char *const appspec_names[] = {
 typedef struct survey {
     uint64_t max_entries;
     uint64_t max_total;
+    char why_total[160]; /* which limit max_total is, for errors */
     kd_strmap_t *kinds;  /* clean path -> kind letter (+ link target) */
     char **paths;        /* every clean path once, in archive order */
     size_t count, cap;
@@ -679,8 +680,8 @@ static kd_status_t add_size(survey_t *s, struct archive_entry *e, const char *na
         return KD_OK;
     size = (uint64_t)archive_entry_size(e);
     if (size > s->max_total - s->total)
-        return refuse(err, errsz, name, "the archive unpacks to more than %llu bytes",
-                      (unsigned long long)s->max_total);
+        return refuse(err, errsz, name, "the archive unpacks to more than %llu bytes (%s)",
+                      (unsigned long long)s->max_total, s->why_total);
     s->total += size;
     return KD_OK;
 }
@@ -942,10 +943,13 @@ static void find_root_dir(const survey_t *s, char *top, size_t topsz)
      ARCHIVE_EXTRACT_TIME)
 
 /* Keeps the permission bits but not set-user-id, set-group-id or sticky,
- * and keeps directories open to their owner so a failure can be cleaned. */
+ * and keeps directories open to their owner so a failure can be cleaned.
+ * Group and other write are dropped: the cached scripts run as root later,
+ * so no hook user may change them (a runas hook can still read its
+ * script). See SECURITY.md. */
 static void sanitize_mode(struct archive_entry *e, char kind)
 {
-    mode_t perm = archive_entry_perm(e) & 0777;
+    mode_t perm = archive_entry_perm(e) & 0755;
 
     archive_entry_set_perm(e, kind == KIND_DIR ? perm | 0700 : perm);
 }
@@ -959,7 +963,7 @@ static uint64_t declared_size(struct archive_entry *e)
 }
 
 static kd_status_t copy_data(struct archive *in, struct archive *out, const char *path,
-                             uint64_t declared, uint64_t *written, uint64_t max_total, char *err,
+                             uint64_t declared, uint64_t *written, const survey_t *s, char *err,
                              size_t errsz)
 {
     const void *buf;
@@ -971,9 +975,9 @@ static kd_status_t copy_data(struct archive *in, struct archive *out, const char
         /* Headers can lie about sizes: the bytes themselves are bounded. */
         if (offset < 0 || size > declared || (uint64_t)offset > declared - size)
             return refuse(err, errsz, path, "it holds more data than its header says");
-        if (size > max_total - *written)
-            return refuse(err, errsz, path, "the archive unpacks to more than %llu bytes",
-                          (unsigned long long)max_total);
+        if (size > s->max_total - *written)
+            return refuse(err, errsz, path, "the archive unpacks to more than %llu bytes (%s)",
+                          (unsigned long long)s->max_total, s->why_total);
         *written += size;
         if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK)
             return kd_err(err, errsz, KD_EIO, "unpacking '%s': %s", path,
@@ -1033,7 +1037,7 @@ static kd_status_t extract_entry(extraction_t *x, struct archive_entry *e, char 
         return kd_err(err, errsz, KD_EIO, "unpacking '%s': %s", path,
                       archive_error_string(x->out));
     if ((value[0] == KIND_FILE || value[0] == KIND_HARDLINK) &&
-        (st = copy_data(x->in, x->out, path, declared_size(e), &x->written, x->s->max_total, err,
+        (st = copy_data(x->in, x->out, path, declared_size(e), &x->written, x->s, err,
                         errsz)) != KD_OK)
         return st;
     if (archive_write_finish_entry(x->out) != ARCHIVE_OK)
@@ -1091,11 +1095,39 @@ static kd_status_t make_staging(const char *staging, char *base, size_t basesz, 
     return KD_OK;
 }
 
-static kd_status_t survey_init(survey_t *s, const kd_bundle_limits_t *l, char *err, size_t errsz)
+/* The unpacked size a max_ratio allows for the archive at path (0: none). */
+static uint64_t ratio_bound(const char *archive, unsigned ratio, uint64_t *archive_bytes)
 {
+    struct stat sb;
+    uint64_t size;
+
+    if (!ratio || stat(archive, &sb) != 0 || sb.st_size < 0)
+        return 0;
+    size = (uint64_t)sb.st_size;
+    *archive_bytes = size;
+    if (size > UINT64_MAX / ratio)
+        return UINT64_MAX;
+    return size * ratio > KD_BUNDLE_RATIO_FLOOR ? size * ratio : KD_BUNDLE_RATIO_FLOOR;
+}
+
+static kd_status_t survey_init(survey_t *s, const char *archive, const kd_bundle_limits_t *l,
+                               char *err, size_t errsz)
+{
+    uint64_t by_ratio, archive_bytes = 0;
+
     memset(s, 0, sizeof *s);
     s->max_entries = l && l->max_entries ? l->max_entries : DEFAULT_MAX_ENTRIES;
     s->max_total = l && l->max_total_bytes ? l->max_total_bytes : DEFAULT_MAX_TOTAL;
+    snprintf(s->why_total, sizeof s->why_total, "%s",
+             l && l->max_total_bytes && l->total_reason ? l->total_reason
+                                                        : "the unpacked size limit");
+    by_ratio = ratio_bound(archive, l ? l->max_ratio : 0, &archive_bytes);
+    if (by_ratio && by_ratio < s->max_total) {
+        s->max_total = by_ratio;
+        snprintf(s->why_total, sizeof s->why_total,
+                 "max_unpack_ratio: %u times the archive's %llu bytes", l->max_ratio,
+                 (unsigned long long)archive_bytes);
+    }
     if (!(s->kinds = kd_strmap_new()))
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
     return KD_OK;
@@ -1167,7 +1199,7 @@ kd_status_t kd_bundle_unpack(const char *archive, const char *dest_in, char *roo
         return kd_err(err, errsz, KD_EINVAL, "%s: path too long", dest);
     if (lstat(dest, &sb) == 0)
         return kd_err(err, errsz, KD_ECONFLICT, "%s already exists", dest);
-    if ((st = survey_init(&s, limits, err, errsz)) != KD_OK)
+    if ((st = survey_init(&s, archive, limits, err, errsz)) != KD_OK)
         return st;
     if ((st = check_archive(&s, archive, dest, found,
                             rootsz < sizeof found ? rootsz : sizeof found, err, errsz)) != KD_OK)

@@ -34,7 +34,16 @@ typedef struct kd_bundle_fetch_opts {
 typedef struct kd_bundle_limits {
     uint64_t max_entries;        /* 0: 100000 */
     uint64_t max_total_bytes;    /* sum of the entries' sizes; 0: 4 GiB */
+    /* What max_total_bytes stands for, in errors (e.g. "the room left in
+     * the host's cache"); NULL: "the unpacked size limit". */
+    const char *total_reason;
+    /* Unpacked bytes per byte of archive, at most (a compression bomb
+     * guard); 0: no such limit. Archives may always unpack to
+     * KD_BUNDLE_RATIO_FLOOR bytes, so small bundles of small files pass. */
+    unsigned max_ratio;
 } kd_bundle_limits_t;
+
+#define KD_BUNDLE_RATIO_FLOOR ((uint64_t)64 << 20)
 
 /* Sets up libcurl's global state. Call it once at start, before any thread
  * is created; later calls do nothing and return the first call's result

@@ -111,7 +111,7 @@ static kd_fanout_host_t *owner(reader_t *r, const kd_message_t *m)
 static void *read_partition(void *arg)
 {
     reader_t *r = arg;
-    char err[512];
+    char err[512] = "";
 
     while (!*r->f->stop) {
         kd_message_t *m = NULL;

@@ -301,6 +301,8 @@ struct launch {
     size_t ngroups;
     int out_fd;     /* the pipe's write end: the child's stdout and stderr */
     int status_fd;  /* CLOEXEC: closed unread by a successful execve */
+    int gate_fd;    /* -1, or a pipe's read end: one byte lets the child exec */
+    int gate_wfd;   /* its write end, which the child closes first */
 };
 
 enum child_stage {
@@ -371,6 +373,18 @@ __attribute__((noreturn)) static void child_exec(const struct launch *l)
 
     if (setpgid(0, 0) != 0)
         child_fail(l->status_fd, STAGE_SETPGID, errno);
+    /* Nothing runs before the parent has recorded the group; if it dies
+     * first, the gate reads EOF and the child goes away unstarted. */
+    if (l->gate_fd >= 0) {
+        char go;
+        ssize_t n;
+
+        close(l->gate_wfd);
+        while ((n = read(l->gate_fd, &go, 1)) < 0 && errno == EINTR)
+            ;
+        if (n != 1)
+            child_fail(l->status_fd, STAGE_SETPGID, ECANCELED);
+    }
     child_reset_signals();
     nul = open("/dev/null", O_RDONLY);
     if (nul < 0 || dup2(nul, 0) < 0 || dup2(l->out_fd, 1) < 0 || dup2(l->out_fd, 2) < 0)
@@ -490,9 +504,30 @@ static kd_status_t await_exec(int fd, pid_t pid, const struct launch *l, char *e
 
 /* Forks and execs the hook. On success *pid runs in its own process group
  * (pgid == pid) and *out_fd is the non-blocking read end of its output. */
-static kd_status_t spawn(struct launch *l, pid_t *pid, int *out_fd, char *err, size_t errsz)
+/* Lets the gated child go once on_start has recorded its group. */
+static kd_status_t open_gate(const kd_hook_spec_t *spec, int gate[2], pid_t child, char *err,
+                             size_t errsz)
 {
-    int outp[2] = { -1, -1 }, statp[2] = { -1, -1 };
+    kd_status_t st;
+    ssize_t n;
+
+    if (gate[1] < 0)
+        return KD_OK;
+    /* The child may not have run setpgid yet: the group must exist now. */
+    (void)setpgid(child, child);
+    if ((st = spec->on_start(spec->start_opaque, child, err, errsz)) != KD_OK)
+        return st; /* the gate closes unopened: the child exits */
+    while ((n = write(gate[1], "g", 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        return kd_err(err, errsz, KD_EIO, "starting the hook: %s", strerror(errno));
+    return KD_OK;
+}
+
+static kd_status_t spawn(const kd_hook_spec_t *spec, struct launch *l, pid_t *pid, int *out_fd,
+                         char *err, size_t errsz)
+{
+    int outp[2] = { -1, -1 }, statp[2] = { -1, -1 }, gate[2] = { -1, -1 };
     sigset_t all, old;
     pid_t child;
     int fork_errno;
@@ -501,10 +536,14 @@ static kd_status_t spawn(struct launch *l, pid_t *pid, int *out_fd, char *err, s
     st = make_pipe(outp, "output", err, errsz);
     if (st == KD_OK)
         st = make_pipe(statp, "status", err, errsz);
+    if (st == KD_OK && spec->on_start)
+        st = make_pipe(gate, "gate", err, errsz);
     if (st != KD_OK)
         goto out;
     l->out_fd = outp[1];
     l->status_fd = statp[1];
+    l->gate_fd = gate[0];
+    l->gate_wfd = gate[1];
     /* No handler of the worker may run in the child before it resets them. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -520,6 +559,12 @@ static kd_status_t spawn(struct launch *l, pid_t *pid, int *out_fd, char *err, s
         st = kd_err(err, errsz, KD_EIO, "fork: %s", strerror(fork_errno));
         goto out;
     }
+    if ((st = open_gate(spec, gate, child, err, errsz)) != KD_OK) {
+        close_pair(gate);
+        reap_blocking(child, NULL);
+        goto out;
+    }
+    close_pair(gate);
     st = await_exec(statp[0], child, l, err, errsz);
     if (st != KD_OK)
         goto out;
@@ -533,6 +578,7 @@ static kd_status_t spawn(struct launch *l, pid_t *pid, int *out_fd, char *err, s
     *out_fd = outp[0];
     outp[0] = -1;
 out:
+    close_pair(gate);
     close_pair(statp);
     close_pair(outp);
     return st;
@@ -928,7 +974,7 @@ kd_status_t kd_hook_run(const kd_hook_spec_t *spec, kd_hook_outcome_t *out, char
             goto out;
     }
     run_init(&r, spec, out, t0);
-    st = spawn(&l, &r.pid, &r.out_fd, err, errsz);
+    st = spawn(spec, &l, &r.pid, &r.out_fd, err, errsz);
     if (st != KD_OK)
         goto out;
     out->pid = r.pid;

@@ -59,6 +59,12 @@ typedef struct kd_hook_spec {
      * handler) the hook is stopped as on a timeout and reported as aborted.
      * Checked every 50 ms. NULL: never. */
     volatile sig_atomic_t *abort;
+    /* Called with the hook's process group once it exists and before the
+     * script may exec (the child waits for it): the caller records the
+     * group, so a worker killed mid-hook can end it when it starts again.
+     * A status other than KD_OK stops the hook unstarted. NULL: none. */
+    kd_status_t (*on_start)(void *opaque, pid_t pgid, char *err, size_t errsz);
+    void *start_opaque;
 } kd_hook_spec_t;
 
 /* How a hook ended. */

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bus.h"
 #include "fanout.h"
@@ -19,6 +20,8 @@ typedef struct kd_host {
     const char *const *env;      /* host-level NAME=VALUE for every hook, NULL-terminated */
     unsigned keep_revisions;     /* cache dirs kept per app/group */
     size_t max_bundle_bytes;     /* downloads larger than this fail */
+    unsigned max_unpack_ratio;   /* unpacked bytes per archive byte, at most */
+    uint64_t max_cache_bytes;    /* the host's cache (every revision kept), at most */
     const kd_bus_conf_t *conf;
     kd_producer_t *producer;     /* shared by every host of the process */
     kd_journal_t *journal;

@@ -17,6 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
+#include "safedir.h"
+
 #define MANIFEST_HEADER "# kdeploy install manifest v1\n"
 #define TEMP_TRIES 100
 
@@ -28,6 +31,8 @@ typedef struct item {
     mode_t mode; /* permission bits of a created directory */
     char kind;
     bool done;   /* written (or created) by this install */
+    dev_t dev;   /* the inode written, so permissions touch nothing else */
+    ino_t ino;
 } item_t;
 
 /* An ordered list of items with an open-addressing index on dst, since
@@ -58,6 +63,7 @@ typedef struct plan {
     size_t nperms;
     size_t nconflicts;     /* existing destination files under FAIL */
     char conflict[PATH_MAX];
+    kd_safedir_t *sd;      /* the prefix, walked by descriptors */
     char *err;
     size_t errsz;
 } plan_t;
@@ -142,6 +148,15 @@ static kd_status_t list_add(list_t *l, char kind, const char *dst, const char *s
     it->kind = kind;
     it->mode = mode;
     index_put(l, l->n++);
+    return KD_OK;
+}
+
+/* list_add for the plan: a failure fills the plan's error buffer. */
+static kd_status_t plan_add(plan_t *p, list_t *l, char kind, const char *dst, const char *src,
+                            mode_t mode)
+{
+    if (list_add(l, kind, dst, src, mode) != KD_OK)
+        return kd_err(p->err, p->errsz, KD_ENOMEM, "install: out of memory planning %s", dst);
     return KD_OK;
 }
 
@@ -245,27 +260,6 @@ static kd_status_t norm_prefix(const char *prefix, char *out, size_t outsz, char
 
 /* ---- manifests ---- */
 
-static kd_status_t fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    int fd, rc;
-
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return KD_EINVAL;
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return KD_EIO;
-    rc = fsync(fd);
-    close(fd);
-    return rc == 0 ? KD_OK : KD_EIO;
-}
-
 static int print_items(FILE *f, const list_t *l, bool only_done)
 {
     if (fputs(MANIFEST_HEADER, f) == EOF)
@@ -307,9 +301,7 @@ static kd_status_t manifest_write(const char *path, const list_t *l, bool only_d
         unlink(tmp);
         return kd_err(err, errsz, KD_EIO, "writing manifest %s: %s", path, strerror(saved));
     }
-    if (fsync_parent(path) != KD_OK)
-        return kd_err(err, errsz, KD_EIO, "syncing the directory of manifest %s", path);
-    return KD_OK;
+    return kd_fsync_parent(path, err, errsz);
 }
 
 static kd_status_t parse_line(list_t *l, char *line, ssize_t len, const char *path,
@@ -322,7 +314,7 @@ static kd_status_t parse_line(list_t *l, char *line, ssize_t len, const char *pa
     if (len < 3 || !strchr("fld", line[0]) || line[1] != ' ')
         return kd_err(err, errsz, KD_EPROTO, "manifest %s:%u: malformed line", path, lineno);
     if (list_add(l, line[0], line + 2, NULL, 0) != KD_OK)
-        return KD_ENOMEM;
+        return kd_err(err, errsz, KD_ENOMEM, "manifest %s: out of memory", path);
     l->v[l->n - 1].done = true;
     return KD_OK;
 }
@@ -377,36 +369,69 @@ static int by_depth(const void *a, const void *b)
     return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
-static kd_status_t remove_leaves(const list_t *l, char *err, size_t errsz)
+/* The parent of path, walked by descriptors; *fd is -1 when a component is
+ * missing or is not a directory (so path is gone already). A symlinked or
+ * foreign-owned component is an error: nothing below it is touched. */
+static kd_status_t removal_parent(kd_safedir_t *sd, const char *path, int *fd, const char **leaf,
+                                  char *err, size_t errsz)
+{
+    kd_status_t st = kd_safedir_parent(sd, path, fd, leaf, err, errsz);
+
+    if (st == KD_ENOTFOUND || st == KD_ECONFLICT) {
+        *fd = -1;
+        return KD_OK;
+    }
+    return st;
+}
+
+static kd_status_t remove_leaves(kd_safedir_t *sd, const list_t *l, char *err, size_t errsz)
 {
     struct stat st;
+    const char *leaf;
+    int fd;
+    kd_status_t rc;
 
     for (size_t i = 0; i < l->n; i++) {
         const char *p = l->v[i].dst;
 
-        if (l->v[i].kind == 'd' || lstat(p, &st) != 0 || S_ISDIR(st.st_mode))
+        if (l->v[i].kind == 'd')
+            continue;
+        if ((rc = removal_parent(sd, p, &fd, &leaf, err, errsz)) != KD_OK)
+            return rc;
+        if (fd < 0 || fstatat(fd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(st.st_mode))
             continue; /* gone already, or replaced by a directory someone made */
-        if (unlink(p) != 0 && errno != ENOENT)
+        /* A symlink planted in place of a file is removed itself, never
+         * followed. */
+        if (unlinkat(fd, leaf, 0) != 0 && errno != ENOENT)
             return kd_err(err, errsz, KD_EIO, "cannot remove %s: %s", p, strerror(errno));
     }
     return KD_OK;
 }
 
 /* Removes the listed directories that are empty now, deepest first. */
-static kd_status_t remove_dirs(const list_t *l, char *err, size_t errsz)
+static kd_status_t remove_dirs(kd_safedir_t *sd, const list_t *l, char *err, size_t errsz)
 {
     const char **dirs = malloc((l->n ? l->n : 1) * sizeof *dirs);
     size_t n = 0;
     kd_status_t st = KD_OK;
 
     if (!dirs)
-        return KD_ENOMEM;
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
     for (size_t i = 0; i < l->n; i++)
         if (l->v[i].kind == 'd')
             dirs[n++] = l->v[i].dst;
     qsort(dirs, n, sizeof *dirs, by_depth);
     for (size_t i = 0; i < n && st == KD_OK; i++) {
-        if (rmdir(dirs[i]) == 0 || errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST ||
+        const char *leaf;
+        int fd;
+
+        if ((st = removal_parent(sd, dirs[i], &fd, &leaf, err, errsz)) != KD_OK)
+            break;
+        if (fd >= 0 && unlinkat(fd, leaf, AT_REMOVEDIR) == 0) {
+            kd_safedir_forget(sd); /* it may have been the directory walked to last */
+            continue;
+        }
+        if (fd < 0 || errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST ||
             errno == ENOTDIR)
             continue;
         st = kd_err(err, errsz, KD_EIO, "cannot remove directory %s: %s", dirs[i],
@@ -416,11 +441,11 @@ static kd_status_t remove_dirs(const list_t *l, char *err, size_t errsz)
     return st;
 }
 
-static kd_status_t remove_listed(const list_t *l, char *err, size_t errsz)
+static kd_status_t remove_listed(kd_safedir_t *sd, const list_t *l, char *err, size_t errsz)
 {
-    kd_status_t st = remove_leaves(l, err, errsz);
+    kd_status_t st = remove_leaves(sd, l, err, errsz);
 
-    return st == KD_OK ? remove_dirs(l, err, errsz) : st;
+    return st == KD_OK ? remove_dirs(sd, l, err, errsz) : st;
 }
 
 /* ---- planning: every check before anything is written ---- */
@@ -432,27 +457,44 @@ static char prev_kind(const plan_t *p, const char *path)
     return it ? it->kind : 0;
 }
 
+/* What is at a destination now, found by descriptors (never through a
+ * symlink): KD_OK with *st, KD_ENOTFOUND when absent (or below something
+ * that is not a directory, which the plan replaces), or a refusal. */
+static kd_status_t dest_stat(plan_t *p, const char *path, struct stat *st)
+{
+    char why[PATH_MAX + 160];
+    kd_status_t rc = kd_safedir_lstat(p->sd, path, st, why, sizeof why);
+
+    if (rc == KD_ECONFLICT)
+        return KD_ENOTFOUND;
+    if (rc != KD_OK && rc != KD_ENOTFOUND)
+        return kd_err(p->err, p->errsz, rc, "destination %s: %s", path, why);
+    return rc;
+}
+
 /* Plans one directory whose parent is already planned or present. */
 static kd_status_t plan_dir(plan_t *p, const char *path, mode_t mode)
 {
     const item_t *it = list_find(&p->items, path);
     char pk = prev_kind(p, path);
     struct stat st;
+    kd_status_t rc;
 
     if (it)
         return it->kind == 'd' ? KD_OK
                                : kd_err(p->err, p->errsz, KD_EINVAL,
                                         "destination %s: both a file and a directory", path);
-    if (stat(path, &st) == 0) {
+    if ((rc = dest_stat(p, path, &st)) == KD_OK) {
         if (S_ISDIR(st.st_mode) && pk != 'd')
             return KD_OK; /* already there and not ours: merged into, never removed */
         if (!S_ISDIR(st.st_mode) && !pk)
             return kd_err(p->err, p->errsz, KD_ECONFLICT,
-                          "destination %s: exists and is not a directory", path);
-    } else if (errno != ENOENT && errno != ENOTDIR) {
-        return kd_err(p->err, p->errsz, KD_EIO, "destination %s: %s", path, strerror(errno));
+                          "destination %s: exists and is not a directory%s", path,
+                          S_ISLNK(st.st_mode) ? " (a symlink, never followed)" : "");
+    } else if (rc != KD_ENOTFOUND) {
+        return rc;
     }
-    return list_add(&p->items, 'd', path, NULL, mode);
+    return plan_add(p, &p->items, 'd', path, NULL, mode);
 }
 
 /* Plans path and its missing ancestors below the prefix, which must exist. */
@@ -489,15 +531,16 @@ static kd_status_t plan_leaf(plan_t *p, const char *src, const char *dst, const 
 {
     char kind = S_ISLNK(sst->st_mode) ? 'l' : S_ISREG(sst->st_mode) ? 'f' : 0;
     struct stat st;
+    kd_status_t rc;
 
     if (!kind)
         return kd_err(p->err, p->errsz, KD_EINVAL,
                       "source %s: not a regular file, directory or symlink", src);
     if (list_find(&p->items, dst))
         return kd_err(p->err, p->errsz, KD_EINVAL, "destination %s: more than one source", dst);
-    if (lstat(dst, &st) != 0) {
-        if (errno != ENOENT && errno != ENOTDIR)
-            return kd_err(p->err, p->errsz, KD_EIO, "destination %s: %s", dst, strerror(errno));
+    if ((rc = dest_stat(p, dst, &st)) != KD_OK) {
+        if (rc != KD_ENOTFOUND)
+            return rc;
     } else if (!prev_kind(p, dst)) {
         if (p->o->policy == KD_FILE_EXISTS_KEEP)
             return KD_OK;
@@ -509,7 +552,7 @@ static kd_status_t plan_leaf(plan_t *p, const char *src, const char *dst, const 
             return kd_err(p->err, p->errsz, KD_ECONFLICT,
                           "destination %s: is a directory, cannot put %s there", dst, src);
     }
-    return list_add(&p->items, kind, dst, src, 0);
+    return plan_add(p, &p->items, kind, dst, src, 0);
 }
 
 static kd_status_t walk_entry(plan_t *p, const char *src, const char *dst, const char *name)
@@ -529,7 +572,7 @@ static kd_status_t walk_entry(plan_t *p, const char *src, const char *dst, const
         return plan_leaf(p, s, d, &st);
     if ((rc = plan_dir(p, d, st.st_mode & 07777)) != KD_OK)
         return rc;
-    return list_add(&p->queue, 'd', d, s, 0);
+    return plan_add(p, &p->queue, 'd', d, s, 0);
 }
 
 static int not_dots(const struct dirent *e)
@@ -614,7 +657,7 @@ static kd_status_t plan_file_entry(plan_t *p, const kd_appspec_file_t *f)
     if ((rc = plan_dirs(p, dst)) != KD_OK)
         return rc;
     if (S_ISDIR(st.st_mode)) {
-        if ((rc = list_add(&p->queue, 'd', dst, src, 0)) != KD_OK)
+        if ((rc = plan_add(p, &p->queue, 'd', dst, src, 0)) != KD_OK)
             return rc;
         return walk_queue(p);
     }
@@ -636,7 +679,7 @@ static kd_status_t lookup_user(const char *name, uid_t *uid, char *err, size_t e
 
         if (!nbuf) {
             free(buf);
-            return KD_ENOMEM;
+            return kd_err(err, errsz, KD_ENOMEM, "looking up %s: out of memory", name);
         }
         buf = nbuf;
         if ((rc = getpwnam_r(name, &pw, buf, (size_t)sz, &res)) != ERANGE || sz > (1L << 20))
@@ -662,7 +705,7 @@ static kd_status_t lookup_group(const char *name, gid_t *gid, char *err, size_t 
 
         if (!nbuf) {
             free(buf);
-            return KD_ENOMEM;
+            return kd_err(err, errsz, KD_ENOMEM, "looking up %s: out of memory", name);
         }
         buf = nbuf;
         if ((rc = getgrnam_r(name, &gr, buf, (size_t)sz, &res)) != ERANGE || sz > (1L << 20))
@@ -707,9 +750,6 @@ static kd_status_t plan_perm(plan_t *p, const kd_appspec_permission_t *pm, perm_
     if (pm->mode < -1 || pm->mode > 07777)
         return kd_err(p->err, p->errsz, KD_EINVAL, "permissions object %s: bad mode %o",
                       pm->object, (unsigned)pm->mode);
-    if ((pm->owner && (st = lookup_user(pm->owner, &pp->uid, p->err, p->errsz)) != KD_OK) ||
-        (pm->group && (st = lookup_group(pm->group, &pp->gid, p->err, p->errsz)) != KD_OK))
-        return st;
     it = list_find(&p->items, abs);
     if (it && it->kind == 'f' && type_allows(pm->type, 'f') &&
         (!is_all_pattern(pm->pattern) || pm->except_count))
@@ -721,27 +761,63 @@ static kd_status_t plan_perm(plan_t *p, const kd_appspec_permission_t *pm, perm_
             return kd_err(p->err, p->errsz, KD_EINVAL,
                           "permissions object %s is a file: a default (d:) acl entry applies "
                           "to directories only, as in CodeDeploy", pm->object);
-    return (pp->object = strdup(abs)) ? KD_OK : KD_ENOMEM;
+    if (!(pp->object = strdup(abs)))
+        return kd_err(p->err, p->errsz, KD_ENOMEM, "install: out of memory");
+    return KD_OK;
 }
 
-static kd_status_t plan_perms(plan_t *p, const kd_appspec_permission_t *perms, size_t nperms)
+/* Resolves the owners and groups first: the users named here may own
+ * directories the install walks through (they were given them by an
+ * earlier install's permissions). */
+static kd_status_t plan_owners(plan_t *p, const kd_appspec_permission_t *perms, size_t nperms)
 {
     kd_status_t st = KD_OK;
 
     if (!nperms)
         return KD_OK;
     if (!(p->perms = calloc(nperms, sizeof *p->perms)))
-        return KD_ENOMEM;
+        return kd_err(p->err, p->errsz, KD_ENOMEM, "out of memory");
     p->nperms = nperms;
     for (size_t i = 0; i < nperms && st == KD_OK; i++) {
-        p->perms[i].uid = (uid_t)-1;
-        p->perms[i].gid = (gid_t)-1;
-        st = plan_perm(p, &perms[i], &p->perms[i]);
+        const kd_appspec_permission_t *pm = &perms[i];
+        perm_plan_t *pp = &p->perms[i];
+
+        pp->uid = (uid_t)-1;
+        pp->gid = (gid_t)-1;
+        if (pm->owner)
+            st = lookup_user(pm->owner, &pp->uid, p->err, p->errsz);
+        if (st == KD_OK && pm->group)
+            st = lookup_group(pm->group, &pp->gid, p->err, p->errsz);
     }
     return st;
 }
 
-static kd_status_t plan_start(plan_t *p)
+static kd_status_t plan_perms(plan_t *p, const kd_appspec_permission_t *perms, size_t nperms)
+{
+    kd_status_t st = KD_OK;
+
+    for (size_t i = 0; i < nperms && st == KD_OK; i++)
+        st = plan_perm(p, &perms[i], &p->perms[i]);
+    return st;
+}
+
+static kd_status_t open_prefix(plan_t *p)
+{
+    uid_t *owners = p->nperms ? calloc(p->nperms, sizeof *owners) : NULL;
+    size_t n = 0;
+    kd_status_t st;
+
+    if (p->nperms && !owners)
+        return kd_err(p->err, p->errsz, KD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->nperms; i++)
+        if (p->perms[i].uid != (uid_t)-1)
+            owners[n++] = p->perms[i].uid;
+    st = kd_safedir_open(p->prefix, owners, n, &p->sd, p->err, p->errsz);
+    free(owners);
+    return st;
+}
+
+static kd_status_t plan_start(plan_t *p, const kd_appspec_permission_t *perms, size_t nperms)
 {
     const kd_install_opts_t *o = p->o;
     struct stat st;
@@ -759,6 +835,8 @@ static kd_status_t plan_start(plan_t *p)
     if (p->prefix[0] && (stat(p->prefix, &st) != 0 || !S_ISDIR(st.st_mode)))
         return kd_err(p->err, p->errsz, KD_ENOTFOUND, "prefix %s: not an existing directory",
                       p->prefix);
+    if ((rc = plan_owners(p, perms, nperms)) != KD_OK || (rc = open_prefix(p)) != KD_OK)
+        return rc;
     if (o->previous_manifest &&
         ((rc = manifest_read(o->previous_manifest, &p->prev, p->err, p->errsz)) != KD_OK ||
          (rc = check_removable(&p->prev, p->prefix, o->previous_manifest, p->err,
@@ -772,7 +850,7 @@ static kd_status_t check_perm_overlaps(plan_t *p, const kd_appspec_permission_t 
 static kd_status_t plan_all(plan_t *p, const kd_appspec_file_t *files, size_t nfiles,
                             const kd_appspec_permission_t *perms, size_t nperms)
 {
-    kd_status_t st = plan_start(p);
+    kd_status_t st = plan_start(p, perms, nperms);
 
     for (size_t i = 0; i < nfiles && st == KD_OK; i++)
         st = plan_file_entry(p, &files[i]);
@@ -793,6 +871,7 @@ static kd_status_t plan_all(plan_t *p, const kd_appspec_file_t *files, size_t nf
 
 static void plan_free(plan_t *p)
 {
+    kd_safedir_free(p->sd);
     for (size_t i = 0; i < p->nperms; i++)
         free(p->perms[i].object);
     free(p->perms);
@@ -803,28 +882,46 @@ static void plan_free(plan_t *p)
 
 /* ---- writing ---- */
 
-static kd_status_t make_dir(item_t *it, char *err, size_t errsz)
+/* Everything below writes through descriptors walked from the prefix by
+ * p->sd: a component that is a symlink stops the install. */
+
+static kd_status_t parent_of(plan_t *p, const item_t *it, int *fd, const char **leaf)
+{
+    return kd_safedir_parent(p->sd, it->dst, fd, leaf, p->err, p->errsz);
+}
+
+static kd_status_t remember_inode(plan_t *p, item_t *it, int fd)
 {
     struct stat st;
 
-    if (mkdir(it->dst, 0700) != 0 &&
-        (errno != EEXIST || stat(it->dst, &st) != 0 || !S_ISDIR(st.st_mode)))
-        return kd_err(err, errsz, KD_EIO, "cannot create directory %s: %s", it->dst,
-                      strerror(errno));
-    it->done = true; /* planned as ours, so ours even if it survived the cleanup */
+    if (fstat(fd, &st) != 0)
+        return kd_err(p->err, p->errsz, KD_EIO, "stat %s: %s", it->dst, strerror(errno));
+    it->dev = st.st_dev;
+    it->ino = st.st_ino;
     return KD_OK;
 }
 
-/* A temporary name next to dst, so the final rename stays on one file system. */
-static kd_status_t temp_name(char *tmp, size_t tmpsz, const char *dst, unsigned n, char *err,
-                             size_t errsz)
+static kd_status_t make_dir(plan_t *p, item_t *it)
 {
-    int dlen = (int)(strrchr(dst, '/') - dst);
-    int r = snprintf(tmp, tmpsz, "%.*s/.kdtmp.%ld.%u", dlen, dst, (long)getpid(), n);
+    const char *leaf;
+    int pfd, fd;
+    kd_status_t st;
 
-    if (r < 0 || (size_t)r >= tmpsz)
-        return kd_err(err, errsz, KD_EINVAL, "path too long: %s", dst);
-    return KD_OK;
+    if ((st = parent_of(p, it, &pfd, &leaf)) != KD_OK)
+        return st;
+    if (mkdirat(pfd, leaf, 0700) != 0 && errno != EEXIST)
+        return kd_err(p->err, p->errsz, KD_EIO, "cannot create directory %s: %s", it->dst,
+                      strerror(errno));
+    /* O_NOFOLLOW: something planted there since the plan is not entered. */
+    if ((fd = openat(pfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return kd_err(p->err, p->errsz, errno == ELOOP || errno == ENOTDIR ? KD_EREFUSED : KD_EIO,
+                      "directory %s: %s", it->dst,
+                      errno == ELOOP || errno == ENOTDIR ? "not a directory (or a symlink)"
+                                                         : strerror(errno));
+    st = remember_inode(p, it, fd);
+    close(fd);
+    it->done = st == KD_OK; /* planned as ours, so ours even if it survived the cleanup */
+    return st;
 }
 
 static kd_status_t copy_data(int in, int out, const item_t *it, char *err, size_t errsz)
@@ -852,129 +949,150 @@ static kd_status_t copy_data(int in, int out, const item_t *it, char *err, size_
     }
 }
 
-static kd_status_t open_temp(const char *dst, char *tmp, size_t tmpsz, int *fd, char *err,
-                             size_t errsz)
+/* A new file with a random name in the destination's directory, so the
+ * final rename stays on one file system; O_EXCL|O_NOFOLLOW, so nothing
+ * planted there is opened. */
+static kd_status_t open_temp(plan_t *p, const item_t *it, int pfd, char *tmp, size_t tmpsz,
+                             int *fd)
 {
-    kd_status_t st;
-
     for (unsigned n = 0; n < TEMP_TRIES; n++) {
-        if ((st = temp_name(tmp, tmpsz, dst, n, err, errsz)) != KD_OK)
-            return st;
-        if ((*fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0)
+        if (kd_temp_name(tmp, tmpsz, ".kdtmp.") != KD_OK)
+            return kd_err(p->err, p->errsz, KD_EIO, "no random bytes for a temporary name");
+        *fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (*fd >= 0)
             return KD_OK;
         if (errno != EEXIST)
             break;
     }
     tmp[0] = '\0';
-    return kd_err(err, errsz, KD_EIO, "cannot create a file next to %s: %s", dst,
+    return kd_err(p->err, p->errsz, KD_EIO, "cannot create a file next to %s: %s", it->dst,
                   strerror(errno));
+}
+
+static kd_status_t finish_file(plan_t *p, item_t *it, int out, const struct stat *sst)
+{
+    if (fchmod(out, sst->st_mode & 07777) != 0 ||
+        futimens(out, (struct timespec[2]){sst->st_atim, sst->st_mtim}) != 0 || fsync(out) != 0)
+        return kd_err(p->err, p->errsz, KD_EIO, "writing %s: %s", it->dst, strerror(errno));
+    return remember_inode(p, it, out);
 }
 
 /* Copies a regular file with its mode bits and times; readers of dst see
  * the old file or the new, never a part. */
-static kd_status_t copy_file(item_t *it, char *err, size_t errsz)
+static kd_status_t copy_file(plan_t *p, item_t *it)
 {
-    char tmp[PATH_MAX] = "";
-    int in, out = -1;
-    struct stat st;
+    char tmp[64] = "";
+    const char *leaf;
+    int in, out = -1, pfd;
+    struct stat sst;
     kd_status_t rc;
 
+    if ((rc = parent_of(p, it, &pfd, &leaf)) != KD_OK)
+        return rc;
     if ((in = open(it->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-        return kd_err(err, errsz, KD_EIO, "opening %s: %s", it->src, strerror(errno));
-    if (fstat(in, &st) != 0) {
-        rc = kd_err(err, errsz, KD_EIO, "stat %s: %s", it->src, strerror(errno));
+        return kd_err(p->err, p->errsz, KD_EIO, "opening %s: %s", it->src, strerror(errno));
+    if (fstat(in, &sst) != 0 || !S_ISREG(sst.st_mode)) {
+        rc = kd_err(p->err, p->errsz, KD_EIO, "source %s: not a regular file", it->src);
         goto out;
     }
-    if ((rc = open_temp(it->dst, tmp, sizeof tmp, &out, err, errsz)) != KD_OK ||
-        (rc = copy_data(in, out, it, err, errsz)) != KD_OK)
+    if ((rc = open_temp(p, it, pfd, tmp, sizeof tmp, &out)) != KD_OK ||
+        (rc = copy_data(in, out, it, p->err, p->errsz)) != KD_OK ||
+        (rc = finish_file(p, it, out, &sst)) != KD_OK)
         goto out;
-    if (fchmod(out, st.st_mode & 07777) != 0 ||
-        futimens(out, (struct timespec[2]){st.st_atim, st.st_mtim}) != 0) {
-        rc = kd_err(err, errsz, KD_EIO, "writing %s: %s", it->dst, strerror(errno));
-        goto out;
-    }
-    rc = close(out) == 0 ? KD_OK : kd_err(err, errsz, KD_EIO, "writing %s: %s", it->dst,
+    rc = close(out) == 0 ? KD_OK : kd_err(p->err, p->errsz, KD_EIO, "writing %s: %s", it->dst,
                                           strerror(errno));
     out = -1;
-    if (rc == KD_OK && rename(tmp, it->dst) != 0)
-        rc = kd_err(err, errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
+    if (rc == KD_OK && renameat(pfd, tmp, pfd, leaf) != 0)
+        rc = kd_err(p->err, p->errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
     it->done = rc == KD_OK;
 out:
     if (out >= 0)
         close(out);
     if (rc != KD_OK && tmp[0])
-        unlink(tmp);
+        unlinkat(pfd, tmp, 0);
     close(in);
     return rc;
 }
 
 /* Recreates a symlink with the same target; the target is never followed. */
-static kd_status_t copy_link(item_t *it, char *err, size_t errsz)
+static kd_status_t copy_link(plan_t *p, item_t *it)
 {
-    char target[PATH_MAX], tmp[PATH_MAX];
+    char target[PATH_MAX], tmp[64];
     ssize_t n = readlink(it->src, target, sizeof target);
+    const char *leaf;
     unsigned k;
+    int pfd;
     kd_status_t st;
 
     if (n < 0)
-        return kd_err(err, errsz, KD_EIO, "readlink %s: %s", it->src, strerror(errno));
+        return kd_err(p->err, p->errsz, KD_EIO, "readlink %s: %s", it->src, strerror(errno));
     if ((size_t)n >= sizeof target)
-        return kd_err(err, errsz, KD_EINVAL, "symlink %s: target too long", it->src);
+        return kd_err(p->err, p->errsz, KD_EINVAL, "symlink %s: target too long", it->src);
     target[n] = '\0';
+    if ((st = parent_of(p, it, &pfd, &leaf)) != KD_OK)
+        return st;
     for (k = 0; k < TEMP_TRIES; k++) {
-        if ((st = temp_name(tmp, sizeof tmp, it->dst, k, err, errsz)) != KD_OK)
-            return st;
-        if (symlink(target, tmp) == 0)
+        if (kd_temp_name(tmp, sizeof tmp, ".kdtmp.") != KD_OK)
+            return kd_err(p->err, p->errsz, KD_EIO, "no random bytes for a temporary name");
+        if (symlinkat(target, pfd, tmp) == 0)
             break;
         if (errno != EEXIST)
-            return kd_err(err, errsz, KD_EIO, "symlink %s: %s", tmp, strerror(errno));
+            return kd_err(p->err, p->errsz, KD_EIO, "symlink next to %s: %s", it->dst,
+                          strerror(errno));
     }
     if (k == TEMP_TRIES)
-        return kd_err(err, errsz, KD_EIO, "cannot create a symlink next to %s", it->dst);
-    if (rename(tmp, it->dst) != 0) {
-        st = kd_err(err, errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
-        unlink(tmp);
+        return kd_err(p->err, p->errsz, KD_EIO, "cannot create a symlink next to %s", it->dst);
+    if (renameat(pfd, tmp, pfd, leaf) != 0) {
+        st = kd_err(p->err, p->errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
+        unlinkat(pfd, tmp, 0);
         return st;
     }
     it->done = true;
     return KD_OK;
 }
 
-static kd_status_t write_items(list_t *items, char *err, size_t errsz)
+/* Sets an item's owner and mode through a descriptor of the very inode
+ * this install wrote. chown first: it clears setuid/setgid bits that chmod
+ * may set. */
+static kd_status_t set_item(plan_t *p, const item_t *it, uid_t uid, gid_t gid, int mode)
 {
+    int fd;
+    kd_status_t st = kd_safedir_open_same(p->sd, it->dst, it->kind == 'd', it->dev, it->ino, &fd,
+                                          p->err, p->errsz);
+
+    if (st != KD_OK)
+        return st;
+    if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) != 0)
+        st = kd_err(p->err, p->errsz, KD_EIO, "chown %s: %s", it->dst, strerror(errno));
+    else if (mode >= 0 && fchmod(fd, (mode_t)mode) != 0)
+        st = kd_err(p->err, p->errsz, KD_EIO, "chmod %s: %s", it->dst, strerror(errno));
+    close(fd);
+    return st;
+}
+
+static kd_status_t write_items(plan_t *p)
+{
+    list_t *items = &p->items;
     kd_status_t st = KD_OK;
 
     for (size_t i = 0; i < items->n && st == KD_OK; i++) {
         item_t *it = &items->v[i];
 
-        st = it->kind == 'd' ? make_dir(it, err, errsz)
-           : it->kind == 'l' ? copy_link(it, err, errsz)
-                             : copy_file(it, err, errsz);
+        st = it->kind == 'd' ? make_dir(p, it) : it->kind == 'l' ? copy_link(p, it)
+                                                                 : copy_file(p, it);
     }
     /* Directory modes last: a read-only source directory must not keep us
      * from filling its copy. Exact bits, whatever the umask. */
     for (size_t i = 0; i < items->n && st == KD_OK; i++) {
         const item_t *it = &items->v[i];
 
-        if (it->kind == 'd' && chmod(it->dst, it->mode) != 0)
-            st = kd_err(err, errsz, KD_EIO, "chmod %s: %s", it->dst, strerror(errno));
+        if (it->kind == 'd')
+            st = set_item(p, it, (uid_t)-1, (gid_t)-1, (int)it->mode);
     }
     return st;
 }
 
 /* ---- permissions ---- */
-
-static kd_status_t set_perm(const char *path, const perm_plan_t *pp, int mode, char *err,
-                            size_t errsz)
-{
-    /* chown first: it clears setuid/setgid bits that chmod may have set. */
-    if ((pp->uid != (uid_t)-1 || pp->gid != (gid_t)-1) &&
-        fchownat(AT_FDCWD, path, pp->uid, pp->gid, AT_SYMLINK_NOFOLLOW) != 0)
-        return kd_err(err, errsz, KD_EIO, "chown %s: %s", path, strerror(errno));
-    if (mode >= 0 && chmod(path, (mode_t)mode) != 0)
-        return kd_err(err, errsz, KD_EIO, "chmod %s: %s", path, strerror(errno));
-    return KD_OK;
-}
 
 /* rel is the path below the object; FNM_PATHNAME keeps "*" within one
  * name, as the AWS agent's globs, which match direct children only. */
@@ -1007,33 +1125,48 @@ static bool perm_targets(const list_t *items, const kd_appspec_permission_t *pm,
            type_allows(pm->type, c->kind) && perm_matches(pm, c->dst + len + 1);
 }
 
-static kd_status_t apply_perm(const list_t *items, const kd_appspec_permission_t *pm,
-                              const perm_plan_t *pp, char *err, size_t errsz)
+/* acls and an SELinux context, through the parent's descriptor like the
+ * owner and mode: a component swapped for a symlink is refused. */
+static kd_status_t set_extras(plan_t *p, const item_t *it, const kd_appspec_permission_t *pm)
 {
+    const char *leaf;
+    int dirfd;
+    kd_status_t st;
+
+    if (!kd_perm_has_extras(pm))
+        return KD_OK;
+    if ((st = kd_safedir_parent(p->sd, it->dst, &dirfd, &leaf, p->err, p->errsz)) != KD_OK)
+        return st;
+    return kd_perm_extras_apply_at(dirfd, leaf, pm, p->err, p->errsz);
+}
+
+static kd_status_t apply_perm(plan_t *p, const kd_appspec_permission_t *pm,
+                              const perm_plan_t *pp)
+{
+    const list_t *items = &p->items;
     const item_t *it = list_find(items, pp->object);
     struct stat st;
     kd_status_t rc = KD_OK;
 
-    if (!it && (stat(pp->object, &st) != 0 || !S_ISDIR(st.st_mode)))
-        return KD_OK;
+    if (!it && (kd_safedir_lstat(p->sd, pp->object, &st, NULL, 0) != KD_OK || !S_ISDIR(st.st_mode)))
+        return KD_OK; /* names nothing this install wrote: ignored, as by AWS */
     for (size_t i = 0; i < items->n && rc == KD_OK; i++) {
         const item_t *c = &items->v[i];
 
         if (!c->done || !perm_targets(items, pm, pp, c))
             continue;
-        rc = set_perm(c->dst, pp, pm->mode, err, errsz);
-        if (rc == KD_OK)
-            rc = kd_perm_extras_apply_at(AT_FDCWD, c->dst, pm, err, errsz);
+        if ((rc = set_item(p, c, pp->uid, pp->gid, pm->mode)) == KD_OK)
+            rc = set_extras(p, c, pm);
     }
     return rc;
 }
 
-static kd_status_t apply_perms(const plan_t *p, const kd_appspec_permission_t *perms)
+static kd_status_t apply_perms(plan_t *p, const kd_appspec_permission_t *perms)
 {
     kd_status_t st = KD_OK;
 
     for (size_t i = 0; i < p->nperms && st == KD_OK; i++)
-        st = apply_perm(&p->items, &perms[i], &p->perms[i], p->err, p->errsz);
+        st = apply_perm(p, &perms[i], &p->perms[i]);
     return st;
 }
 
@@ -1076,17 +1209,17 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
     if (!o || !o->bundle_root || !o->manifest_path || (nfiles && !files) || (nperms && !perms))
         return kd_err(err, errsz, KD_EINVAL, "install: missing bundle root, manifest or entries");
     if (!(p = calloc(1, sizeof *p))) /* three PATH_MAX buffers: not on the stack */
-        return KD_ENOMEM;
+        return kd_err(err, errsz, KD_ENOMEM, "install: out of memory");
     p->o = o;
     p->err = err;
     p->errsz = errsz;
     if ((st = plan_all(p, files, nfiles, perms, nperms)) != KD_OK ||
-        (st = remove_listed(&p->prev, err, errsz)) != KD_OK ||
+        (st = remove_listed(p->sd, &p->prev, err, errsz)) != KD_OK ||
         (st = manifest_write(o->manifest_path, &p->items, false, err, errsz)) != KD_OK)
         goto out;
     /* From here on the manifest is rewritten whatever happens, listing only
      * what is really on disk. */
-    st = write_items(&p->items, err, errsz);
+    st = write_items(p);
     if (st == KD_OK)
         st = apply_perms(p, perms);
     st2 = manifest_write(o->manifest_path, &p->items, true, st == KD_OK ? err : NULL,
@@ -1104,6 +1237,7 @@ kd_status_t kd_install_remove(const char *manifest_path, const char *prefix, cha
 {
     char pfx[PATH_MAX];
     list_t l = {0};
+    kd_safedir_t *sd = NULL;
     kd_status_t st;
 
     if (!manifest_path)
@@ -1111,12 +1245,14 @@ kd_status_t kd_install_remove(const char *manifest_path, const char *prefix, cha
     if ((st = norm_prefix(prefix, pfx, sizeof pfx, err, errsz)) != KD_OK ||
         (st = manifest_read(manifest_path, &l, err, errsz)) != KD_OK ||
         (st = check_removable(&l, pfx, manifest_path, err, errsz)) != KD_OK ||
-        (st = remove_listed(&l, err, errsz)) != KD_OK)
+        (st = kd_safedir_open(pfx, NULL, 0, &sd, err, errsz)) != KD_OK ||
+        (st = remove_listed(sd, &l, err, errsz)) != KD_OK)
         goto out;
     if (unlink(manifest_path) != 0 && errno != ENOENT)
         st = kd_err(err, errsz, KD_EIO, "cannot remove manifest %s: %s", manifest_path,
                     strerror(errno));
 out:
+    kd_safedir_free(sd);
     list_free(&l);
     return st;
 }

@@ -68,6 +68,12 @@ typedef struct kd_install_opts {
  *  5. rewrites the manifest to list exactly what was written. This also
  *     happens when step 3 or 4 fails midway, so a later cleanup removes the
  *     partial install.
+ * Every path under the prefix is reached by directory descriptors from a
+ * descriptor of the prefix (see safedir.h): a component that is a symlink,
+ * or a directory owned by anyone but root, the worker's user or an owner
+ * the permissions name, is refused (KD_EREFUSED, naming it) before or while
+ * writing, and nothing outside the prefix is touched; permissions change
+ * only the very inodes this install wrote.
  * Returns KD_OK; KD_EINVAL (bad input), KD_EREFUSED (unsafe path),
  * KD_ENOTFOUND (missing source, prefix, user or group), KD_ECONFLICT
  * (existing destination under FAIL, or a file where a directory must go),
@@ -81,6 +87,8 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
  * holding anything is kept, silently), then the manifest file itself.
  * Entries already gone are skipped. When prefix is non-empty every listed
  * path must lie under it (KD_EREFUSED otherwise, before removing anything).
+ * Removal walks by descriptors too: a symlinked directory on the way is
+ * refused, a symlink standing where a file was is removed, not followed.
  * A missing manifest means nothing to remove: KD_OK. */
 kd_status_t kd_install_remove(const char *manifest_path, const char *prefix, char *err,
                               size_t errsz);

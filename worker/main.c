@@ -12,6 +12,8 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,14 @@
 
 #define MAX_HOSTS 4096
 #define MAX_ENV 256
+#define MAX_VERIFY_KEYS 8
+
+/* Every key a worker config file may hold: any other is refused. */
+static const char *const worker_keys[] = {
+    KD_CONFIG_COMMON_KEYS, "host_id", "root", "install_prefix", "env", "keep_revisions",
+    "max_bundle_mb", "max_unpack_ratio", "max_cache_mb", "verify_key", "allow_unsigned",
+    "metrics_listen", NULL,
+};
 
 typedef struct worker_opts {
     kd_cli_common_t cli;
@@ -39,6 +49,11 @@ typedef struct worker_opts {
     size_t env_count;
     unsigned keep_revisions;
     size_t max_bundle_bytes;
+    unsigned max_unpack_ratio;
+    uint64_t max_cache_bytes;
+    const char *verify_keys[MAX_VERIFY_KEYS];
+    size_t verify_key_count;
+    bool allow_unsigned;
     const char *metrics_listen;
     kd_worker_metrics_t *metrics;
 } worker_opts_t;
@@ -67,11 +82,18 @@ static void usage(FILE *f)
             "  --env NAME=VALUE      host-level variable for every hook (repeatable)\n"
             "  --keep-revisions N    cache dirs kept per application/group (default 5)\n"
             "  --max-bundle-mb N     largest bundle download (default 1024)\n"
-            "  --verify-key FILE     refuse step events not signed by this Ed25519 key\n"
+            "  --max-unpack-ratio N  largest unpacked/archive size ratio (default 200)\n"
+            "  --max-cache-mb N      largest cache of unpacked revisions (default 20480)\n"
+            "  --verify-key FILE     planner's Ed25519 public key: steps not signed by it are\n"
+            "                        refused (repeatable: old and new key while rotating)\n"
+            "  --allow-unsigned      run without a verify key: anyone who can write the\n"
+            "                        steps topic runs commands as this worker (tests only)\n"
             "  --metrics-listen A:P  serve Prometheus metrics on http://A:P/metrics\n"
             KD_CLI_COMMON_HELP
             "\nConfig file keys: host_id, root, install_prefix, env (list), keep_revisions,\n"
-            "max_bundle_mb, verify_key, metrics_listen, brokers, topic_prefix, log.level, log.format, kafka.*\n");
+            "max_bundle_mb, max_unpack_ratio, max_cache_mb, verify_key (list),\n"
+            "allow_unsigned, metrics_listen, brokers, topic_prefix, log.level, log.format,\n"
+            "kafka.*. Unknown keys and options are refused.\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -107,12 +129,27 @@ static int set_number(worker_opts_t *o, const char *name, const char *value)
     }
     if (strcmp(name, "keep_revisions") == 0)
         o->keep_revisions = (unsigned)v;
+    else if (strcmp(name, "max_unpack_ratio") == 0)
+        o->max_unpack_ratio = (unsigned)v;
+    else if (strcmp(name, "max_cache_mb") == 0)
+        o->max_cache_bytes = (uint64_t)v * 1024 * 1024;
     else
         o->max_bundle_bytes = (size_t)v * 1024 * 1024;
     return 0;
 }
 
-static int parse_args(int argc, char **argv, worker_opts_t *o, const char **verify_key)
+static int parse_bool(const char *s, bool *out)
+{
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0)
+        *out = true;
+    else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0)
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, worker_opts_t *o)
 {
     static const struct option longopts[] = {
         KD_CLI_COMMON_LONGOPTS,
@@ -123,12 +160,16 @@ static int parse_args(int argc, char **argv, worker_opts_t *o, const char **veri
         {"keep-revisions", required_argument, NULL, 'k'},
         {"max-bundle-mb", required_argument, NULL, 'm'},
         {"verify-key", required_argument, NULL, 'v'},
+        {"allow-unsigned", no_argument, NULL, 'U'},
+        {"max-unpack-ratio", required_argument, NULL, 'R'},
+        {"max-cache-mb", required_argument, NULL, 'C'},
         {"metrics-listen", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt, bad = 0;
 
+    opterr = 0; /* kd_cli_bad_option says it, with a hint */
     while (!bad && (opt = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
         if (kd_cli_common_opt(&o->cli, opt, optarg))
             continue;
@@ -139,9 +180,18 @@ static int parse_args(int argc, char **argv, worker_opts_t *o, const char **veri
         case 'e': bad = add_str(o->env, &o->env_count, MAX_ENV, optarg, "--env"); break;
         case 'k': bad = set_number(o, "keep_revisions", optarg); break;
         case 'm': bad = set_number(o, "max_bundle_mb", optarg); break;
-        case 'v': *verify_key = optarg; break;
+        case 'v':
+            bad = add_str(o->verify_keys, &o->verify_key_count, MAX_VERIFY_KEYS, optarg,
+                          "--verify-key");
+            break;
+        case 'U': o->allow_unsigned = true; break;
+        case 'R': bad = set_number(o, "max_unpack_ratio", optarg); break;
+        case 'C': bad = set_number(o, "max_cache_mb", optarg); break;
         case 'M': o->metrics_listen = optarg; break;
         case 'h': usage(stdout); return 0;
+        case '?':
+            kd_cli_bad_option("kdeploy-worker", argc, argv, longopts);
+            return 2;
         default: usage(stderr); return 2;
         }
     }
@@ -154,8 +204,9 @@ static int parse_args(int argc, char **argv, worker_opts_t *o, const char **veri
     return -1;
 }
 
-/* Config file keys, applied where the command line left them unset. */
-static int apply_config(worker_opts_t *o, const kd_config_t *cfg, const char **verify_key)
+/* Config file keys, applied where the command line left them unset. The
+ * bus applied verify_key already; every key was checked to be known. */
+static int apply_config(worker_opts_t *o, const kd_config_t *cfg)
 {
     size_t n;
     const kd_config_entry_t *e = kd_config_entries(cfg, &n);
@@ -173,10 +224,11 @@ static int apply_config(worker_opts_t *o, const kd_config_t *cfg, const char **v
             bad = add_str(o->prefixes, &o->prefix_count, MAX_HOSTS, v, "prefixes");
         else if (strcmp(k, "env") == 0)
             bad = add_str(o->env, &o->env_count, MAX_ENV, v, "env");
-        else if (strcmp(k, "keep_revisions") == 0 || strcmp(k, "max_bundle_mb") == 0)
+        else if (strcmp(k, "keep_revisions") == 0 || strcmp(k, "max_bundle_mb") == 0 ||
+                 strcmp(k, "max_unpack_ratio") == 0 || strcmp(k, "max_cache_mb") == 0)
             bad = set_number(o, k, v);
-        else if (strcmp(k, "verify_key") == 0 && !*verify_key)
-            *verify_key = v;
+        else if (strcmp(k, "allow_unsigned") == 0)
+            bad = parse_bool(v, &o->allow_unsigned);
         else if (strcmp(k, "metrics_listen") == 0 && !o->metrics_listen)
             o->metrics_listen = v;
         if (bad) {
@@ -232,13 +284,16 @@ static void *host_thread(void *arg)
 static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
                       const kd_bus_conf_t *conf, kd_producer_t *producer)
 {
-    char err[1024], journal_dir[PATH_MAX];
+    char err[1024] = "", journal_dir[PATH_MAX];
 
     if (pick_dir(o->roots, o->root_count, i, o, "--root", wh->root, sizeof wh->root) != 0 ||
         pick_dir(o->prefixes, o->prefix_count, i, o, "--install-prefix", wh->prefix,
                  sizeof wh->prefix) != 0)
         return -1;
-    if (kd_mkdirs(wh->root, 0755, err, sizeof err) != KD_OK ||
+    /* The cache and journal are the worker's: a root dir someone else owns
+     * or can write is refused, not used. 0755, not 0700: runas hooks read
+     * their scripts from the cache (SECURITY.md). */
+    if (kd_dir_owned(wh->root, 0755, err, sizeof err) != KD_OK ||
         (wh->prefix[0] && kd_mkdirs(wh->prefix, 0755, err, sizeof err) != KD_OK) ||
         kd_pathf(journal_dir, sizeof journal_dir, "%s/journal", wh->root) != KD_OK ||
         kd_journal_open(journal_dir, &wh->host.journal, err, sizeof err) != KD_OK) {
@@ -248,7 +303,8 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
     wh->host = (kd_host_t){
         .id = o->host_ids[i], .root = wh->root, .install_prefix = wh->prefix,
         .env = o->env, .keep_revisions = o->keep_revisions,
-        .max_bundle_bytes = o->max_bundle_bytes, .conf = conf, .producer = producer,
+        .max_bundle_bytes = o->max_bundle_bytes, .max_unpack_ratio = o->max_unpack_ratio,
+        .max_cache_bytes = o->max_cache_bytes, .conf = conf, .producer = producer,
         .journal = wh->host.journal, .stop = &worker_stop, .metrics = o->metrics,
     };
     return 0;
@@ -258,7 +314,7 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
 {
     worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
     kd_fanout_t *fanout = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc = 0;
 
     if (!hosts)
@@ -301,33 +357,55 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
     return rc;
 }
 
+/* Signed by default: a worker runs its steps as root, so without a verify
+ * key anyone who can write the steps topic could run anything. */
+static int setup_keys(const worker_opts_t *o, kd_bus_conf_t *conf)
+{
+    char err[1024] = "";
+
+    for (size_t i = 0; i < o->verify_key_count; i++)
+        if (kd_bus_conf_set(conf, "verify_key", o->verify_keys[i], err, sizeof err) != KD_OK) {
+            fprintf(stderr, "kdeploy-worker: --verify-key %s\n", err);
+            return 2;
+        }
+    if (!kd_bus_conf_verifier(conf) && !o->allow_unsigned) {
+        fprintf(stderr, "kdeploy-worker: no verify key: give the planner's public key with "
+                        "--verify-key (or verify_key in the config), or pass --allow-unsigned "
+                        "to run unsigned steps from anyone who can write the steps topic\n");
+        return 2;
+    }
+    if (!kd_bus_conf_verifier(conf))
+        kd_warn("running UNSIGNED steps (--allow-unsigned): anyone who can write the steps "
+                "topic runs commands on this host");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    worker_opts_t o = {.keep_revisions = 5, .max_bundle_bytes = (size_t)1024 * 1024 * 1024};
-    const char *verify_key = NULL;
+    worker_opts_t o = {.keep_revisions = 5, .max_bundle_bytes = (size_t)1024 * 1024 * 1024,
+                       .max_unpack_ratio = 200, .max_cache_bytes = (uint64_t)20480 * 1024 * 1024};
     kd_bus_conf_t *conf = NULL;
     kd_config_t *cfg = NULL;
     kd_producer_t *producer = NULL;
-    char err[1024];
+    char err[1024] = "";
     int rc;
 
-    if ((rc = parse_args(argc, argv, &o, &verify_key)) >= 0)
+    o.cli.config_keys = worker_keys;
+    if ((rc = parse_args(argc, argv, &o)) >= 0)
         return rc;
     if (kd_cli_setup(&o.cli, "worker", &conf, &cfg, err, sizeof err) != KD_OK) {
         fprintf(stderr, "kdeploy-worker: %s\n", err);
         return 2;
     }
-    rc = cfg ? apply_config(&o, cfg, &verify_key) : -1;
+    rc = cfg ? apply_config(&o, cfg) : -1;
     if (rc < 0 && (o.host_count == 0 || (o.root_count == 0))) {
         fprintf(stderr, "kdeploy-worker: --host-id and --root are required\n");
         rc = 2;
     }
     if (rc < 0 && check_env(&o) != 0)
         rc = 2;
-    if (rc < 0 && verify_key && kd_bus_conf_set(conf, "verify_key", verify_key, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "kdeploy-worker: %s\n", err);
-        rc = 2;
-    }
+    if (rc < 0)
+        rc = setup_keys(&o, conf);
     if (rc < 0 && kd_producer_new(conf, "worker", &producer, err, sizeof err) != KD_OK) {
         fprintf(stderr, "kdeploy-worker: %s\n", err);
         rc = 1;

@@ -22,6 +22,7 @@
 #include "hooks.h"
 #include "ids.h"
 #include "install.h"
+#include "orphans.h"
 #include "specs.h"
 
 #define STEP_SUCCEEDED KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED
@@ -170,6 +171,33 @@ static void fetch_progress(void *opaque, uint64_t bytes)
     b->c->on_progress(b->c->opaque, now - b->started, text, strlen(text));
 }
 
+/* What the next unpack may take: the host's cache (every revision kept, the
+ * downloaded archive included) stays under max_cache_bytes, and no archive
+ * unpacks to more than max_unpack_ratio times its size. */
+static kd_status_t unpack_limits(step_ctx_t *c, kd_bundle_limits_t *l, char *why,
+                                 size_t whysz, char *err, size_t errsz)
+{
+    uint64_t used = 0, max = c->host->max_cache_bytes;
+    kd_status_t st;
+
+    memset(l, 0, sizeof *l);
+    l->max_ratio = c->host->max_unpack_ratio;
+    if (!max)
+        return KD_OK;
+    if ((st = kd_tree_bytes(c->host->root, &used, err, errsz)) != KD_OK)
+        return st;
+    if (used >= max)
+        return kd_err(err, errsz, KD_ETOOLARGE,
+                      "the host's cache holds %llu MiB, max_cache_mb is %llu: no room to unpack "
+                      "(keep fewer revisions, or raise max_cache_mb)",
+                      (unsigned long long)(used >> 20), (unsigned long long)(max >> 20));
+    l->max_total_bytes = max - used;
+    snprintf(why, whysz, "the room left in the host's cache: %llu of max_cache_mb %llu MiB "
+             "are used", (unsigned long long)(used >> 20), (unsigned long long)(max >> 20));
+    l->total_reason = why;
+    return KD_OK;
+}
+
 static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Revision *rev,
                             char *err, size_t errsz)
 {
@@ -177,6 +205,8 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     char cache[PATH_MAX], archive[PATH_MAX], bundle[PATH_MAX], root[PATH_MAX];
     const kd_appspec_t *spec = NULL;
     kd_bundle_fetch_opts_t fo;
+    kd_bundle_limits_t limits;
+    char why[160];
     kd_status_t st;
 
     if (!rev || !rev->url || !*rev->url)
@@ -203,9 +233,12 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     st = kd_bundle_fetch(&fo, err, errsz);
     kd_worker_metrics_download(c->host->metrics, st == KD_OK ? archive : NULL,
                                kd_mono_ms() - beat.started);
-    if (st != KD_OK)
+    if (st != KD_OK ||
+        (st = unpack_limits(c, &limits, why, sizeof why, err, errsz)) != KD_OK) {
+        unlink(archive);
         return st;
-    st = kd_bundle_unpack(archive, bundle, root, sizeof root, NULL, err, errsz);
+    }
+    st = kd_bundle_unpack(archive, bundle, root, sizeof root, &limits, err, errsz);
     unlink(archive);
     if (st != KD_OK)
         return st;
@@ -255,6 +288,27 @@ static const char *operation_name(const Kdeploy__V1__StepCommand *cmd)
     return cmd->operation == KDEPLOY__V1__OPERATION__ROLLBACK ? "ROLLBACK" : "UPDATE";
 }
 
+/* A script of the cache (the bundle's, or a form script) runs only if no
+ * one but the worker can have changed it since it was unpacked: owned by
+ * the worker's user and not writable by group or others. Scripts under the
+ * install prefix are the appspec author's choice and are not checked. */
+static kd_status_t check_script(const step_ctx_t *c, const char *path, char *err, size_t errsz)
+{
+    size_t rlen = strlen(c->host->root);
+    struct stat st;
+
+    if (strncmp(path, c->host->root, rlen) != 0 || path[rlen] != '/')
+        return KD_OK;
+    if (stat(path, &st) != 0)
+        return kd_err(err, errsz, KD_ENOTFOUND, "script %s: %s", path, strerror(errno));
+    if (st.st_uid != geteuid() || (st.st_mode & 022))
+        return kd_err(err, errsz, KD_EREFUSED,
+                      "script %s is owned by uid %u with mode %04o: others could have changed "
+                      "it, refusing to run it", path, (unsigned)st.st_uid,
+                      (unsigned)(st.st_mode & 07777));
+    return KD_OK;
+}
+
 /* One script's argv: a JD command through /bin/sh -c; a script path under
  * the bundle root (relative) or the install prefix (absolute); a script
  * without the executable bit, or a form script (text typed in a form, maybe
@@ -276,12 +330,23 @@ static kd_status_t script_argv(const step_ctx_t *c, const revision_t *r,
                                     pathsz);
     if (st != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "script path too long: %s", s->location);
+    if (!s->command && (st = check_script(c, path, err, errsz)) != KD_OK)
+        return st;
     if (!in_cache && access(path, X_OK) == 0) {
         argv[0] = path, argv[1] = NULL;
     } else {
         argv[0] = "/bin/sh", argv[1] = path, argv[2] = NULL;
     }
     return KD_OK;
+}
+
+/* Records the hook's process group before the hook may run (see orphans.h). */
+static kd_status_t record_hook(void *opaque, pid_t pgid, char *err, size_t errsz)
+{
+    step_ctx_t *c = opaque;
+
+    return kd_journal_set_running(c->host->journal, c->cmd->step_id, (long)pgid,
+                                  kd_proc_start_time(pgid), err, errsz);
 }
 
 static void hook_progress(void *opaque, int64_t elapsed_ms, const char *tail, size_t len)
@@ -296,7 +361,7 @@ static void hook_progress(void *opaque, int64_t elapsed_ms, const char *tail, si
 static int run_script(step_ctx_t *c, const revision_t *r, const kd_hook_env_t *env,
                       const kd_appspec_script_t *s, bool in_cache)
 {
-    char path[PATH_MAX], err[1024];
+    char path[PATH_MAX], err[1024] = "";
     const char *argv[4];
     kd_hook_spec_t spec;
     kd_hook_outcome_t *o = calloc(1, sizeof *o);
@@ -325,7 +390,16 @@ static int run_script(step_ctx_t *c, const revision_t *r, const kd_hook_env_t *e
     spec.progress = hook_progress;
     spec.opaque = c;
     spec.abort = c->host->stop;
+    if (c->host->journal) {
+        spec.on_start = record_hook;
+        spec.start_opaque = c;
+    }
     st = kd_hook_run(&spec, o, err, sizeof err);
+    /* The group is over (kd_hook_run killed what the script left behind
+     * only on timeout or abort: a daemon it started is the application). */
+    if (c->host->journal && kd_journal_clear_running(c->host->journal, c->cmd->step_id, NULL,
+                                                      0) != KD_OK && st == KD_OK)
+        st = kd_err(err, sizeof err, KD_EIO, "cannot clear the hook's journal record");
     append_tail(c->out, o->tail, o->tail_len);
     c->out->exit_code = o->exit_code;
     if (st != KD_OK)
@@ -359,7 +433,7 @@ static void run_scripts(step_ctx_t *c, const revision_t *r, const kd_appspec_scr
     kd_hook_env_t *env = NULL;
     size_t nvars = 0;
     const kd_appspec_env_t *vars = r->appspec ? kd_appspec_env(r->appspec, &nvars) : NULL;
-    char err[1024];
+    char err[1024] = "";
 
     if (kd_hook_env_build(&d, vars, nvars, c->host->env, &env, err, sizeof err) != KD_OK) {
         outcome(c, STEP_FAILED, "hook environment: %s", err);
@@ -412,7 +486,7 @@ static void run_hook_of(step_ctx_t *c, const revision_t *r, kd_event_t ev)
 
 static void step_download(step_ctx_t *c)
 {
-    char err[4096];
+    char err[4096] = "";
     revision_t r;
     kd_status_t st = revision_load(c->host, c->cmd, revision_id(c), &r, err, sizeof err);
 
@@ -449,7 +523,7 @@ static kd_status_t check_next_revision(step_ctx_t *c, char *err, size_t errsz)
 /* The stop script of the revision installed before, not the new one's. */
 static void step_stop(step_ctx_t *c)
 {
-    char installed[160], err[4096];
+    char installed[160] = "", err[4096] = "";
     revision_t r;
     kd_status_t st;
 
@@ -484,7 +558,7 @@ static void step_stop(step_ctx_t *c)
 
 static void step_hook(step_ctx_t *c)
 {
-    char err[4096];
+    char err[4096] = "";
     revision_t r;
 
     if (revision_get(c, revision_id(c), &r, err, sizeof err) != KD_OK) {
@@ -538,7 +612,7 @@ static kd_status_t install_revision(step_ctx_t *c, const revision_t *r, char *er
 
 static void step_install(step_ctx_t *c)
 {
-    char err[4096];
+    char err[4096] = "";
     revision_t r;
     size_t nfiles = 0;
 
@@ -569,7 +643,8 @@ static int open_log(const step_ctx_t *c)
         kd_mkdirs(dir, 0755, NULL, 0) != KD_OK ||
         kd_pathf(path, sizeof path, "%s/deploy.log", dir) != KD_OK)
         return -1;
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* Hook output may hold secrets: the worker's alone. */
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 void kd_step_perform(kd_host_t *host, const char *deploy_id,

@@ -69,11 +69,11 @@ def main():
         d = procs.dir
         hook_log = os.path.join(d, "hooks.log")
         procs.start([os.path.join(kdtest.BIN, "kdeploy-planner"), "--brokers", bs,
-                     "--log-level", "warn"], "planner")
+                     "--signing-key", procs.signing_key, "--log-level", "warn"], "planner")
         hosts = [f"h{i:03d}" for i in range(args.fleet)]
         cmd = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs, "--root",
                os.path.join(d, "root"), "--install-prefix", os.path.join(d, "prefix"),
-               "--env", "HOOK_LOG=" + hook_log, "--log-level", "warn"]
+               "--env", "HOOK_LOG=" + hook_log, "--log-level", "warn"] + procs.verify_args()
         for h in hosts:
             cmd += ["--host-id", h]
         procs.start(cmd, "worker")

@@ -18,6 +18,16 @@ class Procs:
     def __init__(self):
         self.procs = []
         self.dir = tempfile.mkdtemp(prefix="e2e-", dir=TMP)
+        # Signed by default, as in production: the planner signs with the
+        # private key, workers and lbctl verify with the public one.
+        self.signing_key = os.path.join(self.dir, "planner.key")
+        self.verify_key = os.path.join(self.dir, "planner.pub")
+        subprocess.run([os.path.join(BIN, "kdeploy"), "keygen", self.signing_key,
+                        self.verify_key], check=True, capture_output=True, timeout=30)
+
+    def verify_args(self):
+        """The options that make a worker or lbctl verify the planner's key."""
+        return ["--verify-key", self.verify_key]
 
     def start(self, args, name, own=True, **kw):
         """Starts a process; own=False for one that is not kdeploy's (its
@@ -72,19 +82,22 @@ class Procs:
         checks.check(not bad, f"every kdeploy process exited cleanly on SIGTERM: {bad}")
 
     def planner(self, bs, *args, name="planner"):
-        return self.start([os.path.join(BIN, "kdeploy-planner"), "--brokers", bs] + list(args),
-                          name)
+        return self.start([os.path.join(BIN, "kdeploy-planner"), "--brokers", bs,
+                           "--signing-key", self.signing_key] + list(args), name)
 
-    def worker(self, bs, host):
+    def worker(self, bs, host, *extra, name=None):
         """A worker for host in the tests' layout: <dir>/<host>/root and
-        prefix, its hooks told KD_HOST and HOOK_LOG=<dir>/<host>/hooks.log."""
+        prefix, its hooks told KD_HOST, KD_PREFIX and
+        HOOK_LOG=<dir>/<host>/hooks.log; extra options follow."""
         base = os.path.join(self.dir, host)
         os.makedirs(os.path.join(base, "prefix"), exist_ok=True)
         return self.start([os.path.join(BIN, "kdeploy-worker"), "--brokers", bs,
                            "--host-id", host, "--root", os.path.join(base, "root"),
                            "--install-prefix", os.path.join(base, "prefix"),
-                           "--env", "KD_HOST=" + host,
-                           "--env", "HOOK_LOG=" + os.path.join(base, "hooks.log")], host)
+                           "--verify-key", self.verify_key, "--env", "KD_HOST=" + host,
+                           "--env", "KD_PREFIX=" + os.path.join(base, "prefix"),
+                           "--env", "HOOK_LOG=" + os.path.join(base, "hooks.log")] + list(extra),
+                          name or host)
 
     def broker(self, partitions=6):
         path = os.path.join(self.dir, "brokers")

@@ -94,7 +94,7 @@ def start_worker(procs, bs, d, host, port):
     procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs, "--host-id", host,
                  "--root", os.path.join(d, host, "root"), "--install-prefix", prefix,
                  "--env", "KD_PREFIX=" + prefix, "--env", "KD_HOST=" + host,
-                 "--env", f"APP_PORT={port}"], host)
+                 "--env", f"APP_PORT={port}"] + procs.verify_args(), host)
 
 
 def stop_apps(d, hosts):

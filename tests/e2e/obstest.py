@@ -59,7 +59,7 @@ def worker(procs, bs, hosts, *extra, name=None):
     its <dir>/<host>/root and prefix, hooks told KD_HOST and HOOK_LOG. One
     --env pair is shared by a process, so several hosts log to the first
     host's hooks.log."""
-    args = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs]
+    args = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs] + procs.verify_args()
     for h in hosts:
         base = os.path.join(procs.dir, h)
         os.makedirs(os.path.join(base, "prefix"), exist_ok=True)

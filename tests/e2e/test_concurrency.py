@@ -36,7 +36,7 @@ def main():
         procs.planner(bs)
         args = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
                 "--root", os.path.join(d, "root"), "--install-prefix", os.path.join(d, "prefix"),
-                "--env", "HOOK_LOG=" + os.path.join(d, "hooks.log")]
+                "--env", "HOOK_LOG=" + os.path.join(d, "hooks.log")] + procs.verify_args()
         for h in HOSTS:
             args += ["--host-id", h]
         # One process, eight hosts: KD_HOST comes from each host's own env below.

@@ -60,7 +60,7 @@ def main():
         procs.planner(bs)
         procs.start([os.path.join(kdtest.BIN, "kdeploy-lbctl"), "--brokers", bs, "--driver",
                      "haproxy", "--haproxy-socket", sock, "--state-dir",
-                     os.path.join(d, "lbctl")], "lbctl")
+                     os.path.join(d, "lbctl")] + procs.verify_args(), "lbctl")
         for h in BLUE + GREEN:
             lbtest.start_worker(procs, bs, d, h, ports[h])
 

@@ -47,7 +47,7 @@ def main():
         procs.start([os.path.join(kdtest.BIN, "kdeploy-lbctl"), "--brokers", bs, "--driver",
                      "haproxy", "--haproxy-socket", sock, "--state-dir",
                      os.path.join(d, "lbctl"), "--drain-timeout", "10", "--health-timeout",
-                     "20"], "lbctl")
+                     "20"] + procs.verify_args(), "lbctl")
         for h in HOSTS:
             lbtest.start_worker(procs, bs, d, h, ports[h])
 

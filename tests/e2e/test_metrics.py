@@ -83,7 +83,7 @@ def main():
         procs.start([os.path.join(kdtest.BIN, "kdeploy-lbctl"), "--brokers", bs,
                      "--driver", "command", "--command", lb_command(d),
                      "--state-dir", os.path.join(d, "lbctl"),
-                     "--metrics-listen", f"127.0.0.1:{lport}"], "lbctl")
+                     "--metrics-listen", f"127.0.0.1:{lport}"] + procs.verify_args(), "lbctl")
         dport, dmport = obstest.free_port(), obstest.free_port()
         procs.start([KDEPLOY, "dashboard", "--brokers", bs, "--listen", f"127.0.0.1:{dport}",
                      "--metrics-listen", f"127.0.0.1:{dmport}"], "dashboard")
@@ -224,7 +224,8 @@ def main():
         # A bad listen address is refused at start, naming the option.
         bad = subprocess.run([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs,
                               "--host-id", "x", "--root", os.path.join(d, "x"),
-                              "--metrics-listen", "127.0.0.1"], capture_output=True,
+                              "--metrics-listen", "127.0.0.1"] + procs.verify_args(),
+                             capture_output=True,
                              text=True, timeout=30)
         t.check(bad.returncode == 2 and "--metrics-listen" in bad.stderr,
                 f"a bad listen address is refused: {bad.returncode} {bad.stderr}")

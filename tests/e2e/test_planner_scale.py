@@ -65,7 +65,7 @@ def main():
                      "--count", str(BIG), "--prefix", "P"], "fleetsim")
         procs.start([os.path.join(kdtest.BIN, "kdeploy-lbctl"), "--brokers", bs,
                      "--driver", "command", "--command", lb_command(d),
-                     "--state-dir", os.path.join(d, "lbctl")], "lbctl")
+                     "--state-dir", os.path.join(d, "lbctl")] + procs.verify_args(), "lbctl")
         deadline = time.time() + 120
         while "announced" not in procs.log_of("fleetsim") and time.time() < deadline:
             time.sleep(0.2)

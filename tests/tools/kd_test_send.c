@@ -1,9 +1,13 @@
 /* kd-test-send: publishes one hand-made envelope through kdeploy's bus, for
- * tests that check what other clients and services see on the topics.
+ * tests that check what other clients and services see on the topics, and
+ * for attacks on a worker: unsigned, forged, expired or replayed steps.
  *   kd-test-send --brokers B --topic steps --key web-01 --deploy-id D \
- *                --kind step|step_result|create --host H --event NAME */
+ *                --kind step|step_result|create --host H --event NAME \
+ *                [--signing-key PEM] [--expires-ms MS] [--application A]
+ *                [--group G] [--revision-deploy-id D] */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
@@ -12,6 +16,8 @@
 
 typedef struct send_opts {
     const char *brokers, *topic, *key, *deploy_id, *kind, *host, *event, *prefix;
+    const char *signing_key, *application, *group, *revision_deploy_id;
+    long long expires_ms;
 } send_opts_t;
 
 static int topic_parse(const char *name, kd_topic_t *out)
@@ -42,6 +48,9 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
     kd_bus_conf_set(conf, "brokers", o->brokers, err, sizeof err);
     if (o->prefix)
         kd_bus_conf_set(conf, "topic_prefix", o->prefix, err, sizeof err);
+    if (o->signing_key && kd_bus_conf_set(conf, "signing_key", o->signing_key, err,
+                                          sizeof err) != KD_OK)
+        goto fail;
     if (kd_producer_new(conf, "test", &p, err, sizeof err) != KD_OK)
         goto fail;
     kd_envelope_init(&env, id, o->deploy_id, kd_producer_self(p));
@@ -51,6 +60,10 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
         step.host = (char *)o->host;
         step.event = ev;
         step.attempt = 1;
+        step.expires_ms = o->expires_ms;
+        step.application = (char *)(o->application ? o->application : "");
+        step.group = (char *)(o->group ? o->group : "");
+        step.revision_deploy_id = (char *)(o->revision_deploy_id ? o->revision_deploy_id : "");
         env.body_case = KD_BODY(STEP);
         env.step = &step;
     } else {
@@ -81,9 +94,13 @@ int main(int argc, char **argv)
         {"key", required_argument, NULL, 'k'}, {"deploy-id", required_argument, NULL, 'd'},
         {"kind", required_argument, NULL, 'K'}, {"host", required_argument, NULL, 'H'},
         {"event", required_argument, NULL, 'e'}, {"topic-prefix", required_argument, NULL, 'p'},
+        {"signing-key", required_argument, NULL, 's'}, {"expires-ms", required_argument, NULL, 'x'},
+        {"application", required_argument, NULL, 'a'}, {"group", required_argument, NULL, 'g'},
+        {"revision-deploy-id", required_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
-    send_opts_t o = {NULL, "steps", "web-01", "", "step", "web-01", NULL, NULL};
+    send_opts_t o = {.topic = "steps", .key = "web-01", .deploy_id = "", .kind = "step",
+                     .host = "web-01"};
     kd_topic_t topic;
     int opt;
 
@@ -97,6 +114,11 @@ int main(int argc, char **argv)
         case 'H': o.host = optarg; break;
         case 'e': o.event = optarg; break;
         case 'p': o.prefix = optarg; break;
+        case 's': o.signing_key = optarg; break;
+        case 'x': o.expires_ms = strtoll(optarg, NULL, 10); break;
+        case 'a': o.application = optarg; break;
+        case 'g': o.group = optarg; break;
+        case 'r': o.revision_deploy_id = optarg; break;
         default: return 2;
         }
     }

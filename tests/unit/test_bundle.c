@@ -741,6 +741,7 @@ static void unpack_ok(int fmt, const char *archive_name)
         {'l', "bin/up", "../conf/a", 0},
         {'f', "appspec.yml", "version: 0.0\nos: linux\n", 0644},
         {'f', "setid.sh", "x", 06755},  /* set-id bits are dropped */
+        {'f', "open.sh", "x", 0777},    /* so is write for group and others */
         {'d', "private", NULL, 0500},
     };
     static const ent_t hard[] = {{'h', "bin/run2.sh", "bin/run.sh", 0}};
@@ -766,6 +767,7 @@ static void unpack_ok(int fmt, const char *archive_name)
     check_file(dest, "conf/a/b/c.txt", "deep\n", 0640);
     check_file(dest, "appspec.yml", "version: 0.0\nos: linux\n", 0644);
     check_file(dest, "setid.sh", "x", 0755);
+    check_file(dest, "open.sh", "x", 0755);
     check_link(dest, "current", "conf/a/b");
     check_link(dest, "bin/start", "run.sh");
     check_link(dest, "bin/up", "../conf/a");
@@ -1022,6 +1024,33 @@ static void test_refuses_archives_past_the_limits(void)
     expect_refused("large-zip", ZIP, large, 2, "big", &small);
 }
 
+/* A small archive that would unpack to far more than max_ratio times its
+ * size is refused before anything is written, saying which limit; so is
+ * one past the room left in the host's cache. */
+static void test_refuses_compression_bombs(void)
+{
+    size_t len = (size_t)KD_BUNDLE_RATIO_FLOOR + 4096;
+    char *bomb = malloc(len + 1);
+    kd_bundle_limits_t ratio = {.max_ratio = 200};
+    kd_bundle_limits_t cache = {.max_total_bytes = 1000,
+                                .total_reason = "the room left in the host's cache"};
+    static char two_k[2001];
+
+    if (!bomb)
+        return;
+    memset(bomb, 'z', len);
+    bomb[len] = '\0';
+    memset(two_k, 'y', sizeof two_k - 1);
+    {
+        const ent_t ents[] = {{'f', "bomb", bomb, 0}};
+        const ent_t big[] = {{'f', "big", two_k, 0}};
+
+        expect_refused("bomb", TGZ, ents, 1, "max_unpack_ratio: 200 times the archive's", &ratio);
+        expect_refused("cache", TGZ, big, 1, "the room left in the host's cache", &cache);
+    }
+    free(bomb);
+}
+
 static void test_unpack_failures_leave_nothing(void)
 {
     static const ent_t ents[] = {{'f', "appspec.yml", "x\n", 0},
@@ -1132,6 +1161,7 @@ int main(void)
     RUN(test_refuses_bad_hardlinks);
     RUN(test_refuses_special_files_and_oddities);
     RUN(test_refuses_archives_past_the_limits);
+    RUN(test_refuses_compression_bombs);
     RUN(test_unpack_failures_leave_nothing);
     RUN(test_fetch_then_unpack);
 

@@ -149,8 +149,40 @@ static void test_producer_needs_brokers(void)
     kd_bus_conf_free(conf);
 }
 
+/* A misspelt key fails at start, with the file, the line and a hint. */
+static void test_unknown_keys_are_refused(void)
+{
+    static const char *const keys[] = {KD_CONFIG_COMMON_KEYS, "verify_key", "host_id", NULL};
+    const char good[] = "brokers: a:1\nverify_key: /k\nkafka:\n  security.protocol: SSL\n"
+                        "log:\n  level: info\n";
+    const char typo[] = "brokers: a:1\nhost_id: web-01\nverify_kye: /k\n";
+    const char far[] = "brokers: a:1\nsomething_else: 1\n";
+    const char bare[] = "kafka: x\n"; /* "kafka.*" allows keys below kafka only */
+    kd_config_t *cfg = NULL;
+    char err[256] = "";
+
+    CHECK(kd_config_parse("good.yml", good, strlen(good), &cfg, err, sizeof err) == KD_OK);
+    CHECK_MSG(kd_config_check_keys(cfg, keys, err, sizeof err) == KD_OK, "%s", err);
+    kd_config_free(cfg);
+    CHECK(kd_config_parse("w.yml", typo, strlen(typo), &cfg, err, sizeof err) == KD_OK);
+    CHECK(kd_config_check_keys(cfg, keys, err, sizeof err) == KD_EINVAL);
+    CHECK_STREQ(err, "w.yml:3: unknown key 'verify_kye' (did you mean 'verify_key'?)");
+    kd_config_free(cfg);
+    CHECK(kd_config_parse("w.yml", far, strlen(far), &cfg, err, sizeof err) == KD_OK);
+    CHECK(kd_config_check_keys(cfg, keys, err, sizeof err) == KD_EINVAL);
+    CHECK_STREQ(err, "w.yml:2: unknown key 'something_else'");
+    kd_config_free(cfg);
+    CHECK(kd_config_parse("w.yml", bare, strlen(bare), &cfg, err, sizeof err) == KD_OK);
+    CHECK(kd_config_check_keys(cfg, keys, err, sizeof err) == KD_EINVAL);
+    kd_config_free(cfg);
+    CHECK_STREQ(kd_did_you_mean("signing_kye", (const char *const[]){"signing_key", "group", NULL}),
+                "signing_key");
+    CHECK(kd_did_you_mean("zzz", (const char *const[]){"signing_key", NULL}) == NULL);
+}
+
 int main(void)
 {
+    RUN(test_unknown_keys_are_refused);
     RUN(test_flattened_keys);
     RUN(test_list_of_mappings_numbers_items);
     RUN(test_syntax_error_names_line);

@@ -47,8 +47,9 @@ static const char *under(const char *base, const char *rel)
     static char bufs[8][PATH_MAX];
     static unsigned next;
     char *b = bufs[next++ % 8];
+    int n = snprintf(b, PATH_MAX, "%s%s", base, rel);
 
-    snprintf(b, PATH_MAX, "%s%s", base, rel);
+    CHECK(n >= 0 && n < PATH_MAX);
     return b;
 }
 #define B(rel) under(g_bundle, "/" rel)
@@ -176,8 +177,9 @@ static const char *entry(char kind, const char *rel)
     static char bufs[4][PATH_MAX + 4];
     static unsigned next;
     char *b = bufs[next++ % 4];
+    int n = snprintf(b, PATH_MAX + 4, "%c %s%s\n", kind, g_host, rel);
 
-    snprintf(b, PATH_MAX + 4, "%c %s%s\n", kind, g_host, rel);
+    CHECK(n >= 0 && n < PATH_MAX + 4);
     return b;
 }
 
@@ -662,6 +664,88 @@ static void test_remove_refuses_paths_outside_the_prefix(void)
     CHECK(exists(T("outside.txt")));
 }
 
+/* A hook user replaces an installed directory with a symlink to a root-only
+ * directory: the next install neither writes, chmods nor deletes there, and
+ * names the symlink. */
+static void test_symlinked_directory_is_refused(void)
+{
+    kd_appspec_permission_t p = {.object = (char *)"/opt/app", .mode = 0775,
+                                 .type = KD_PERM_TYPE_DIRECTORY};
+    kd_install_opts_t o;
+    kd_appspec_file_t f = {(char *)"app", (char *)"/opt/app", 1};
+    kd_status_t st;
+
+    setup("symlink-dir");
+    put(B("app/data/run.txt"), "v1", 0644);
+    st = install1("app", "/opt/app", KD_FILE_EXISTS_UNSET, NULL);
+    CHECK_MSG(st == KD_OK, "%s", g_err);
+    put(T("secret/run.txt"), "root's", 0600);
+    chmod(T("secret"), 0700);
+    rm_tree(H("/opt/app/data"));
+    CHECK(symlink(T("secret"), H("/opt/app/data")) == 0);
+    put(B("app/data/run.txt"), "v2", 0644);
+    o = opts(KD_FILE_EXISTS_UNSET, g_manifest);
+    st = kd_install_run(&f, 1, &p, 1, &o, g_err, sizeof g_err);
+    CHECK(st == KD_EREFUSED);
+    CHECK_CONTAINS(g_err, H("/opt/app/data"));
+    CHECK_CONTAINS(g_err, "symlink");
+    CHECK_STREQ(slurp(T("secret/run.txt")), "root's");
+    CHECK(mode_of(T("secret")) == 0700);
+    CHECK(mode_of(T("secret/run.txt")) == 0600);
+    CHECK(!has_temp_files(T("secret")));
+}
+
+/* The same planted symlink must not make the cleanup of the previous
+ * install delete through it, even when the new revision installs nothing
+ * there. */
+static void test_cleanup_does_not_follow_a_planted_symlink(void)
+{
+    kd_status_t st;
+
+    setup("symlink-cleanup");
+    put(B("app/data/run.txt"), "v1", 0644);
+    st = install1("app", "/opt/app", KD_FILE_EXISTS_UNSET, NULL);
+    CHECK_MSG(st == KD_OK, "%s", g_err);
+    put(T("secret/run.txt"), "root's", 0600);
+    rm_tree(H("/opt/app/data"));
+    CHECK(symlink(T("secret"), H("/opt/app/data")) == 0);
+    rm_tree(B("app/data"));
+    put(B("app/other.txt"), "v2", 0644);
+    st = install1("app", "/opt/app", KD_FILE_EXISTS_UNSET, g_manifest);
+    CHECK(st == KD_EREFUSED);
+    CHECK_CONTAINS(g_err, H("/opt/app/data"));
+    CHECK_STREQ(slurp(T("secret/run.txt")), "root's");
+    st = kd_install_remove(g_manifest, g_host, g_err, sizeof g_err);
+    CHECK(st == KD_EREFUSED);
+    CHECK_STREQ(slurp(T("secret/run.txt")), "root's");
+}
+
+/* A directory on the way owned by a user the permissions do not name is
+ * refused; once the permissions name that user, it is walked. */
+static void test_foreign_owned_directory_is_refused(void)
+{
+    struct passwd *pw = getpwnam("nobody");
+    kd_appspec_permission_t p = {.object = (char *)"/opt/app", .owner = (char *)"nobody",
+                                 .mode = -1};
+    kd_status_t st;
+
+    if (getuid() != 0 || !pw) {
+        fprintf(stderr, "skip: foreign owner test needs root and nobody\n");
+        return;
+    }
+    setup("foreign-owner");
+    put(B("app/data/run.txt"), "v1", 0644);
+    mkdirs(H("/opt/app/data"));
+    CHECK(chown(H("/opt/app/data"), pw->pw_uid, (gid_t)-1) == 0);
+    st = install1("app", "/opt/app", KD_FILE_EXISTS_UNSET, NULL);
+    CHECK(st == KD_EREFUSED);
+    CHECK_CONTAINS(g_err, H("/opt/app/data"));
+    CHECK(!exists(H("/opt/app/data/run.txt")));
+    st = install_with_perm(&p);
+    CHECK_MSG(st == KD_OK, "%s", g_err);
+    CHECK_STREQ(slurp(H("/opt/app/data/run.txt")), "v1");
+}
+
 int main(void)
 {
     const char *tmp = getenv("KD_TEST_TMP");
@@ -694,6 +778,9 @@ int main(void)
     RUN(test_permissions_unknown_owner_is_an_error);
     RUN(test_manifest_is_written_when_install_fails_midway);
     RUN(test_remove_refuses_paths_outside_the_prefix);
+    RUN(test_symlinked_directory_is_refused);
+    RUN(test_cleanup_does_not_follow_a_planted_symlink);
+    RUN(test_foreign_owned_directory_is_refused);
     rm_tree(g_base);
     return check_summary();
 }

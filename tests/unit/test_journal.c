@@ -47,6 +47,32 @@ static void test_journal_states(void)
     kd_buf_free(&result);
 }
 
+/* A journal directory someone else could write, or planted as a symlink,
+ * is refused: its entries decide which hooks run again. */
+static void test_journal_dir_must_be_private(void)
+{
+    char jdir[PATH_MAX + 16], link[PATH_MAX + 16], err[512];
+    kd_journal_t *j = NULL;
+
+    snprintf(jdir, sizeof jdir, "%s/open-journal", dir);
+    CHECK(mkdir(jdir, 0777) == 0 && chmod(jdir, 0777) == 0);
+    CHECK(kd_journal_open(jdir, &j, err, sizeof err) == KD_EREFUSED);
+    CHECK_CONTAINS(err, "mode 0777");
+    snprintf(link, sizeof link, "%s/link-journal", dir);
+    CHECK(symlink(jdir, link) == 0);
+    CHECK(kd_journal_open(link, &j, err, sizeof err) == KD_EREFUSED);
+    CHECK_CONTAINS(err, "symlink");
+    if (geteuid() == 0) {
+        snprintf(jdir, sizeof jdir, "%s/foreign-journal", dir);
+        CHECK(mkdir(jdir, 0700) == 0 && chown(jdir, 65534, (gid_t)-1) == 0);
+        CHECK(kd_journal_open(jdir, &j, err, sizeof err) == KD_EREFUSED);
+        CHECK_CONTAINS(err, "owned by uid 65534");
+    }
+    snprintf(jdir, sizeof jdir, "%s/new-journal", dir);
+    CHECK(kd_journal_open(jdir, &j, err, sizeof err) == KD_OK);
+    kd_journal_close(j);
+}
+
 static void test_cache_names(void)
 {
     char out[PATH_MAX], err[256];
@@ -111,6 +137,7 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     RUN(test_journal_states);
+    RUN(test_journal_dir_must_be_private);
     RUN(test_cache_names);
     RUN(test_installed_and_prune);
     RUN(test_utf8_sanitize);

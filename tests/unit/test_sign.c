@@ -46,6 +46,14 @@ static void test_sign_and_verify(void)
     CHECK(kd_verify(v, msg, sizeof msg, sig2, sizeof sig2, err, sizeof err) == KD_ESIGNATURE);
     CHECK(kd_verify(v, msg, sizeof msg, sig, 10, err, sizeof err) == KD_ESIGNATURE);
     CHECK(kd_verify(v, msg, sizeof msg, NULL, 0, err, sizeof err) == KD_ESIGNATURE);
+    /* Key rotation: with both public keys, either signature verifies. */
+    CHECK(kd_verifier_count(v) == 1);
+    CHECK_MSG(kd_verifier_add(v, pub2, err, sizeof err) == KD_OK, "%s", err);
+    CHECK(kd_verifier_count(v) == 2);
+    CHECK(kd_verify(v, msg, sizeof msg, sig, sizeof sig, err, sizeof err) == KD_OK);
+    CHECK(kd_verify(v, msg, sizeof msg, sig2, sizeof sig2, err, sizeof err) == KD_OK);
+    CHECK(kd_verifier_add(v, priv, err, sizeof err) != KD_OK); /* not a public key */
+    CHECK(kd_verifier_count(v) == 2);
     /* A public key is not a private key. */
     CHECK(kd_signer_load(pub, &s2 /* unchanged on failure */, err, sizeof err) != KD_OK);
 out:

@@ -95,7 +95,8 @@ static void start_worker(void)
     snprintf(hook_log, sizeof hook_log, "HOOK_LOG=%s/hooks.log", dir);
     snprintf(marker, sizeof marker, "SLOW_MARKER=%s/slow", dir);
     worker_pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", HOST, "--root", root,
-                                  "--install-prefix", prefix, "--env", hook_log, "--env", marker,
+                                  "--install-prefix", prefix, "--allow-unsigned", "--env", hook_log,
+                                  "--env", marker,
                                   "--env", "TIER=web", NULL}, log);
 }
 
@@ -428,7 +429,7 @@ static void test_new_host_gets_its_earlier_steps(const char *url, const char *sh
     snprintf(root, sizeof root, "%s/multi", dir);
     snprintf(log, sizeof log, "%s/worker-multi.log", dir);
     pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", newhost, "--host-id", HOST,
-                           "--root", root, NULL}, log);
+                           "--root", root, "--allow-unsigned", NULL}, log);
     r = wait_host_result(newhost, KD_EVENT(DownloadBundle), 1, 30000);
     CHECK_MSG(r && r->status == OK, "%s never got the step sent before it started", newhost);
     kdeploy__v1__step_result__free_unpacked(r, NULL);
