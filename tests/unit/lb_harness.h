@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "haproxy.h"
 #include "ids.h"
+#include "testutil.h"
 
 #define LBH_HAPROXY "/usr/sbin/haproxy"
 #define LBH_MAX_CHILDREN 32
@@ -31,43 +32,17 @@
 static pid_t lbh_children[LBH_MAX_CHILDREN];
 static int lbh_child_count;
 
-static inline void lbh_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* In a new child: dies with the test, leads its own process group. */
-static inline void lbh_child_setup(void)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    setpgid(0, 0);
-}
-
 static inline void lbh_track(pid_t pid)
 {
     if (pid > 0 && lbh_child_count < LBH_MAX_CHILDREN)
         lbh_children[lbh_child_count++] = pid;
 }
 
-/* Starts argv[0] with argv, output to log_path (appended); returns its pid. */
-static inline pid_t lbh_spawn(char *const argv[], const char *log_path)
+/* tu_spawn, and the child is ended with the others at the end. */
+static inline pid_t lbh_track_spawn(char *const argv[], const char *log_path)
 {
-    pid_t pid = fork();
+    pid_t pid = tu_spawn(argv, log_path);
 
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-        lbh_child_setup();
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
     lbh_track(pid);
     return pid;
 }
@@ -84,7 +59,7 @@ static inline void lbh_stop(pid_t pid)
     for (int i = 0; i < 100; i++) {
         if (waitpid(pid, &status, WNOHANG) != 0)
             goto reaped;
-        lbh_sleep_ms(50);
+        tu_sleep_ms(50);
     }
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
@@ -167,7 +142,7 @@ static inline void lbh_http_answer(int c, const char *name)
         return; /* a health check's bare connection */
     req[len] = '\0';
     if (strstr(req, "/slow "))
-        lbh_sleep_ms(1500);
+        tu_sleep_ms(1500);
     n = snprintf(resp, sizeof resp,
                  "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
                  strlen(name), name);
@@ -203,7 +178,7 @@ static inline pid_t lbh_http_server(const char *name, int *port)
     if (lfd < 0)
         return -1;
     if ((pid = fork()) == 0) {
-        lbh_child_setup();
+        tu_child_setup();
         lbh_http_loop(lfd, name);
         _exit(0);
     }
@@ -255,7 +230,7 @@ static inline pid_t lbh_haproxy(const char *cfg_path, const char *sock, const ch
 {
     char *argv[] = {LBH_HAPROXY, "-f", (char *)cfg_path, "-db", NULL};
     kd_buf_t out = KD_BUF_INIT(1 << 20);
-    pid_t pid = lbh_spawn(argv, log_path);
+    pid_t pid = lbh_track_spawn(argv, log_path);
 
     for (int i = 0; pid > 0 && i < 200; i++) {
         if (lbh_cli(sock, "show info", &out) == 0 && out.len > 0) {
@@ -264,7 +239,7 @@ static inline pid_t lbh_haproxy(const char *cfg_path, const char *sock, const ch
         }
         if (waitpid(pid, NULL, WNOHANG) == pid)
             break;
-        lbh_sleep_ms(50);
+        tu_sleep_ms(50);
     }
     kd_buf_free(&out);
     return -1;
@@ -352,18 +327,6 @@ static inline void lbh_stat(const char *sock, const char *group, const char *hos
         }
 out:
     kd_buf_free(&res);
-}
-
-/* A scratch dir under KD_TEST_TMP (or /tmp when that path is too long for
- * a unix socket) into dir. */
-static inline int lbh_scratch(char *dir, size_t dirsz, const char *prefix)
-{
-    const char *tmp = getenv("KD_TEST_TMP");
-
-    if (!tmp || strlen(tmp) > 60)
-        tmp = "/tmp";
-    snprintf(dir, dirsz, "%s/%sXXXXXX", tmp, prefix);
-    return mkdtemp(dir) ? 0 : -1;
 }
 
 #endif

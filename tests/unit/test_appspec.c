@@ -13,6 +13,7 @@
 #include "appspec_int.h"
 #include "buf.h"
 #include "check.h"
+#include "testutil.h"
 #include "cmd_validate.h"
 #include "fsutil.h"
 
@@ -31,17 +32,6 @@ static void new_dir(char *dir, size_t dirsz)
     CHECK(mkdir(dir, 0755) == 0);
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    CHECK(f != NULL);
-    if (!f)
-        return;
-    fputs(text, f);
-    fclose(f);
-}
-
 /* Writes text as NAME in a fresh directory and parses it. */
 static kd_status_t load_as(const char *name, const char *text, kd_appspec_t **out)
 {
@@ -49,7 +39,7 @@ static kd_status_t load_as(const char *name, const char *text, kd_appspec_t **ou
 
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/%s", dir, name) == KD_OK);
-    write_text(path, text);
+    tu_write_text(path, text);
     errbuf[0] = '\0';
     return kd_appspec_load_file(path, out, errbuf, sizeof errbuf);
 }
@@ -762,7 +752,7 @@ static void check_found(const char *name, const char *text, kd_appspec_format_t 
 
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/%s", dir, name) == KD_OK);
-    write_text(path, text);
+    tu_write_text(path, text);
     CHECK(kd_appspec_find(dir, found, sizeof found) == KD_OK);
     CHECK_STREQ(found, path);
     CHECK_MSG(kd_appspec_load_dir(dir, &spec, errbuf, sizeof errbuf) == KD_OK, "%s: %s", name,
@@ -788,9 +778,9 @@ static void test_load_dir_finds_each_name(void)
     /* JD's name comes first when a bundle holds two. */
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
-    write_text(path, aws);
+    tu_write_text(path, aws);
     CHECK(kd_pathf(path, sizeof path, "%s/jdcloud-codedeploy.yml", dir) == KD_OK);
-    write_text(path, jd);
+    tu_write_text(path, jd);
     CHECK(kd_appspec_load_dir(dir, &spec, errbuf, sizeof errbuf) == KD_OK);
     CHECK(kd_appspec_format(spec) == KD_APPSPEC_JD);
     kd_appspec_free(spec);
@@ -803,7 +793,7 @@ static void test_load_dir_finds_each_name(void)
     CHECK(kd_pathf(path, sizeof path, "%s/bad", dir) == KD_OK);
     CHECK(mkdir(path, 0755) == 0);
     CHECK(kd_pathf(path, sizeof path, "%s/bad/appspec.yaml", dir) == KD_OK);
-    write_text(path, "version: 0.0\n");
+    tu_write_text(path, "version: 0.0\n");
     CHECK(kd_pathf(path, sizeof path, "%s/bad", dir) == KD_OK);
     CHECK(kd_appspec_load_dir(path, &spec, errbuf, sizeof errbuf) == KD_EINVAL);
     CHECK_CONTAINS(errbuf, "bad/appspec.yaml:1: os: missing (required)");
@@ -824,7 +814,7 @@ static void test_load_dir_finds_none(void)
     /* Other spellings and a directory of the right name do not count. */
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/AppSpec.yml", dir) == KD_OK);
-    write_text(path, AWS_HEAD);
+    tu_write_text(path, AWS_HEAD);
     CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
     CHECK(mkdir(path, 0755) == 0);
     CHECK(kd_appspec_load_dir(dir, &spec, errbuf, sizeof errbuf) == KD_ENOTFOUND);
@@ -981,7 +971,7 @@ static void test_check_bundle(void)
 
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
-    write_text(path, AWS_HEAD "files:\n  - source: app\n    destination: /srv\n"
+    tu_write_text(path, AWS_HEAD "files:\n  - source: app\n    destination: /srv\n"
                      "hooks:\n  ApplicationStop:\n    - location: stop.sh\n"
                      "  ApplicationStart:\n    - location: /bin/start.sh\n");
     CHECK(kd_appspec_load_file(path, &spec, errbuf, sizeof errbuf) == KD_OK);
@@ -993,10 +983,10 @@ static void test_check_bundle(void)
     CHECK(run_validate(dir, NULL) == 1);
     CHECK(kd_pathf(path, sizeof path, "%s/app", dir) == KD_OK && mkdir(path, 0755) == 0);
     CHECK(kd_pathf(path, sizeof path, "%s/stop.sh", dir) == KD_OK);
-    write_text(path, "true\n");
+    tu_write_text(path, "true\n");
     CHECK(kd_pathf(path, sizeof path, "%s/bin", dir) == KD_OK && mkdir(path, 0755) == 0);
     CHECK(kd_pathf(path, sizeof path, "%s/bin/start.sh", dir) == KD_OK);
-    write_text(path, "true\n");
+    tu_write_text(path, "true\n");
     CHECK_MSG(kd_appspec_check_bundle(spec, dir, errbuf, sizeof errbuf) == KD_OK, "%s", errbuf);
     CHECK(run_validate(dir, NULL) == 0);
     kd_appspec_free(spec);
@@ -1009,17 +999,17 @@ static void test_validate_archive(void)
 
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
-    write_text(path, AWS_HEAD "hooks:\n  ApplicationStart:\n    - location: start.sh\n");
+    tu_write_text(path, AWS_HEAD "hooks:\n  ApplicationStart:\n    - location: start.sh\n");
     CHECK(kd_pathf(archive, sizeof archive, "%s.tar.gz", dir) == KD_OK);
     snprintf(cmd, sizeof cmd, "tar -C '%s' -czf '%s' .", dir, archive);
     CHECK(system(cmd) == 0);
     CHECK(run_validate(archive, NULL) == 1);
     CHECK(kd_pathf(path, sizeof path, "%s/start.sh", dir) == KD_OK);
-    write_text(path, "true\n");
+    tu_write_text(path, "true\n");
     CHECK(system(cmd) == 0);
     CHECK(run_validate(archive, NULL) == 0);
     /* Not an archive at all. */
-    write_text(archive, "not a tarball\n");
+    tu_write_text(archive, "not a tarball\n");
     CHECK(run_validate(archive, NULL) == 1);
 }
 
@@ -1030,11 +1020,11 @@ static void test_validate_strict(void)
 
     new_dir(dir, sizeof dir);
     CHECK(kd_pathf(path, sizeof path, "%s/appspec.yml", dir) == KD_OK);
-    write_text(path,
+    tu_write_text(path,
                AWS_HEAD "files:\n  - source: /\n    destination: /srv\n    overwrite: true\n");
     CHECK(run_validate(path, NULL) == 0);
     CHECK(run_validate("--strict", path) == 1);
-    write_text(path, AWS_HEAD "files:\n  - source: /\n    destination: /srv\n");
+    tu_write_text(path, AWS_HEAD "files:\n  - source: /\n    destination: /srv\n");
     CHECK(run_validate("--strict", path) == 0);
 }
 

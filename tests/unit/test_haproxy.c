@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "driver.h"
 #include "fsutil.h"
 #include "lb_harness.h"
@@ -17,40 +18,6 @@ static int g_fe_port;
 static void *g_drv;
 static const kd_lb_driver_t *hap = &kd_lb_haproxy_driver;
 static char g_err[4096];
-
-static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    CHECK(n >= 0 && n < PATH_MAX);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    CHECK(f != NULL);
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
-static char *read_text(const char *path)
-{
-    kd_buf_t b = KD_BUF_INIT(1 << 20);
-    char err[256];
-
-    if (kd_read_file(path, &b, err, sizeof err) != KD_OK)
-        return NULL;
-    kd_buf_appends(&b, "");
-    return kd_buf_steal(&b);
-}
 
 /* ---- set-up ---- */
 
@@ -119,7 +86,7 @@ static bool wait_status(const char *group, const char *host, const char *want, i
         lbh_stat(g_sock, group, host, "status", status, sizeof status);
         if (strcmp(status, want) == 0)
             return true;
-        lbh_sleep_ms(50);
+        tu_sleep_ms(50);
     }
     return false;
 }
@@ -130,20 +97,20 @@ static int setup(void)
     ports_t *p = &g_ports;
     kd_lb_conf_t lc = {.drain_timeout_s = 10, .health_timeout_s = 5};
 
-    if (lbh_scratch(g_dir, sizeof g_dir, "haproxy-") != 0)
+    if (tu_scratch(g_dir, "haproxy-") != 0)
         return -1;
-    pathf(g_sock, "%s/admin.sock", g_dir);
-    pathf(g_map, "%s/services.map", g_dir);
-    pathf(g_state, "%s/servers.state", g_dir);
-    pathf(cfg, "%s/haproxy.cfg", g_dir);
-    pathf(log, "%s/haproxy.log", g_dir);
-    write_text(g_map, "# service -> server group\nshop-svc blue\nother-svc web\n");
+    tu_pathf(g_sock, "%s/admin.sock", g_dir);
+    tu_pathf(g_map, "%s/services.map", g_dir);
+    tu_pathf(g_state, "%s/servers.state", g_dir);
+    tu_pathf(cfg, "%s/haproxy.cfg", g_dir);
+    tu_pathf(log, "%s/haproxy.log", g_dir);
+    tu_write_text(g_map, "# service -> server group\nshop-svc blue\nother-svc web\n");
     g_fe_port = lbh_free_port();
     if (start_servers(p) != 0)
         return -1;
     write_config(cfg, p, g_sock, g_fe_port, false);
     if (lbh_haproxy(cfg, g_sock, log) < 0) {
-        char *text = read_text(log);
+        char *text = tu_read_text(log);
 
         fprintf(stderr, "haproxy did not start:\n%s\n", text ? text : "");
         free(text);
@@ -165,7 +132,7 @@ static void test_block_puts_server_in_maintenance(void)
     CHECK_MSG(hap->block(g_drv, "blue", "b2", 0, g_err, sizeof g_err) == KD_OK, "%s", g_err);
     CHECK(lbh_admin_state(g_sock, "blue", "b2") & 1);
     CHECK(wait_status("blue", "b2", "MAINT", 1000));
-    state = read_text(g_state);
+    state = tu_read_text(g_state);
     CHECK_MSG(state && strncmp(state, "1\n# be_id", 9) == 0, "state file: %s",
               state ? state : "(none)");
     CHECK_CONTAINS(state, " blue 2 b2 ");
@@ -237,7 +204,7 @@ static void test_block_waits_for_request_in_flight(void)
 
     CHECK(pthread_create(&th, NULL, slow_request, &r) == 0);
     for (int i = 0; i < 40 && strcmp(scur, "1") != 0; i++) {
-        lbh_sleep_ms(25);
+        tu_sleep_ms(25);
         lbh_stat(g_sock, "web", "w1", "scur", scur, sizeof scur);
     }
     CHECK_STREQ(scur, "1");
@@ -280,7 +247,7 @@ static void test_swap_changes_map_and_file(void)
     CHECK_MSG(hap->swap(g_drv, "shop-svc", "blue", "green", 0, g_err, sizeof g_err) == KD_OK,
               "%s", g_err);
     CHECK(map_says("green"));
-    text = read_text(g_map);
+    text = tu_read_text(g_map);
     CHECK_STREQ(text, "# service -> server group\nshop-svc green\nother-svc web\n");
     free(text);
     CHECK(lbh_http_get(g_fe_port, "/", body, sizeof body) == 200);
@@ -325,13 +292,13 @@ static void test_first_swap_adds_the_service(void)
 
     CHECK_MSG(hap->swap(g_drv, "new-svc", "", "green", 0, g_err, sizeof g_err) == KD_OK, "%s",
               g_err);
-    text = read_text(g_map);
+    text = tu_read_text(g_map);
     CHECK_STREQ(text, "# service -> server group\nshop-svc blue\nother-svc web\nnew-svc green\n");
     free(text);
     /* No expected group: whatever the service points at now. */
     CHECK_MSG(hap->swap(g_drv, "new-svc", "", "blue", 0, g_err, sizeof g_err) == KD_OK, "%s",
               g_err);
-    text = read_text(g_map);
+    text = tu_read_text(g_map);
     CHECK_CONTAINS(text, "\nnew-svc blue\n");
     free(text);
 }
@@ -346,9 +313,9 @@ static void test_reload_keeps_changes(void)
 
     CHECK(hap->block(g_drv, "green", "g2", 0, g_err, sizeof g_err) == KD_OK);
     CHECK(hap->swap(g_drv, "shop-svc", "blue", "green", 0, g_err, sizeof g_err) == KD_OK);
-    pathf(cfg, "%s/reloaded.cfg", g_dir);
-    pathf(sock, "%s/reloaded.sock", g_dir);
-    pathf(log, "%s/reloaded.log", g_dir);
+    tu_pathf(cfg, "%s/reloaded.cfg", g_dir);
+    tu_pathf(sock, "%s/reloaded.sock", g_dir);
+    tu_pathf(log, "%s/reloaded.log", g_dir);
     write_config(cfg, &g_ports, sock, lbh_free_port(), true);
     pid = lbh_haproxy(cfg, sock, log);
     CHECK(pid > 0);
@@ -427,7 +394,7 @@ static void test_unreachable_socket_fails_after_retries(void)
     int64_t t0;
     kd_status_t st;
 
-    pathf(nowhere, "%s/nobody.sock", g_dir);
+    tu_pathf(nowhere, "%s/nobody.sock", g_dir);
     lc.haproxy_socket = nowhere;
     CHECK(hap->open(&lc, &drv, g_err, sizeof g_err) == KD_OK);
     t0 = kd_mono_ms();

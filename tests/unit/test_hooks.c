@@ -20,23 +20,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "hooks.h"
 
 static char g_dir[PATH_MAX];
 static char g_err[1024];
-
-/* snprintf into a PATH_MAX buffer; test paths are short. */
-static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    CHECK(n >= 0 && n < PATH_MAX);
-}
 
 /* Writes "#!/bin/sh\n" + body to g_dir/name with mode; returns the path
  * (rotating buffers). */
@@ -47,7 +35,7 @@ static const char *script(const char *name, const char *body, mode_t mode)
     char *path = bufs[next++ % 4];
     FILE *f;
 
-    pathf(path, "%s/%s", g_dir, name);
+    tu_pathf(path, "%s/%s", g_dir, name);
     f = fopen(path, "w");
     CHECK(f != NULL);
     if (!f)
@@ -172,7 +160,7 @@ static void test_tail_keeps_last_4k_and_log_gets_all(void)
     for (int i = 0; i < 1000; i++)
         len += (size_t)snprintf(expect + len, sizeof expect - len, "%04d:abcd\n", i);
     len += (size_t)snprintf(expect + len, sizeof expect - len, "x\n");
-    pathf(logpath, "%s/big.log", g_dir);
+    tu_pathf(logpath, "%s/big.log", g_dir);
     fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     CHECK(fd >= 0);
     kd_hook_spec_init(&spec);
@@ -259,7 +247,7 @@ static void test_exec_failures_are_clear(void)
     const char *argv[] = { "/bin/true", NULL };
     kd_hook_spec_t spec;
 
-    pathf(path, "%s/missing.sh", g_dir);
+    tu_pathf(path, "%s/missing.sh", g_dir);
     CHECK(run_script(path, 1000, &out) == KD_ENOTFOUND);
     CHECK_CONTAINS(g_err, "exec ");
     CHECK_CONTAINS(g_err, "missing.sh: No such file or directory");
@@ -268,7 +256,7 @@ static void test_exec_failures_are_clear(void)
     CHECK(run_script(script("noexec.sh", "exit 0", 0644), 1000, &out) == KD_EFAILED);
     CHECK_CONTAINS(g_err, "noexec.sh: Permission denied");
 
-    pathf(path, "%s/badinterp.sh", g_dir);
+    tu_pathf(path, "%s/badinterp.sh", g_dir);
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
     if (f) {

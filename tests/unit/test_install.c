@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "install.h"
 
 static char g_base[PATH_MAX];     /* this run's scratch directory */
@@ -26,19 +27,6 @@ static char g_bundle[PATH_MAX];   /* the unpacked revision */
 static char g_host[PATH_MAX];     /* the prefix: the simulated host's root */
 static char g_manifest[PATH_MAX]; /* where installs write their manifest */
 static char g_err[1024];
-
-/* snprintf into a PATH_MAX buffer; test paths are short. */
-static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    CHECK(n >= 0 && n < PATH_MAX);
-}
 
 /* A path under the test dir, the bundle or the host; rotating buffers so a
  * few can be used in one expression. */
@@ -146,10 +134,10 @@ static void rm_tree(const char *path)
 /* A fresh test directory with an empty bundle and host. */
 static void setup(const char *name)
 {
-    pathf(g_dir, "%s/%s", g_base, name);
-    pathf(g_bundle, "%s/bundle", g_dir);
-    pathf(g_host, "%s/host", g_dir);
-    pathf(g_manifest, "%s/manifest", g_dir);
+    tu_pathf(g_dir, "%s/%s", g_base, name);
+    tu_pathf(g_bundle, "%s/bundle", g_dir);
+    tu_pathf(g_host, "%s/host", g_dir);
+    tu_pathf(g_manifest, "%s/manifest", g_dir);
     mkdirs(g_bundle);
     mkdirs(g_host);
     g_err[0] = '\0';
@@ -359,7 +347,7 @@ static void test_previous_install_is_cleaned_up(void)
     /* Revision 2, from a new bundle, with its own manifest. */
     rm_tree(g_bundle);
     put(B("app/two.txt"), "2", 0644);
-    pathf(g_manifest, "%s/manifest2", g_dir);
+    tu_pathf(g_manifest, "%s/manifest2", g_dir);
     st = install1("app", "/opt/app", KD_FILE_EXISTS_FAIL, m1);
     CHECK_MSG(st == KD_OK, "%s", g_err);
     CHECK(!exists(H("/opt/app/one.txt")));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "driver.h"
 #include "event.h"
 #include "fsutil.h"
@@ -25,18 +26,6 @@ static char g_err[4096];
 static const kd_lb_driver_t *drv = &kd_lb_command_driver;
 static volatile sig_atomic_t g_stop;
 
-static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    CHECK(n >= 0 && n < PATH_MAX);
-}
-
 /* Writes an executable /bin/sh script; returns its path (rotating). */
 static const char *script(const char *name, const char *body)
 {
@@ -45,7 +34,7 @@ static const char *script(const char *name, const char *body)
     char *path = bufs[next++ % 4];
     FILE *f;
 
-    pathf(path, "%s/%s", g_dir, name);
+    tu_pathf(path, "%s/%s", g_dir, name);
     if (!(f = fopen(path, "w"))) {
         CHECK(0);
         return path;
@@ -54,17 +43,6 @@ static const char *script(const char *name, const char *body)
     fclose(f);
     chmod(path, 0755);
     return path;
-}
-
-static char *read_text(const char *path)
-{
-    kd_buf_t b = KD_BUF_INIT(1 << 20);
-    char err[256];
-
-    if (kd_read_file(path, &b, err, sizeof err) != KD_OK)
-        return NULL;
-    kd_buf_appends(&b, "");
-    return kd_buf_steal(&b);
 }
 
 /* Opens the driver on a script; NULL on failure. */
@@ -93,16 +71,16 @@ static void test_actions_run_with_argv(void)
     char *args;
 
     CHECK(drv->block(s, "blue", "web-01", 0, g_err, sizeof g_err) == KD_OK);
-    CHECK_STREQ((args = read_text(g_args)), "3\n[block]\n[blue]\n[web-01]\n");
+    CHECK_STREQ((args = tu_read_text(g_args)), "3\n[block]\n[blue]\n[web-01]\n");
     free(args);
     CHECK(drv->allow(s, "blue", "web-01", 0, g_err, sizeof g_err) == KD_OK);
-    CHECK_STREQ((args = read_text(g_args)), "3\n[allow]\n[blue]\n[web-01]\n");
+    CHECK_STREQ((args = tu_read_text(g_args)), "3\n[allow]\n[blue]\n[web-01]\n");
     free(args);
     CHECK(drv->swap(s, "shop-svc", "blue", "green", 0, g_err, sizeof g_err) == KD_OK);
-    CHECK_STREQ((args = read_text(g_args)), "4\n[swap]\n[shop-svc]\n[blue]\n[green]\n");
+    CHECK_STREQ((args = tu_read_text(g_args)), "4\n[swap]\n[shop-svc]\n[blue]\n[green]\n");
     free(args);
     CHECK(drv->swap(s, "shop-svc", "", "green", 0, g_err, sizeof g_err) == KD_OK);
-    CHECK_STREQ((args = read_text(g_args)), "4\n[swap]\n[shop-svc]\n[]\n[green]\n");
+    CHECK_STREQ((args = tu_read_text(g_args)), "4\n[swap]\n[shop-svc]\n[]\n[green]\n");
     free(args);
     drv->close(s);
 }
@@ -154,13 +132,13 @@ static void test_background_child_does_not_hold_the_result(void)
     void *s;
     int64_t t0;
 
-    pathf(pidfile, "%s/daemon.pid", g_dir);
+    tu_pathf(pidfile, "%s/daemon.pid", g_dir);
     snprintf(body, sizeof body, "sleep 20 &\necho $! > %s\necho done", pidfile);
     s = open_on(script("daemon", body), 10);
     t0 = kd_mono_ms();
     CHECK_MSG(drv->block(s, "blue", "web-01", 0, g_err, sizeof g_err) == KD_OK, "%s", g_err);
     CHECK(kd_mono_ms() - t0 < 3000);
-    if ((pid = read_text(pidfile)) && strtol(pid, NULL, 10) > 0)
+    if ((pid = tu_read_text(pidfile)) && strtol(pid, NULL, 10) > 0)
         kill((pid_t)strtol(pid, NULL, 10), SIGKILL); /* the daemon is the test's to end */
     free(pid);
     drv->close(s);
@@ -197,7 +175,7 @@ static void test_open_checks_the_command(void)
     char missing[PATH_MAX];
 
     CHECK(drv->open(&lc, &s, g_err, sizeof g_err) == KD_EINVAL);
-    pathf(missing, "%s/missing", g_dir);
+    tu_pathf(missing, "%s/missing", g_dir);
     lc.command = missing;
     CHECK(drv->open(&lc, &s, g_err, sizeof g_err) == KD_EINVAL);
     CHECK(kd_lb_driver_find("command") == drv);
@@ -275,7 +253,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    pathf(g_args, "%s/args", g_dir);
+    tu_pathf(g_args, "%s/args", g_dir);
     RUN(test_actions_run_with_argv);
     RUN(test_unsafe_names_never_reach_the_command);
     RUN(test_failure_reports_status_and_output);

@@ -10,6 +10,7 @@
 
 #include "bus.h"
 #include "check.h"
+#include "testutil.h"
 #include "event.h"
 #include "fsutil.h"
 #include "lb_harness.h"
@@ -36,29 +37,6 @@ static seen_t g_seen[256];
 static int g_seen_count;
 static pid_t g_lbctl;
 
-static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    CHECK(n >= 0 && n < PATH_MAX);
-}
-
-static char *read_text(const char *path)
-{
-    kd_buf_t b = KD_BUF_INIT(16 << 20);
-    char err[256];
-
-    if (kd_read_file(path, &b, err, sizeof err) != KD_OK)
-        return NULL;
-    kd_buf_appends(&b, "");
-    return kd_buf_steal(&b);
-}
-
 /* ---- processes ---- */
 
 static int start_broker(void)
@@ -66,13 +44,13 @@ static int start_broker(void)
     char bin[PATH_MAX], file[PATH_MAX], log[PATH_MAX];
     char *argv[] = {bin, "broker", "--brokers-file", file, "--partitions", "3", NULL};
 
-    pathf(bin, "%s/kdeploy", getenv("KD_BIN_DIR"));
-    pathf(file, "%s/brokers", g_dir);
-    pathf(log, "%s/broker.log", g_dir);
-    if (lbh_spawn(argv, log) < 0)
+    tu_pathf(bin, "%s/kdeploy", getenv("KD_BIN_DIR"));
+    tu_pathf(file, "%s/brokers", g_dir);
+    tu_pathf(log, "%s/broker.log", g_dir);
+    if (lbh_track_spawn(argv, log) < 0)
         return -1;
     for (int i = 0; i < 400; i++) {
-        char *text = read_text(file);
+        char *text = tu_read_text(file);
 
         if (text && text[0]) {
             text[strcspn(text, "\r\n")] = '\0';
@@ -81,7 +59,7 @@ static int start_broker(void)
             return 0;
         }
         free(text);
-        lbh_sleep_ms(50);
+        tu_sleep_ms(50);
     }
     return -1;
 }
@@ -91,10 +69,10 @@ static int start_haproxy(void)
     char cfg[PATH_MAX], log[PATH_MAX];
     FILE *f;
 
-    pathf(g_sock, "%s/admin.sock", g_dir);
-    pathf(g_map, "%s/services.map", g_dir);
-    pathf(cfg, "%s/haproxy.cfg", g_dir);
-    pathf(log, "%s/haproxy.log", g_dir);
+    tu_pathf(g_sock, "%s/admin.sock", g_dir);
+    tu_pathf(g_map, "%s/services.map", g_dir);
+    tu_pathf(cfg, "%s/haproxy.cfg", g_dir);
+    tu_pathf(log, "%s/haproxy.log", g_dir);
     if (!(f = fopen(g_map, "w")))
         return -1;
     fputs("shop-svc blue\n", f);
@@ -123,8 +101,8 @@ static pid_t start_lbctl(void)
                     g_sock, "--state-dir", g_state_dir, "--verify-key", g_pub,
                     "--drain-timeout", "2", "--log-level", "debug", NULL};
 
-    pathf(bin, "%s/kdeploy-lbctl", getenv("KD_BIN_DIR"));
-    return lbh_spawn(argv, g_lbctl_log);
+    tu_pathf(bin, "%s/kdeploy-lbctl", getenv("KD_BIN_DIR"));
+    return lbh_track_spawn(argv, g_lbctl_log);
 }
 
 /* ---- the bus ---- */
@@ -411,7 +389,7 @@ static void test_restart_resumes_after_committed_offsets(void)
     CHECK(count_results("d/b1/BlockTraffic/1") == 2);
     CHECK(count_results("d/shop-svc/SwapTraffic/1") == 1);
     CHECK(count_results("d/b2/BlockTraffic/1") == 1);
-    log = read_text(g_lbctl_log);
+    log = tu_read_text(g_lbctl_log);
     CHECK_CONTAINS(log, "skipping");
     CHECK_CONTAINS(log, "signature");
     free(log);
@@ -422,12 +400,12 @@ static int setup(void)
     char err[512];
 
     kd_uuid_new(g_deploy);
-    if (lbh_scratch(g_dir, sizeof g_dir, "lbctl-e2e-") != 0)
+    if (tu_scratch(g_dir, "lbctl-e2e-") != 0)
         return -1;
-    pathf(g_priv, "%s/signing.pem", g_dir);
-    pathf(g_pub, "%s/verify.pem", g_dir);
-    pathf(g_state_dir, "%s/state", g_dir);
-    pathf(g_lbctl_log, "%s/lbctl.log", g_dir);
+    tu_pathf(g_priv, "%s/signing.pem", g_dir);
+    tu_pathf(g_pub, "%s/verify.pem", g_dir);
+    tu_pathf(g_state_dir, "%s/state", g_dir);
+    tu_pathf(g_lbctl_log, "%s/lbctl.log", g_dir);
     if (kd_keygen(g_priv, g_pub, err, sizeof err) != KD_OK) {
         fprintf(stderr, "keygen: %s\n", err);
         return -1;
@@ -443,7 +421,7 @@ static int setup(void)
 static void teardown(void)
 {
     char err[256];
-    char *log = read_text(g_lbctl_log);
+    char *log = tu_read_text(g_lbctl_log);
 
     if (check_failed && log)
         fprintf(stderr, "---- lbctl log ----\n%s\n", log);

@@ -19,6 +19,7 @@
 
 #include "bus.h"
 #include "check.h"
+#include "testutil.h"
 #include "event.h"
 #include "fsutil.h"
 #include "ids.h"
@@ -38,32 +39,6 @@ static const char *deploy = DEPLOY; /* the deployment steps are sent for */
 
 /* ---- processes ---- */
 
-static pid_t spawn(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        setpgid(0, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop(pid_t *pid, int sig)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, sig);
-    waitpid(*pid, NULL, 0);
-    *pid = 0;
-}
-
 static int start_broker(void)
 {
     char path[PATH_MAX + 16], exe[PATH_MAX + 16], log[PATH_MAX + 16];
@@ -72,7 +47,7 @@ static int start_broker(void)
     snprintf(path, sizeof path, "%s/brokers", dir);
     snprintf(exe, sizeof exe, "%s/kdeploy", bin);
     snprintf(log, sizeof log, "%s/broker.log", dir);
-    broker_pid = spawn((char *[]){exe, "broker", "--brokers-file", path, "--partitions", "3", NULL}, log);
+    broker_pid = tu_spawn((char *[]){exe, "broker", "--brokers-file", path, "--partitions", "3", NULL}, log);
     for (int i = 0; i < 200 && b.len == 0; i++) {
         usleep(50000);
         kd_buf_reset(&b);
@@ -94,7 +69,7 @@ static void start_worker(void)
     snprintf(log, sizeof log, "%s/worker.log", dir);
     snprintf(hook_log, sizeof hook_log, "HOOK_LOG=%s/hooks.log", dir);
     snprintf(marker, sizeof marker, "SLOW_MARKER=%s/slow", dir);
-    worker_pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", HOST, "--root", root,
+    worker_pid = tu_spawn((char *[]){exe, "--brokers", brokers, "--host-id", HOST, "--root", root,
                                   "--install-prefix", prefix, "--allow-unsigned", "--env", hook_log,
                                   "--env", marker,
                                   "--env", "TIER=web", NULL}, log);
@@ -326,7 +301,7 @@ static void test_restart_mid_hook(const char *url, const char *sha)
     while (hook_lines("ApplicationStart") == 0 && kd_mono_ms() < deadline)
         usleep(20000);
     CHECK(hook_lines("ApplicationStart") == 1);
-    stop(&worker_pid, SIGKILL);
+    tu_stop(&worker_pid, SIGKILL);
     unlink(marker);
     start_worker();
     r = wait_result(KD_EVENT(ApplicationStart), 1, 30000);
@@ -386,8 +361,8 @@ static void test_unsigned_steps_are_refused(const char *url, const char *sha)
     snprintf(log, sizeof log, "%s/worker-signed.log", dir);
     snprintf(hook_log, sizeof hook_log, "HOOK_LOG=%s/hooks-signed.log", dir);
     /* The same host id as the main worker, stopped meanwhile. */
-    stop(&worker_pid, SIGTERM);
-    pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", HOST, "--root", root,
+    tu_stop(&worker_pid, SIGTERM);
+    pid = tu_spawn((char *[]){exe, "--brokers", brokers, "--host-id", HOST, "--root", root,
                            "--verify-key", pub, "--env", hook_log, NULL}, log);
     deploy = "0b1c2d3e-0000-4000-8000-00000000cccc";
     send_step(HOST, KD_EVENT(DownloadBundle), 1, url, sha);
@@ -403,7 +378,7 @@ static void test_unsigned_steps_are_refused(const char *url, const char *sha)
     deploy = DEPLOY;
     kd_producer_free(signer);
     kd_bus_conf_free(signed_conf);
-    stop(&pid, SIGTERM);
+    tu_stop(&pid, SIGTERM);
 }
 
 /* A host joining a process whose other host on the same partition has
@@ -424,17 +399,17 @@ static void test_new_host_gets_its_earlier_steps(const char *url, const char *sh
     deploy = "0b1c2d3e-0000-4000-8000-00000000dddd";
     send_step(newhost, KD_EVENT(DownloadBundle), 1, url, sha);  /* nobody serves it yet */
     CHECK(step(KD_EVENT(DownloadBundle), 1, url, sha, NULL) == OK); /* HOST commits past it */
-    stop(&worker_pid, SIGTERM);
+    tu_stop(&worker_pid, SIGTERM);
     snprintf(exe, sizeof exe, "%s/kdeploy-worker", bin);
     snprintf(root, sizeof root, "%s/multi", dir);
     snprintf(log, sizeof log, "%s/worker-multi.log", dir);
-    pid = spawn((char *[]){exe, "--brokers", brokers, "--host-id", newhost, "--host-id", HOST,
+    pid = tu_spawn((char *[]){exe, "--brokers", brokers, "--host-id", newhost, "--host-id", HOST,
                            "--root", root, "--allow-unsigned", NULL}, log);
     r = wait_host_result(newhost, KD_EVENT(DownloadBundle), 1, 30000);
     CHECK_MSG(r && r->status == OK, "%s never got the step sent before it started", newhost);
     kdeploy__v1__step_result__free_unpacked(r, NULL);
     deploy = DEPLOY;
-    stop(&pid, SIGTERM);
+    tu_stop(&pid, SIGTERM);
 }
 
 static int setup(void)
@@ -482,8 +457,8 @@ int main(void)
     kd_consumer_free(results);
     kd_producer_free(producer);
     kd_bus_conf_free(conf);
-    stop(&worker_pid, SIGTERM);
-    stop(&broker_pid, SIGTERM);
+    tu_stop(&worker_pid, SIGTERM);
+    tu_stop(&broker_pid, SIGTERM);
     if (!check_failed)
         kd_remove_tree(dir, err, sizeof err);
     return check_summary();
