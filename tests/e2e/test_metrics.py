@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bundles  # noqa: E402
@@ -115,11 +116,12 @@ def main():
 
         # The same step delivered twice: the second is answered from the journal.
         send = [os.path.join(kdtest.TOOLS, "kd-test-send"), "--brokers", bs, "--key", "web-01",
-                "--host", "web-01", "--deploy-id", "replayed-0001", "--event", "BeforeInstall"]
+                "--host", "web-01", "--deploy-id", "replayed-0001", "--event", "BeforeInstall",
+                "--signing-key", procs.signing_key,
+                "--expires-ms", str(int((time.time() + 600) * 1000))]
         for _ in range(2):
             r = subprocess.run(send, capture_output=True, text=True, timeout=30)
             t.check(r.returncode == 0, "kd-test-send: " + r.stderr)
-        import time
         deadline = time.time() + 20
         while time.time() < deadline:
             w, _, _ = obstest.scrape(wurl)
@@ -182,7 +184,6 @@ def main():
 
         # The planner's own: the same counts, from the events it published and
         # the results it took, and its gauges.
-        import time
         deadline = time.time() + 5
         while time.time() < deadline:
             pm, _, ptypes = obstest.scrape(purl)

@@ -162,6 +162,7 @@ static void send_server(kd_producer_t *p, const char *id, bool allow, const char
     tc.server_group = (char *)group;
     tc.host = (char *)host;
     tc.attempt = 1;
+    tc.expires_ms = kd_now_ms() + 600000; /* signed commands must carry an expiry */
     send_cmd(p, group, &tc);
 }
 
@@ -176,6 +177,7 @@ static void send_swap(const char *id, const char *service, const char *from, con
     tc.from_group = (char *)from;
     tc.to_group = (char *)to;
     tc.attempt = 1;
+    tc.expires_ms = kd_now_ms() + 600000;
     send_cmd(g_signed, service, &tc);
 }
 

@@ -150,6 +150,7 @@ static void send_step(const char *host, kd_event_t ev, uint32_t attempt, const c
     cmd.group = "web";
     cmd.operation = KDEPLOY__V1__OPERATION__UPDATE;
     cmd.revision = &rev;
+    cmd.expires_ms = kd_now_ms() + 600000; /* a verifying worker refuses commands without */
     kd_envelope_init(&env, id, deploy, "test");
     env.body_case = KD_BODY(STEP);
     env.step = &cmd;
