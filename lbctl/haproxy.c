@@ -154,7 +154,7 @@ kd_status_t kd_haproxy_cli(const char *path, const char *cmd, kd_buf_t *reply, i
         goto out;
     }
     /* One connection per command: outside interactive mode HAProxy answers
-     * one command and closes, so the end of the stream is the end of the answer. */
+     * one command and closes, so the end of the stream ends the answer. */
     if ((st = hap_connect(path, &fd, err, errsz)) != KD_OK)
         goto out;
     if ((st = send_all(fd, line.data, line.len, deadline, err, errsz)) != KD_OK)

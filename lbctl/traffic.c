@@ -72,8 +72,8 @@ kd_status_t kd_traffic_apply(const kd_traffic_t *t, const traffic_cmd_t *cmd,
 
     errbuf[0] = '\0';
     st = dispatch(t, cmd, errbuf, errsz);
-    /* No result for a change cut short by a stop: nothing is journaled or
-     * committed, and it is applied again after the restart. */
+    /* No result for a change cut short by a stop: the journal keeps only its
+     * start, nothing is committed, and it is applied again after a restart. */
     if (st == KD_ESTOPPED)
         return st;
     if (st == KD_OK)

@@ -46,8 +46,8 @@ static void publish_progress(void *opaque, int64_t elapsed_ms, const char *tail,
     kd_envelope_init(&env, id, ctx->deploy_id, kd_producer_self(ctx->host->producer));
     env.body_case = KD_BODY(PROGRESS);
     env.progress = &pr;
-    /* Not waited for: this runs while the hook's output is being read, and a
-     * lost heartbeat costs nothing (the next one or the result follows). */
+    /* Not waited for: this runs in the loop that reads the hook's output and
+     * enforces its timeout; a lost heartbeat costs nothing. */
     if (kd_producer_send(ctx->host->producer, KD_TOPIC_RESULTS, ctx->deploy_id, &env, false,
                          err, sizeof err) != KD_OK)
         kd_warn("%s: heartbeat of %s not sent: %s", ctx->host->id, ctx->cmd->step_id, err);
@@ -277,8 +277,8 @@ static kd_status_t add_installed(kd_host_t *host, const char *app, const char *g
     return KD_OK;
 }
 
-/* A fixed bound keeps the status message small and its buffers off the
- * input; past 64 application groups on one host, the rest go unlisted. */
+/* A fixed bound, not one sized by what is on disk: past 64 application
+ * groups on one host, the rest go unlisted. */
 #define STATUS_MAX_GROUPS 64
 
 typedef struct status_scan {

@@ -21,7 +21,8 @@
 #include "safedir.h"
 
 #define MANIFEST_HEADER "# kdeploy install manifest v1\n"
-/* Random names collide only when someone plants them; a bound, not a loop. */
+/* A random name collides only by chance or by planting: a bound, not an
+ * endless loop. */
 #define TEMP_TRIES 100
 
 /* One thing an install writes: a directory it creates ('d'), a regular file
@@ -1247,8 +1248,8 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
     p->o = o;
     p->err = err;
     p->errsz = errsz;
-    /* The manifest lists all that may be written before any of it is: a crash
-     * mid-copy leaves nothing on disk that the next install does not remove. */
+    /* The manifest lists all that may be written before any of it is: after
+     * a crash mid-copy, the next install still removes what this one wrote. */
     if ((st = plan_all(p, files, nfiles, perms, nperms)) != KD_OK ||
         (st = remove_listed(p->sd, &p->prev, err, errsz)) != KD_OK ||
         (st = manifest_write(o->manifest_path, &p->items, false, err, errsz)) != KD_OK)
