@@ -370,7 +370,11 @@ kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
          * an acknowledged one survives a broker's loss. */
         "enable.idempotence", "true",
         "acks", "all",
+        /* Sent at once: a send that is waited for would wait out the
+         * linger too. */
         "linger.ms", "0",
+        /* The Java client's partitioner: every client puts a key where
+         * kd_partition_for_key says. */
         "partitioner", "murmur2_random",
         /* Also the bound of a send with wait: wait_delivery has no timeout of
          * its own, librdkafka fails the message after this. */

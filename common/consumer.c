@@ -258,6 +258,8 @@ void kd_consumer_free(kd_consumer_t *c)
 {
     if (!c)
         return;
+    /* Close before destroy: a member leaves its group now, so the others take
+     * its partitions at once rather than after the session timeout. */
     if (c->rk) {
         rd_kafka_consumer_close(c->rk);
         rd_kafka_destroy(c->rk);
@@ -311,6 +313,7 @@ kd_status_t kd_consumer_committed(kd_consumer_t *c, int64_t *offset, char *err, 
     rerr = rd_kafka_committed(c->rk, parts, 10000);
     if (!rerr)
         rerr = parts->elems[0].err;
+    /* librdkafka says RD_KAFKA_OFFSET_INVALID (-1001) for nothing committed. */
     if (!rerr)
         *offset = parts->elems[0].offset >= 0 ? parts->elems[0].offset : -1;
     rd_kafka_topic_partition_list_destroy(parts);
@@ -378,6 +381,7 @@ static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm)
         return NULL;
     rd_kafka_message_headers(rkm, &hdrs);
     m->rkm = rkm;
+    /* Keys and header values are bytes with a length, not C strings. */
     m->key = rkm->key ? strndup(rkm->key, rkm->key_len) : strdup("");
     m->type = header_str(hdrs, KD_HEADER_TYPE);
     m->deploy_id = header_str(hdrs, KD_HEADER_DEPLOY_ID);
@@ -501,7 +505,8 @@ kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
     kd_envelope_t *env;
     kd_status_t st;
 
-    /* Verify before parsing: forged bytes never reach the decoder. */
+    /* Verify before parsing: forged bytes never reach the decoder. The header
+     * or the topic calls for it, so a forged header cannot skip it. */
     if (v && (claimed == KD_BODY(STEP) || claimed == KD_BODY(TRAFFIC) ||
               m->topic == KD_TOPIC_STEPS || m->topic == KD_TOPIC_TRAFFIC) &&
         (st = kd_verify(v, m->value, m->len, m->signature, m->signature_len, err, errsz)) != KD_OK)
