@@ -17,6 +17,8 @@
 #include "ids.h"
 #include "log.h"
 
+/* The deployment and up to 15 rollbacks after it; a longer chain is cut
+ * short, and the fixed arrays stay small. */
 #define MAX_IDS 16
 
 typedef struct replay {
@@ -185,6 +187,8 @@ static kd_status_t read_topics(const kd_bus_conf_t *conf, replay_t *r, const kd_
     kd_consumer_opts_t o = {.topics = topics, .topic_count = ntopics, .read_all = true};
     kd_consumer_t *c = NULL;
     kd_status_t st = kd_consumer_new(conf, &o, &c, err, errsz);
+    /* The end is every partition's end; one that cannot be read would keep
+     * this waiting for ever. Past the deadline, what was read is shown. */
     int64_t deadline = kd_mono_ms() + 60000;
 
     while (st == KD_OK && !kd_consumer_at_end(c) && kd_mono_ms() < deadline) {
@@ -194,7 +198,8 @@ static kd_status_t read_topics(const kd_bus_conf_t *conf, replay_t *r, const kd_
 
         if ((st = kd_consumer_poll(c, 100, &m, err, errsz)) != KD_OK || !m)
             continue;
-        /* The header says whose it is: the others are not decoded. */
+        /* The header says whose it is: the others are not decoded. The header
+         * is not signed, so the decoded body's id decides. */
         if (tracked(r, m->deploy_id) >= 0 && kd_message_decode(c, m, &env, NULL, 0) == KD_OK &&
             (idx = tracked(r, env->deploy_id)) >= 0)
             fn(r, m, env, idx);
@@ -240,7 +245,8 @@ static kd_status_t replay_topics(const kd_bus_conf_t *conf, replay_t *r, char *e
     size_t known;
     kd_status_t st;
 
-    /* A rollback of a rollback's find needs another pass: until no new id. */
+    /* A rollback of a rollback's find needs another pass: until no new id.
+     * Ids first, timeline after: collect keeps only the ids known then. */
     do {
         known = r->id_count;
         if ((st = read_topics(conf, r, &deployments, 1, learn, err, errsz)) != KD_OK)
@@ -286,7 +292,8 @@ static void print_all(replay_t *r)
 
     for (size_t i = 0; i < n; i++)
         items[i] = json_array_get(r->lines, i);
-    /* Stable order by time; ties keep topic order. */
+    /* By time. qsort is not stable: events of one millisecond may come out
+     * in either order. */
     qsort(items, n, sizeof *items, by_ts);
     for (size_t i = 0; i < n; i++) {
         if (r->json) {

@@ -16,6 +16,8 @@ static kd_status_t reader(const kd_bus_conf_t *conf, bool with_results, kd_consu
                           char *err, size_t errsz)
 {
     kd_topic_t topics[] = {KD_TOPIC_DEPLOYMENTS, KD_TOPIC_RESULTS};
+    /* No group: an onlooker must not join the planner's group or commit, and
+     * the model is rebuilt from every event, so it reads from the beginning. */
     kd_consumer_opts_t o = {.topics = topics, .topic_count = with_results ? 2 : 1,
                             .read_all = true};
 
@@ -31,6 +33,8 @@ static kd_status_t next_event(kd_consumer_t *c, int timeout_ms, kd_envelope_t **
     kd_status_t st = kd_consumer_poll(c, timeout_ms, &m, err, errsz);
 
     *env = NULL;
+    /* A message that does not decode (or verify) is skipped: one bad message
+     * must not end an operator's view of the log. */
     if (st == KD_OK && m && kd_message_decode(c, m, env, NULL, 0) != KD_OK)
         *env = NULL;
     kd_message_free(m);
@@ -41,6 +45,8 @@ kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, char *err, 
 {
     kd_consumer_t *c = NULL;
     kd_status_t st = reader(conf, false, &c, err, errsz);
+    /* The end is every partition's end: a partition that cannot be read
+     * would keep this waiting for ever. */
     int64_t deadline = kd_mono_ms() + 30000;
 
     while (st == KD_OK && !kd_consumer_at_end(c)) {
@@ -168,6 +174,8 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
 
 static int view_lines; /* lines of the view on screen now */
 
+/* Up one line and clear it, once per line drawn: the view is redrawn in
+ * place below the lasting lines. */
 static void view_erase(kd_wait_t *w)
 {
     for (; view_lines > 0; view_lines--)
@@ -208,6 +216,8 @@ static void view_draw(kd_wait_t *w, kd_model_t *m)
     kd_host_counts_t n;
     char bar[31];
     size_t done;
+    /* Wall clock, not monotonic: it is compared with the events' timestamps,
+     * which the planner set. */
     int64_t now = kd_now_ms();
 
     if (!w->out || !w->live || !d)
@@ -252,7 +262,9 @@ static void print_failure(kd_wait_t *w, const kd_envelope_t *env)
     if (r->status == KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED ||
         r->status == KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED || !w->out)
         return;
-    /* The last ten lines of output are enough to see why. */
+    /* The last ten lines of output are enough to see why. A final newline
+     * ends a line, it does not start one (p[1]); the loop stops one before
+     * the eleventh newline from the end, hence p + 2 below. */
     for (p = tail + strlen(tail); p > tail && lines <= 10; p--)
         if (*p == '\n' && p[1])
             lines++;
@@ -285,6 +297,9 @@ static bool take(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env, kd_topic
         }
         return false;
     }
+    /* Every deployment's events go into the model, not only the followed
+     * one's: a rollback's (another key, so another partition) may be read
+     * before the event that names it. */
     kd_model_apply(m, env);
     if (w->live && followed(w, env->deploy_id)) {
         view_erase(w);
@@ -301,11 +316,13 @@ kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, s
     kd_model_t *m = kd_model_new();
     kd_consumer_t *c = NULL;
     kd_status_t st = m ? reader(conf, true, &c, err, errsz) : KD_ENOMEM;
+    /* Monotonic: a clock step on the operator's machine does not end the
+     * wait early or late. */
     int64_t deadline = w->timeout_s ? kd_mono_ms() + (int64_t)w->timeout_s * 1000 : 0;
     bool done = false;
 
     w->outcome = KD_WAIT_TIMEOUT;
-    view_lines = 0;
+    view_lines = 0; /* nothing of a previous wait is on screen: the last one erased it */
     while (st == KD_OK && !done) {
         kd_message_t *msg = NULL;
         kd_envelope_t *env = NULL;

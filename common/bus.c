@@ -231,6 +231,8 @@ bool kd_bus_is_embedded(const kd_bus_conf_t *conf)
     kd_bus_conf_t *c = (kd_bus_conf_t *)conf; /* the answer is cached */
     int embedded;
 
+    /* Under a lock: a conf is shared by a process's threads, and one probe
+     * (a connection to the cluster) is enough. */
     pthread_mutex_lock(&c->probe_lock);
     if (c->embedded < 0)
         c->embedded = probe_embedded(conf);
@@ -241,6 +243,8 @@ bool kd_bus_is_embedded(const kd_bus_conf_t *conf)
 
 /* ---- librdkafka handles ---- */
 
+/* librdkafka logs with syslog levels: 0-3 are errors, 4 a warning, 5-6
+ * notices and information, 7 debug. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     kd_log_level_t lvl = level <= 3 ? KD_LOG_ERROR : level == 4 ? KD_LOG_WARN
@@ -252,6 +256,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 static void error_cb(rd_kafka_t *rk, int errcode, const char *reason, void *opaque)
 {
     (void)opaque;
+    /* Others are transient (a broker down, a connection reset) and librdkafka
+     * retries them itself: at error level they would flood the log. */
     if (errcode == RD_KAFKA_RESP_ERR__FATAL)
         kd_error("kafka %s: fatal: %s", rd_kafka_name(rk), reason);
     else
@@ -286,6 +292,8 @@ kd_status_t kd_bus_build_conf(const kd_bus_conf_t *conf, const char *const *defa
         return kd_err(err, errsz, KD_EINVAL,
                       "no Kafka brokers: pass --brokers LIST or set KDEPLOY_BROKERS");
     rc = rd_kafka_conf_new();
+    /* Ours first, then the caller's defaults, then the configured properties:
+     * each may override the one before. */
     if ((st = set_all(rc, common, err, errsz)) != KD_OK ||
         (st = set_all(rc, defaults, err, errsz)) != KD_OK)
         goto fail;
@@ -318,6 +326,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
     kd_delivery_t *d = rkm->_private;
 
     (void)rk;
+    /* d is on the stack of a sender that waits for this very report, so it
+     * is alive here; broadcast, as several senders may be waiting. */
     pthread_mutex_lock(&p->lock);
     if (d) {
         d->err = rkm->err;
@@ -356,10 +366,18 @@ kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
                             kd_producer_t **out, char *err, size_t errsz)
 {
     static const char *const defaults[] = {
+        /* A retried send neither duplicates nor reorders a key's events, and
+         * an acknowledged one survives a broker's loss. */
         "enable.idempotence", "true",
         "acks", "all",
+        /* Sent at once: a send that is waited for would wait out the
+         * linger too. */
         "linger.ms", "0",
+        /* The Java client's partitioner: every client puts a key where
+         * kd_partition_for_key says. */
         "partitioner", "murmur2_random",
+        /* Also the bound of a send with wait: wait_delivery has no timeout of
+         * its own, librdkafka fails the message after this. */
         "message.timeout.ms", "30000",
         NULL,
     };
@@ -402,6 +420,8 @@ void kd_producer_free(kd_producer_t *p)
 {
     if (!p)
         return;
+    /* The poll thread ends first; rd_kafka_flush serves the last delivery
+     * reports itself. */
     atomic_store(&p->stopping, 1);
     pthread_join(p->poller, NULL);
     if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -432,6 +452,8 @@ static kd_status_t make_headers(const kd_producer_t *p, const kd_envelope_t *env
     rd_kafka_header_add(hdrs, KD_HEADER_TYPE, -1, kd_envelope_type(env), -1);
     if (env->deploy_id && *env->deploy_id)
         rd_kafka_header_add(hdrs, KD_HEADER_DEPLOY_ID, -1, env->deploy_id, -1);
+    /* The signature covers the encoded value, the very bytes a worker
+     * verifies before decoding; headers and key are not covered. */
     if (p->conf->signer && is_command(env)) {
         uint8_t sig[KD_SIGNATURE_LEN];
 
@@ -480,6 +502,8 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(wait ? &d : NULL),
                              RD_KAFKA_V_END);
+    /* On failure librdkafka took neither the headers nor the value (F_FREE
+     * applies only once the message is queued). */
     if (rerr) {
         rd_kafka_headers_destroy(hdrs);
         free(value);

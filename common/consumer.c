@@ -58,9 +58,14 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
                               size_t errsz)
 {
     static const char *const defaults[] = {
+        /* Commits are explicit, once the work a message asks for is done:
+         * a crash before that brings the message again, never loses it. */
         "enable.auto.commit", "false",
         "enable.auto.offset.store", "false",
+        /* A group with nothing committed (a new host, a new planner group)
+         * reads what the log still holds rather than only what comes next. */
         "auto.offset.reset", "earliest",
+        /* A planner that dies loses its partitions to the others in 6 s. */
         "session.timeout.ms", "6000",
         "heartbeat.interval.ms", "1000",
         "fetch.wait.max.ms", "500",
@@ -68,6 +73,8 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
         NULL,
     };
     char reader_group[64];
+    /* End-of-partition events only for readers: kd_consumer_at_end needs
+     * them; for the others they would be noise. */
     const char *extra[] = {"group.id", o->group_id, "enable.partition.eof",
                            o->read_all ? "true" : "false", NULL};
     rd_kafka_conf_t *rc;
@@ -109,6 +116,8 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
         rd_kafka_conf_destroy(rc);
         return kd_err(err, errsz, KD_EKAFKA, "creating consumer: %s", rkerr);
     }
+    /* Rebalances, commit results and errors come through kd_consumer_poll
+     * with the messages: a handle needs no other polling. */
     rd_kafka_poll_set_consumer(c->rk);
     return KD_OK;
 }
@@ -150,13 +159,15 @@ static kd_status_t assign_partition(kd_consumer_t *c, const kd_consumer_opts_t *
     if ((st = partition_count(c, topic, &count, err, errsz)) != KD_OK)
         return st;
     c->partition_count = count;
+    /* The producer's own mapping (murmur2), so this is where the key's
+     * messages are. */
     c->partition = kd_partition_for_key(o->partition_key, strlen(o->partition_key), count);
     c->assigned = rd_kafka_topic_partition_list_new(1);
     /* STORED: resume at the group's committed offset, else auto.offset.reset. */
     rd_kafka_topic_partition_list_add(c->assigned, topic, c->partition)->offset =
         o->from_offset ? o->offset : RD_KAFKA_OFFSET_STORED;
     if (o->commit_only)
-        return KD_OK;
+        return KD_OK; /* never assigned: commits and committed offsets need no fetch */
     if ((rerr = rd_kafka_assign(c->rk, c->assigned)) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return kd_err(err, errsz, KD_EKAFKA, "assigning %s[%d]: %s", topic, c->partition,
                       rd_kafka_err2str(rerr));
@@ -247,6 +258,8 @@ void kd_consumer_free(kd_consumer_t *c)
 {
     if (!c)
         return;
+    /* Close before destroy: a member leaves its group now, so the others take
+     * its partitions at once rather than after the session timeout. */
     if (c->rk) {
         rd_kafka_consumer_close(c->rk);
         rd_kafka_destroy(c->rk);
@@ -300,6 +313,7 @@ kd_status_t kd_consumer_committed(kd_consumer_t *c, int64_t *offset, char *err, 
     rerr = rd_kafka_committed(c->rk, parts, 10000);
     if (!rerr)
         rerr = parts->elems[0].err;
+    /* librdkafka says RD_KAFKA_OFFSET_INVALID (-1001) for nothing committed. */
     if (!rerr)
         *offset = parts->elems[0].offset >= 0 ? parts->elems[0].offset : -1;
     rd_kafka_topic_partition_list_destroy(parts);
@@ -367,6 +381,7 @@ static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm)
         return NULL;
     rd_kafka_message_headers(rkm, &hdrs);
     m->rkm = rkm;
+    /* Keys and header values are bytes with a length, not C strings. */
     m->key = rkm->key ? strndup(rkm->key, rkm->key_len) : strdup("");
     m->type = header_str(hdrs, KD_HEADER_TYPE);
     m->deploy_id = header_str(hdrs, KD_HEADER_DEPLOY_ID);
@@ -408,6 +423,8 @@ kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **ou
         rd_kafka_message_destroy(rkm);
         return KD_OK;
     }
+    /* librdkafka retries broker errors itself; only a fatal one (the
+     * handle can do no more) is worth ending the caller for. */
     if (rkm->err) {
         rd_kafka_resp_err_t rerr = rkm->err;
 
@@ -460,6 +477,8 @@ kd_status_t kd_command_fresh(const kd_consumer_t *c, const kd_envelope_t *env, c
                              size_t errsz)
 {
     bool verifying = kd_bus_conf_verifier(c->conf) != NULL;
+    /* Wall clock, as the planner's that set the expiry: the hosts' clocks are
+     * assumed to agree with it (NTP) to well within a deployment timeout. */
     int64_t expires, now = kd_now_ms();
 
     if (env->body_case == KD_BODY(STEP) && env->step)
@@ -486,7 +505,8 @@ kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
     kd_envelope_t *env;
     kd_status_t st;
 
-    /* Verify before parsing: forged bytes never reach the decoder. */
+    /* Verify before parsing: forged bytes never reach the decoder. The header
+     * or the topic calls for it, so a forged header cannot skip it. */
     if (v && (claimed == KD_BODY(STEP) || claimed == KD_BODY(TRAFFIC) ||
               m->topic == KD_TOPIC_STEPS || m->topic == KD_TOPIC_TRAFFIC) &&
         (st = kd_verify(v, m->value, m->len, m->signature, m->signature_len, err, errsz)) != KD_OK)

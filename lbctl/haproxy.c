@@ -32,6 +32,8 @@
 #include "fsutil.h"
 #include "ids.h"
 
+/* A bound on any answer (`show stat` of a large configuration is the
+ * biggest): a broken peer cannot make lbctl buffer without end. */
 #define HAP_REPLY_MAX (64u * 1024 * 1024)
 #define HAP_CMD_MAX 1024 /* names are at most KD_LB_NAME_MAX: commands fit */
 #define HAP_POLL_MS 100
@@ -143,12 +145,16 @@ kd_status_t kd_haproxy_cli(const char *path, const char *cmd, kd_buf_t *reply, i
     kd_status_t st;
     int fd = -1;
 
+    /* A newline would end this command and start another of the sender's
+     * choosing. */
     if (strchr(cmd, '\n'))
         return kd_err(err, errsz, KD_EREFUSED, "refused: a runtime command holding a newline");
     if ((st = kd_buf_printf(&line, "%s\n", cmd)) != KD_OK) {
         st = kd_err(err, errsz, st, "runtime command too long");
         goto out;
     }
+    /* One connection per command: outside interactive mode HAProxy answers
+     * one command and closes, so the end of the stream ends the answer. */
     if ((st = hap_connect(path, &fd, err, errsz)) != KD_OK)
         goto out;
     if ((st = send_all(fd, line.data, line.len, deadline, err, errsz)) != KD_OK)
@@ -163,6 +169,8 @@ out:
 
 /* ---- answers ---- */
 
+/* HAProxy reports a failed command in words on a connection that worked:
+ * an answer is accepted only when it has the shape the command expects. */
 typedef bool (*reply_ok_fn)(const char *reply);
 
 static bool reply_empty(const char *r)
@@ -178,6 +186,7 @@ static bool reply_stat(const char *r)
     return strncmp(r, "# pxname,", 9) == 0;
 }
 
+/* The state file format's version line, then its header. */
 static bool reply_servers_state(const char *r)
 {
     return strncmp(r, "1\n#", 3) == 0;
@@ -423,7 +432,7 @@ static kd_status_t stat_servers(const hap_t *h, const char *group, server_fn eac
     span_t line, name;
     kd_status_t st;
 
-    cmdf(cmd, sizeof cmd, "show stat %s 4 -1", group);
+    cmdf(cmd, sizeof cmd, "show stat %s 4 -1", group); /* type 4: servers; -1: all of them */
     if ((st = hap_call(h, cmd, reply_stat, &reply, err, errsz)) != KD_OK)
         goto out;
     cur = kd_buf_str(&reply);
@@ -619,6 +628,8 @@ static kd_status_t hap_block(void *state, const char *group, const char *host,
     const hap_t *h = state;
     kd_status_t st;
 
+    /* drain first: no new sessions, those open may end. Then maint: drain
+     * still takes sessions that persistence sends to the server. */
     if ((st = check_server(group, host, err, errsz)) != KD_OK ||
         (st = set_state(h, group, host, "drain", err, errsz)) != KD_OK ||
         (st = drain_wait(h, group, host, timeout_s ? timeout_s : h->conf.drain_timeout_s, err,
@@ -874,6 +885,7 @@ static kd_status_t sync_map_file(const char *file, const char *key, const char *
         st = kd_err(err, errsz, st, "map file %s: %s", file, kd_status_str(st));
         goto out;
     }
+    /* Same text: not rewritten, so a repeated swap changes nothing on disk. */
     if (text.len == old.len && memcmp(kd_buf_str(&text), kd_buf_str(&old), old.len) == 0)
         goto out;
     st = kd_write_file_atomic(file, text.data, text.len, sb.st_mode & 07777, err, errsz);
@@ -894,6 +906,8 @@ static void undo_swap(const hap_t *h, const hap_map_t *m, const char *service, c
     char cmd[HAP_CMD_MAX], why[256];
     size_t used = strlen(err);
 
+    /* The old value came from HAProxy's answer: checked before it goes into
+     * a command. */
     if (m->value && kd_lb_name_valid(m->value))
         cmdf(cmd, sizeof cmd, "set map #%ld %s %s", m->id, service, m->value);
     else if (!m->value)
@@ -912,11 +926,15 @@ static kd_status_t apply_swap(const hap_t *h, const hap_map_t *m, const char *se
     char cmd[HAP_CMD_MAX];
     kd_status_t st;
 
+    /* Checked before HAProxy is changed: a change the file cannot keep would
+     * be undone by the next reload. */
     if ((st = map_file_check(m->file, err, errsz)) != KD_OK)
         return st;
+    /* `set map` changes only an existing key; a first swap adds it. */
     cmdf(cmd, sizeof cmd, "%s map #%ld %s %s", m->value ? "set" : "add", m->id, service, to);
     if ((st = hap_set(h, cmd, err, errsz)) != KD_OK)
         return st;
+    /* HAProxy and the file must agree, or a reload would quietly swap back. */
     if ((st = sync_map_file(m->file, service, to, err, errsz)) != KD_OK && err && errsz)
         undo_swap(h, m, service, err, errsz);
     return st;
@@ -951,6 +969,8 @@ static kd_status_t hap_swap(void *state, const char *service, const char *from, 
         st = sync_map_file(m.file, service, to, err, errsz); /* done before: idempotent */
         goto out;
     }
+    /* Compare and set: a late or repeated command does not undo a swap that
+     * another deployment made since. */
     if (*from && strcmp(m.value, from) != 0) {
         span_copy((span_t){m.value, strlen(m.value)}, shown, sizeof shown);
         st = kd_err(err, errsz, KD_ECONFLICT,

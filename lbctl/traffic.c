@@ -10,6 +10,7 @@
 #include "utf8.h"
 
 #define TRAFFIC_POLL_MS 200
+/* Room for a driver's words on a failure, HAProxy's answer among them. */
 #define TRAFFIC_ERROR_MAX 4096
 
 typedef Kdeploy__V1__TrafficCommand traffic_cmd_t;
@@ -71,10 +72,13 @@ kd_status_t kd_traffic_apply(const kd_traffic_t *t, const traffic_cmd_t *cmd,
 
     errbuf[0] = '\0';
     st = dispatch(t, cmd, errbuf, errsz);
+    /* No result for a change cut short by a stop: the journal keeps only its
+     * start, nothing is committed, and it is applied again after a restart. */
     if (st == KD_ESTOPPED)
         return st;
     if (st == KD_OK)
         errbuf[0] = '\0';
+    /* HAProxy's answers are bytes; protobuf strings must be UTF-8. */
     kd_utf8_sanitize(errbuf);
     r->traffic_id = cmd->traffic_id;
     r->action = cmd->action;
@@ -86,7 +90,7 @@ kd_status_t kd_traffic_apply(const kd_traffic_t *t, const traffic_cmd_t *cmd,
     r->from_group = cmd->from_group;
     r->to_group = cmd->to_group;
     r->error = errbuf;
-    r->duration_ms = kd_mono_ms() - started;
+    r->duration_ms = kd_mono_ms() - started; /* monotonic: a clock step is no duration */
     r->replayed = 0;
     r->driver = (char *)t->driver->name;
     return KD_OK;
@@ -120,7 +124,8 @@ static kd_status_t journal_result(const kd_traffic_t *t, const traffic_result_t 
     return st;
 }
 
-/* s made safe for a log line: control characters replaced, cut short. */
+/* s made safe for a log line: control characters replaced, cut short. The
+ * fields come off the bus, and a newline in one would forge a log line. */
 static const char *printable(const char *s, char *buf, size_t bufsz)
 {
     size_t n = 0;
@@ -154,6 +159,7 @@ static kd_status_t apply_and_publish(const kd_traffic_t *t, const char *deploy_i
 
     if (!why)
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    /* Durable before the change, so a restart knows it was under way. */
     if ((st = kd_journal_start(t->journal, cmd->traffic_id, err, errsz)) != KD_OK)
         goto out;
     printable(cmd->traffic_id, tid, sizeof tid);
@@ -165,6 +171,8 @@ static kd_status_t apply_and_publish(const kd_traffic_t *t, const char *deploy_i
     kd_info("%s: %s%s%s (%lld ms)", tid, status_name(r.status), *why ? ": " : "",
             printable(why, shown, sizeof shown), (long long)r.duration_ms);
     kd_lb_metrics_change(t->metrics, &r);
+    /* Journal, then publish: a crash between them brings the command again,
+     * and the journal answers it with this result. */
     if ((st = journal_result(t, &r, err, errsz)) != KD_OK)
         goto out;
     st = publish_result(t, deploy_id, &r, err, errsz);
@@ -203,6 +211,8 @@ static kd_status_t handle_traffic(const kd_traffic_t *t, const kd_envelope_t *en
         kdeploy__v1__traffic_result__free_unpacked(recorded, NULL);
         return st;
     }
+    /* Unlike a worker's hook, a change sets a state (a server drained, a
+     * backend chosen): applying it twice is harmless. */
     if (state == KD_JOURNAL_STARTED)
         kd_warn("%s: cut short earlier (lbctl stopped or crashed): applying it again",
                 printable(cmd->traffic_id, tid, sizeof tid));
@@ -237,12 +247,17 @@ static kd_status_t handle_message(const kd_traffic_t *t, kd_consumer_t *c, kd_me
         kd_lb_metrics_skipped(t->metrics);
     }
     kd_envelope_free(env);
+    /* Skipped messages are committed too: a bad one must not come back on
+     * every restart. */
     return kd_consumer_commit(c, m, err, errsz);
 }
 
 kd_status_t kd_traffic_run(const kd_traffic_t *t, char *err, size_t errsz)
 {
     kd_topic_t topic = KD_TOPIC_TRAFFIC;
+    /* A group: its members share the partitions, so each command is applied
+     * by one of them. An lbctl that must see every command needs a group of
+     * its own. */
     kd_consumer_opts_t opts = {
         .group_id = t->group_id ? t->group_id : KD_LB_DEFAULT_GROUP,
         .topics = &topic,

@@ -34,6 +34,8 @@ static void publish_progress(void *opaque, int64_t elapsed_ms, const char *tail,
     kd_envelope_t env;
     size_t keep = len > 1024 ? 1024 : len;
 
+    /* The last KiB: heartbeats are frequent and only show where a hook is.
+     * The cut may split a UTF-8 sequence, and protobuf strings must be UTF-8. */
     snprintf(text, sizeof text, "%.*s", (int)keep, tail + (len - keep));
     kd_utf8_sanitize(text);
     pr.step_id = ctx->cmd->step_id;
@@ -44,6 +46,8 @@ static void publish_progress(void *opaque, int64_t elapsed_ms, const char *tail,
     kd_envelope_init(&env, id, ctx->deploy_id, kd_producer_self(ctx->host->producer));
     env.body_case = KD_BODY(PROGRESS);
     env.progress = &pr;
+    /* Not waited for: this runs in the loop that reads the hook's output and
+     * enforces its timeout; a lost heartbeat costs nothing. */
     if (kd_producer_send(ctx->host->producer, KD_TOPIC_RESULTS, ctx->deploy_id, &env, false,
                          err, sizeof err) != KD_OK)
         kd_warn("%s: heartbeat of %s not sent: %s", ctx->host->id, ctx->cmd->step_id, err);
@@ -106,11 +110,14 @@ static kd_status_t run_step(kd_host_t *host, const char *deploy_id,
 
     if (!o)
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    /* Durable before anything runs: after a crash from here on, the step is
+     * found started and reported as cut short (replay_step), never run twice. */
     if ((st = kd_journal_start(host->journal, cmd->step_id, err, errsz)) != KD_OK)
         goto out;
     kd_info("%s: %s %s (attempt %u)", host->id, deploy_id, kd_event_name(cmd->event), cmd->attempt);
     kd_worker_metrics_step_started(host->metrics);
     kd_step_perform(host, deploy_id, cmd, o, publish_progress, &ctx);
+    /* Hook output is arbitrary bytes; protobuf strings must be UTF-8. */
     kd_utf8_sanitize(o->output_tail);
     kd_utf8_sanitize(o->error);
     fill_result(&r, cmd, host->id, o, started, kd_now_ms());
@@ -119,9 +126,13 @@ static kd_status_t run_step(kd_host_t *host, const char *deploy_id,
             protobuf_c_enum_descriptor_get_value(&kdeploy__v1__step_status__descriptor,
                                                  (int)o->status)->name,
             o->error[0] ? ": " : "", o->error);
+    /* Journal, then publish: a crash between the two leaves the offset
+     * uncommitted, and the redelivered step republishes the recorded result. */
     if ((st = journal_result(host, cmd->step_id, &r, err, errsz)) != KD_OK)
         goto out;
     st = publish_result(host, deploy_id, &r, err, errsz);
+    /* The new revision for `kdeploy hosts`; best effort, as the result has
+     * gone out already and does not depend on it. */
     if (st == KD_OK && cmd->event == KD_EVENT(Install) &&
         o->status == KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED)
         kd_agent_publish_status(host, 1, NULL, 0);
@@ -145,12 +156,14 @@ static kd_status_t replay_step(kd_host_t *host, const char *deploy_id,
     if (state == KD_JOURNAL_FINISHED) {
         kd_info("%s: %s %s already done: publishing its recorded result", host->id, deploy_id,
                 kd_event_name(cmd->event));
-        recorded->replayed = 1;
+        recorded->replayed = 1; /* readers of results can tell it was not run again */
         return publish_result(host, deploy_id, recorded, err, errsz);
     }
     snprintf(o.error, sizeof o.error, "agent restarted during the step: its outcome is unknown");
     kd_warn("%s: %s %s: %s", host->id, deploy_id, kd_event_name(cmd->event), o.error);
     fill_result(&r, cmd, host->id, &o, now, now);
+    /* Journaled as finished, so that a later delivery gives this same answer
+     * instead of another "cut short". */
     if ((st = journal_result(host, cmd->step_id, &r, err, errsz)) != KD_OK)
         return st;
     return publish_result(host, deploy_id, &r, err, errsz);
@@ -167,6 +180,8 @@ static kd_status_t handle_step(kd_host_t *host, const kd_envelope_t *env, char *
 
     if (!cmd->step_id || !*cmd->step_id || !env->deploy_id || !*env->deploy_id)
         return kd_err(err, errsz, KD_EPROTO, "step without a step id or deploy id");
+    /* The signature covers the body, not the message key: a step signed for
+     * another host and put under this host's key is refused here. */
     if (strcmp(cmd->host, host->id) != 0)
         return kd_err(err, errsz, KD_EPROTO, "step for host '%s' under this host's key",
                       cmd->host);
@@ -205,6 +220,8 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         st = kd_command_fresh(c, env, why, sizeof why);
     if (st == KD_OK) {
         st = handle_step(host, env, why, sizeof why);
+        /* Not committed: the worker stops, and the step comes again when it
+         * starts next. */
         if (st != KD_OK && st != KD_EPROTO) {
             kd_envelope_free(env);
             return kd_err(err, errsz, st, "%s", why);
@@ -214,6 +231,8 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         kd_error("%s: skipping the message at %s partition %d offset %lld: %s", host->id,
                  kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
     kd_envelope_free(env);
+    /* Skipped messages are committed too: one bad message must not block the
+     * host's steps behind it on every restart. */
     return kd_consumer_commit_offset(c, m->offset + 1, err, errsz);
 }
 
@@ -231,6 +250,8 @@ kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz)
         kd_message_t *m = kd_fanout_next(host->feed, AGENT_POLL_MS);
         kd_message_t *none = NULL;
 
+        /* A reader's failure is looked at only when the queue is empty: what
+         * was read before it is still handled. */
         if (m)
             st = handle_message(host, c, m, err, errsz);
         else if ((st = kd_fanout_status(host->fanout, err, errsz)) == KD_OK)
@@ -256,6 +277,8 @@ static kd_status_t add_installed(kd_host_t *host, const char *app, const char *g
     return KD_OK;
 }
 
+/* A fixed bound, not one sized by what is on disk: past 64 application
+ * groups on one host, the rest go unlisted. */
 #define STATUS_MAX_GROUPS 64
 
 typedef struct status_scan {
@@ -285,6 +308,7 @@ static void scan_installed(kd_host_t *host, Kdeploy__V1__HostStatus *hs, status_
             !(groups = opendir(path)))
             continue;
         while ((g = readdir(groups)) && hs->n_installed < STATUS_MAX_GROUPS) {
+            /* A group with nothing installed leaves its slot to the next. */
             size_t i = hs->n_installed;
 
             if (strncmp(g->d_name, "group-", 6) != 0)
@@ -309,7 +333,7 @@ kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_
 
     if (!scan)
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
-    gethostname(hostname, sizeof hostname - 1);
+    gethostname(hostname, sizeof hostname - 1); /* truncation may leave no NUL: keep one */
     hs.host = (char *)host->id;
     hs.agent_version = KD_VERSION;
     hs.alive = alive;

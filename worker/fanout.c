@@ -43,7 +43,7 @@ struct kd_fanout {
     reader_t *readers;
     size_t reader_count;
     volatile sig_atomic_t *stop;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;    /* guards status and err: readers write, hosts read */
     kd_status_t status;      /* a reader's failure */
     char err[512];
 };
@@ -74,6 +74,8 @@ kd_message_t *kd_fanout_next(kd_fanout_host_t *h, int timeout_ms)
     kd_message_t *m = NULL;
     queued_t *q;
 
+    /* The condition variable keeps its default clock, CLOCK_REALTIME, so the
+     * deadline is on that clock; a clock step can only skew this one wait. */
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
     until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -82,6 +84,7 @@ kd_message_t *kd_fanout_next(kd_fanout_host_t *h, int timeout_ms)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&h->lock);
+    /* A loop: a wakeup may be spurious. */
     while (!h->head)
         if (pthread_cond_timedwait(&h->ready, &h->lock, &until) == ETIMEDOUT)
             break;
@@ -96,7 +99,8 @@ kd_message_t *kd_fanout_next(kd_fanout_host_t *h, int timeout_ms)
     return m;
 }
 
-/* The host a message is for, among those of the reader's partition. */
+/* The host a message is for, among those of the reader's partition. The
+ * key is the host id (DESIGN.md), so no decoding is needed to route. */
 static kd_fanout_host_t *owner(reader_t *r, const kd_message_t *m)
 {
     for (size_t i = 0; i < r->f->host_count; i++) {
@@ -117,11 +121,14 @@ static void *read_partition(void *arg)
         kd_message_t *m = NULL;
         kd_fanout_host_t *h;
 
+        /* A short poll, so that a stop is seen within 200 ms. */
         if (kd_consumer_poll(r->c, 200, &m, err, sizeof err) != KD_OK) {
             pthread_mutex_lock(&r->f->lock);
             r->f->status = KD_EKAFKA;
             snprintf(r->f->err, sizeof r->f->err, "%s", err);
             pthread_mutex_unlock(&r->f->lock);
+            /* The hosts find it through kd_fanout_status when their queue
+             * runs dry, and stop; the reader cannot go on without a bus. */
             break;
         }
         if (!m)
@@ -146,12 +153,16 @@ static kd_status_t open_host(kd_fanout_host_t *h, const kd_bus_conf_t *conf, cha
 
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->ready, NULL);
+    /* One group per host, not per process: the committed offset says what
+     * this host has done, whichever process serves it next time. */
     snprintf(group, sizeof group, "kdeploy-worker-%s", h->id);
     if ((st = kd_consumer_new(conf, &o, &h->handle, err, errsz)) != KD_OK ||
         (st = kd_consumer_committed(h->handle, &h->start, err, errsz)) != KD_OK)
         return st;
     if (h->start < 0)
         h->start = 0; /* nothing committed yet: every step on the log is new */
+    /* The partition comes from the same murmur2 mapping as the planner's
+     * producer, so the reader of this partition sees all of this host's steps. */
     h->partition = kd_consumer_partition(h->handle);
     return KD_OK;
 }
@@ -163,6 +174,8 @@ static kd_status_t open_reader(kd_fanout_t *f, int32_t partition, const kd_bus_c
 {
     reader_t *r = &f->readers[f->reader_count];
     kd_topic_t topic = KD_TOPIC_STEPS;
+    /* The reader's group is only a name librdkafka requires: the reader is
+     * assigned its partition, never joins, never commits. The hosts commit. */
     kd_consumer_opts_t o = {.group_id = "kdeploy-worker-reader", .topics = &topic,
                             .topic_count = 1, .from_offset = true, .offset = INT64_MAX};
     kd_status_t st;
@@ -172,8 +185,11 @@ static kd_status_t open_reader(kd_fanout_t *f, int32_t partition, const kd_bus_c
 
         if (h->partition != partition)
             continue;
+        /* The host furthest behind sets the start; the others drop what they had
+         * done before (read_partition). */
         if (h->start < o.offset)
             o.offset = h->start;
+        /* Any host of the partition will do: they all map to it. */
         if (!o.partition_key)
             o.partition_key = h->id;
     }
@@ -214,6 +230,8 @@ kd_status_t kd_fanout_start(const kd_bus_conf_t *conf, const char *const *host_i
     f->host_count = n;
     f->stop = stop;
     pthread_mutex_init(&f->lock, NULL);
+    /* Every host's committed offset first: a reader starts from the lowest of
+     * its partition's hosts, so no reader may start before all are known. */
     for (size_t i = 0; i < n && st == KD_OK; i++) {
         f->hosts[i].id = host_ids[i];
         st = open_host(&f->hosts[i], conf, err, errsz);
@@ -222,7 +240,7 @@ kd_status_t kd_fanout_start(const kd_bus_conf_t *conf, const char *const *host_i
         if (!has_reader(f, f->hosts[i].partition))
             st = open_reader(f, f->hosts[i].partition, conf, err, errsz);
     if (st != KD_OK) {
-        *stop = 1;
+        *stop = 1; /* the readers already started end, so the free can join them */
         kd_fanout_free(f);
         return st;
     }

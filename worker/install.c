@@ -21,6 +21,8 @@
 #include "safedir.h"
 
 #define MANIFEST_HEADER "# kdeploy install manifest v1\n"
+/* A random name collides only by chance or by planting: a bound, not an
+ * endless loop. */
 #define TEMP_TRIES 100
 
 /* One thing an install writes: a directory it creates ('d'), a regular file
@@ -134,6 +136,7 @@ static kd_status_t list_add(list_t *l, char kind, const char *dst, const char *s
         l->v = v;
         l->cap = cap;
     }
+    /* At most half full, so linear probing stays short and always ends. */
     if ((l->n + 1) * 2 > l->nslots && index_grow(l) != KD_OK)
         return KD_ENOMEM;
     it = &l->v[l->n];
@@ -315,6 +318,7 @@ static kd_status_t parse_line(list_t *l, char *line, ssize_t len, const char *pa
         return kd_err(err, errsz, KD_EPROTO, "manifest %s:%u: malformed line", path, lineno);
     if (list_add(l, line[0], line + 2, NULL, 0) != KD_OK)
         return kd_err(err, errsz, KD_ENOMEM, "manifest %s: out of memory", path);
+    /* Listed means ours to remove, whether or not it reached the disk. */
     l->v[l->n - 1].done = true;
     return KD_OK;
 }
@@ -362,6 +366,8 @@ static kd_status_t check_removable(const list_t *l, const char *prefix, const ch
     return KD_OK;
 }
 
+/* Longest path first: a directory's path is longer than its parent's, so
+ * children come before their parents without counting components. */
 static int by_depth(const void *a, const void *b)
 {
     size_t la = strlen(*(const char *const *)a), lb = strlen(*(const char *const *)b);
@@ -395,7 +401,7 @@ static kd_status_t remove_leaves(kd_safedir_t *sd, const list_t *l, char *err, s
         const char *p = l->v[i].dst;
 
         if (l->v[i].kind == 'd')
-            continue;
+            continue; /* after the leaves, once they may be empty (remove_dirs) */
         if ((rc = removal_parent(sd, p, &fd, &leaf, err, errsz)) != KD_OK)
             return rc;
         if (fd < 0 || fstatat(fd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(st.st_mode))
@@ -431,6 +437,8 @@ static kd_status_t remove_dirs(kd_safedir_t *sd, const list_t *l, char *err, siz
             kd_safedir_forget(sd); /* it may have been the directory walked to last */
             continue;
         }
+        /* Not empty (POSIX allows EEXIST for it too): it holds what is not
+         * ours, logs or data the application wrote, and it stays. */
         if (fd < 0 || errno == ENOENT || errno == ENOTEMPTY || errno == EEXIST ||
             errno == ENOTDIR)
             continue;
@@ -487,6 +495,8 @@ static kd_status_t plan_dir(plan_t *p, const char *path, mode_t mode)
     if ((rc = dest_stat(p, path, &st)) == KD_OK) {
         if (S_ISDIR(st.st_mode) && pk != 'd')
             return KD_OK; /* already there and not ours: merged into, never removed */
+        /* What the previous revision put here is removed before anything is
+         * written, so only a stranger's file is in the way. */
         if (!S_ISDIR(st.st_mode) && !pk)
             return kd_err(p->err, p->errsz, KD_ECONFLICT,
                           "destination %s: exists and is not a directory%s", path,
@@ -507,6 +517,7 @@ static kd_status_t plan_dirs(plan_t *p, const char *path)
     if (path[start] == '\0' || strcmp(path + start, "/") == 0)
         return KD_OK;
     snprintf(buf, sizeof buf, "%s", path); /* path came from a checked PATH_MAX buffer */
+    /* Each ancestor in turn, top down: plan_dir needs its parent planned. */
     for (size_t i = start + 1;; i++) {
         char c = buf[i];
 
@@ -542,8 +553,11 @@ static kd_status_t plan_leaf(plan_t *p, const char *src, const char *dst, const 
         if (rc != KD_ENOTFOUND)
             return rc;
     } else if (!prev_kind(p, dst)) {
+        /* Not planned, so not in the manifest: a later install never removes
+         * the file it kept. */
         if (p->o->policy == KD_FILE_EXISTS_KEEP)
             return KD_OK;
+        /* Counted, not failed at once: the error names how many are in the way. */
         if (p->o->policy == KD_FILE_EXISTS_FAIL) {
             note_conflict(p, dst);
             return KD_OK;
@@ -566,6 +580,8 @@ static kd_status_t walk_entry(plan_t *p, const char *src, const char *dst, const
         return rc;
     if (strchr(name, '\n'))
         return kd_err(p->err, p->errsz, KD_EREFUSED, "source %s: name contains a newline", s);
+    /* lstat: a symlink in the bundle is copied as a symlink, never followed
+     * (it could point anywhere on the host). */
     if (lstat(s, &st) != 0)
         return kd_err(p->err, p->errsz, KD_EIO, "source %s: %s", s, strerror(errno));
     if (!S_ISDIR(st.st_mode))
@@ -583,6 +599,8 @@ static int not_dots(const struct dirent *e)
 static kd_status_t walk_dir(plan_t *p, const char *src, const char *dst)
 {
     struct dirent **names = NULL;
+    /* Sorted: the same bundle gives the same manifest and the same first
+     * conflict, whatever order the file system lists names in. */
     int n = scandir(src, &names, not_dots, alphasort);
     kd_status_t st = KD_OK;
 
@@ -661,6 +679,7 @@ static kd_status_t plan_file_entry(plan_t *p, const kd_appspec_file_t *f)
             return rc;
         return walk_queue(p);
     }
+    /* rel is normalized ("/a/b"), so it holds a '/'; the file keeps its name. */
     if ((rc = child_path(leaf, sizeof leaf, dst, strrchr(rel, '/') + 1, p->err,
                          p->errsz)) != KD_OK)
         return rc;
@@ -682,6 +701,8 @@ static kd_status_t lookup_user(const char *name, uid_t *uid, char *err, size_t e
             return kd_err(err, errsz, KD_ENOMEM, "looking up %s: out of memory", name);
         }
         buf = nbuf;
+        /* The suggested size is only a hint (or -1, none): grow on ERANGE,
+         * up to 1 MiB. */
         if ((rc = getpwnam_r(name, &pw, buf, (size_t)sz, &res)) != ERANGE || sz > (1L << 20))
             break;
     }
@@ -708,6 +729,7 @@ static kd_status_t lookup_group(const char *name, gid_t *gid, char *err, size_t 
             return kd_err(err, errsz, KD_ENOMEM, "looking up %s: out of memory", name);
         }
         buf = nbuf;
+        /* ERANGE: a group with many members outgrows the suggested size. */
         if ((rc = getgrnam_r(name, &gr, buf, (size_t)sz, &res)) != ERANGE || sz > (1L << 20))
             break;
     }
@@ -837,6 +859,7 @@ static kd_status_t plan_start(plan_t *p, const kd_appspec_permission_t *perms, s
                       p->prefix);
     if ((rc = plan_owners(p, perms, nperms)) != KD_OK || (rc = open_prefix(p)) != KD_OK)
         return rc;
+    /* Checked whole before any removal: one bad line removes nothing. */
     if (o->previous_manifest &&
         ((rc = manifest_read(o->previous_manifest, &p->prev, p->err, p->errsz)) != KD_OK ||
          (rc = check_removable(&p->prev, p->prefix, o->previous_manifest, p->err,
@@ -864,6 +887,8 @@ static kd_status_t plan_all(plan_t *p, const kd_appspec_file_t *files, size_t nf
         return kd_err(p->err, p->errsz, KD_ECONFLICT,
                       "destination file %s and %zu more already exist (file exists policy: "
                       "fail)", p->conflict, p->nconflicts - 1);
+    /* Permissions after the files: their objects are checked against the
+     * items just planned. */
     if ((st = plan_perms(p, perms, nperms)) != KD_OK)
         return st;
     return check_perm_overlaps(p, perms);
@@ -909,6 +934,9 @@ static kd_status_t make_dir(plan_t *p, item_t *it)
 
     if ((st = parent_of(p, it, &pfd, &leaf)) != KD_OK)
         return st;
+    /* 0700 while it is filled, the exact mode at the end (write_items): never
+     * more open to others than asked. EEXIST: the previous revision's, left
+     * because it was not empty. */
     if (mkdirat(pfd, leaf, 0700) != 0 && errno != EEXIST)
         return kd_err(p->err, p->errsz, KD_EIO, "cannot create directory %s: %s", it->dst,
                       strerror(errno));
@@ -926,7 +954,7 @@ static kd_status_t make_dir(plan_t *p, item_t *it)
 
 static kd_status_t copy_data(int in, int out, const item_t *it, char *err, size_t errsz)
 {
-    char buf[65536];
+    char buf[65536]; /* a fixed size, whatever the file's */
 
     for (;;) {
         ssize_t n = read(in, buf, sizeof buf);
@@ -969,6 +997,8 @@ static kd_status_t open_temp(plan_t *p, const item_t *it, int pfd, char *tmp, si
                   strerror(errno));
 }
 
+/* fsync before the rename: after a crash the name holds the old data or
+ * all of the new, never an empty file. */
 static kd_status_t finish_file(plan_t *p, item_t *it, int out, const struct stat *sst)
 {
     if (fchmod(out, sst->st_mode & 07777) != 0 ||
@@ -989,6 +1019,8 @@ static kd_status_t copy_file(plan_t *p, item_t *it)
 
     if ((rc = parent_of(p, it, &pfd, &leaf)) != KD_OK)
         return rc;
+    /* O_NOFOLLOW and S_ISREG again: the plan's lstat was earlier; what is
+     * opened now is checked now. */
     if ((in = open(it->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         return kd_err(p->err, p->errsz, KD_EIO, "opening %s: %s", it->src, strerror(errno));
     if (fstat(in, &sst) != 0 || !S_ISREG(sst.st_mode)) {
@@ -1042,6 +1074,7 @@ static kd_status_t copy_link(plan_t *p, item_t *it)
     }
     if (k == TEMP_TRIES)
         return kd_err(p->err, p->errsz, KD_EIO, "cannot create a symlink next to %s", it->dst);
+    /* Made aside and renamed over, as files are: the link is never missing. */
     if (renameat(pfd, tmp, pfd, leaf) != 0) {
         st = kd_err(p->err, p->errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
         unlinkat(pfd, tmp, 0);
@@ -1153,6 +1186,8 @@ static kd_status_t apply_perm(plan_t *p, const kd_appspec_permission_t *pm,
     for (size_t i = 0; i < items->n && rc == KD_OK; i++) {
         const item_t *c = &items->v[i];
 
+        /* Only what this install wrote: files kept under KEEP, or left
+         * unwritten by a failure, are never changed. */
         if (!c->done || !perm_targets(items, pm, pp, c))
             continue;
         if ((rc = set_item(p, c, pp->uid, pp->gid, pm->mode)) == KD_OK)
@@ -1213,6 +1248,8 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
     p->o = o;
     p->err = err;
     p->errsz = errsz;
+    /* The manifest lists all that may be written before any of it is: after
+     * a crash mid-copy, the next install still removes what this one wrote. */
     if ((st = plan_all(p, files, nfiles, perms, nperms)) != KD_OK ||
         (st = remove_listed(p->sd, &p->prev, err, errsz)) != KD_OK ||
         (st = manifest_write(o->manifest_path, &p->items, false, err, errsz)) != KD_OK)
@@ -1222,6 +1259,7 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
     st = write_items(p);
     if (st == KD_OK)
         st = apply_perms(p, perms);
+    /* After a failure, err keeps the first error, not the rewrite's. */
     st2 = manifest_write(o->manifest_path, &p->items, true, st == KD_OK ? err : NULL,
                          st == KD_OK ? errsz : 0);
     if (st == KD_OK)
