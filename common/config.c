@@ -107,9 +107,13 @@ static kd_status_t parse_sequence(parse_ctx_t *ctx, const char *key)
          * "notify.0.url", "notify.1.url". */
         if (ev.type == YAML_MAPPING_START_EVENT) {
             char item[512];
+            int n;
 
             yaml_event_delete(&ev);
-            snprintf(item, sizeof item, "%s.%u", key, index);
+            n = snprintf(item, sizeof item, "%s.%u", key, index);
+            if (n < 0 || (size_t)n >= sizeof item)
+                return kd_err(ctx->err, ctx->errsz, KD_EINVAL, "%s: %s: key too long",
+                              ctx->cfg->name, key);
             if ((st = parse_mapping(ctx, item)) != KD_OK)
                 return st;
             continue;

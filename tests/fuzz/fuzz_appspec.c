@@ -12,7 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
-    snprintf(path, sizeof path, "%s/%s", fuzz_dir(), names[data[0] % 4]);
+    if (snprintf(path, sizeof path, "%s/%s", fuzz_dir(), names[data[0] % 4]) >= (int)sizeof path)
+        return 0;
     if (fuzz_write(path, data + 1, size - 1) != 0)
         return 0;
     if (kd_appspec_load_file(path, &spec, err, sizeof err) == KD_OK) {
