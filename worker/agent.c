@@ -19,6 +19,10 @@
 
 #define AGENT_POLL_MS 200
 
+/* Backoff of a result the broker did not take (an outage). */
+#define PUBLISH_RETRY_FIRST_MS 500
+#define PUBLISH_RETRY_MAX_MS 30000
+
 /* What a running hook's heartbeat needs to be published. */
 typedef struct progress_ctx {
     kd_host_t *host;
@@ -59,11 +63,27 @@ static kd_status_t publish_result(kd_host_t *host, const char *deploy_id,
     char id[KD_UUID_LEN];
     kd_envelope_t env;
 
+    int delay_ms = PUBLISH_RETRY_FIRST_MS;
+    kd_status_t st;
+
     kd_envelope_init(&env, id, deploy_id, kd_producer_self(host->producer));
     env.body_case = KD_BODY(STEP_RESULT);
     env.step_result = (Kdeploy__V1__StepResult *)r;
-    /* Waits for the broker: the offset is committed only after this. */
-    return kd_producer_send(host->producer, KD_TOPIC_RESULTS, deploy_id, &env, true, err, errsz);
+    /* Waits for the broker: the offset is committed only after this. While
+     * the broker is away the result waits in the journal and is tried
+     * again, for as long as the outage lasts: a worker that exited here
+     * would leave its host without an agent. Only a stop ends the wait
+     * (the next start publishes the journaled result). */
+    while ((st = kd_producer_send(host->producer, KD_TOPIC_RESULTS, deploy_id, &env, true, err,
+                                  errsz)) != KD_OK &&
+           st != KD_ETOOLARGE && !(host->stop && *host->stop)) {
+        kd_warn("%s: the result of %s is not published yet (%s); it is kept in the journal, "
+                "trying again in %d ms", host->id, r->step_id, err, delay_ms);
+        for (int slept = 0; slept < delay_ms && !(host->stop && *host->stop); slept += 100)
+            kd_sleep_ms(100);
+        delay_ms = delay_ms * 2 > PUBLISH_RETRY_MAX_MS ? PUBLISH_RETRY_MAX_MS : delay_ms * 2;
+    }
+    return st;
 }
 
 static void fill_result(Kdeploy__V1__StepResult *r, const Kdeploy__V1__StepCommand *cmd,
