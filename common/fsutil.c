@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -142,8 +143,8 @@ static kd_status_t open_temp(const char *path, mode_t mode, char *tmp, size_t tm
     return kd_err(err, errsz, KD_EIO, "%s: %s", tmp, strerror(errno));
 }
 
-kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                                 char *err, size_t errsz)
+static kd_status_t write_replace(const char *path, const void *data, size_t len, mode_t mode,
+                                 bool durable, char *err, size_t errsz)
 {
     char tmp[PATH_MAX];
     int fd = -1;
@@ -153,7 +154,7 @@ kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len,
         return st;
     st = write_all(fd, data, len);
     /* The mode asked for, whatever the umask. */
-    if (st == KD_OK && (fchmod(fd, mode) != 0 || fsync(fd) != 0))
+    if (st == KD_OK && (fchmod(fd, mode) != 0 || (durable && fsync(fd) != 0)))
         st = KD_EIO;
     if (close(fd) != 0)
         st = KD_EIO;
@@ -165,7 +166,19 @@ kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len,
         unlink(tmp);
         return kd_err(err, errsz, st, "writing %s: %s", path, strerror(saved));
     }
-    return kd_fsync_parent(path, err, errsz);
+    return durable ? kd_fsync_parent(path, err, errsz) : KD_OK;
+}
+
+kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                                 char *err, size_t errsz)
+{
+    return write_replace(path, data, len, mode, true, err, errsz);
+}
+
+kd_status_t kd_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                                  char *err, size_t errsz)
+{
+    return write_replace(path, data, len, mode, false, err, errsz);
 }
 
 kd_status_t kd_dir_owned(const char *path, mode_t mode, char *err, size_t errsz)

@@ -35,6 +35,11 @@ kd_status_t kd_read_file(const char *path, kd_buf_t *buf, char *err, size_t errs
  * return loses nothing. */
 kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                                  char *err, size_t errsz);
+/* As kd_write_file_atomic, without the fsyncs: readers see the old file or
+ * the new, but a power cut may lose the write. For records that matter only
+ * while the machine stays up (a running hook's process group dies with it). */
+kd_status_t kd_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+                                  char *err, size_t errsz);
 /* snprintf for paths: KD_EINVAL when the result would not fit. */
 kd_status_t kd_pathf(char *out, size_t outsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

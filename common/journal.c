@@ -117,7 +117,9 @@ kd_status_t kd_journal_set_running(kd_journal_t *j, const char *step_id, long pg
         kd_buf_append(&text, step_id, strlen(step_id)) != KD_OK)
         st = kd_err(err, errsz, KD_ETOOLARGE, "step id too long");
     else
-        st = kd_write_file_atomic(path, text.data, text.len, 0600, err, errsz);
+        /* Not fsync'd: a power cut ends the hook too; a crashed worker
+         * finds the record in the page cache. */
+        st = kd_write_file_replace(path, text.data, text.len, 0600, err, errsz);
     kd_buf_free(&text);
     return st;
 }

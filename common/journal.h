@@ -37,8 +37,9 @@ kd_status_t kd_journal_start(kd_journal_t *j, const char *step_id, char *err, si
 kd_status_t kd_journal_finish(kd_journal_t *j, const char *step_id, const void *result,
                               size_t len, char *err, size_t errsz);
 
-/* The process group a step's hook runs in, recorded (durably) before the
- * hook may exec and cleared when it has ended, so that a worker killed
+/* The process group a step's hook runs in, recorded before the hook may
+ * exec (not fsync'd: only a worker crash, not a power cut, leaves a hook
+ * running) and cleared when it has ended, so that a worker killed
  * mid-hook can end the orphan when it starts again. start is the group
  * leader's start time (/proc/PID/stat field 22), to tell a reused pid. */
 kd_status_t kd_journal_set_running(kd_journal_t *j, const char *step_id, long pgid,

@@ -1,6 +1,7 @@
 /* The appspec parser (AWS and JD formats) on arbitrary bytes. The first
  * byte picks the file name, which picks the format. */
 #include "appspec.h"
+#include "fsutil.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -12,9 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
-    if (snprintf(path, sizeof path, "%s/%s", fuzz_dir(), names[data[0] % 4]) >= (int)sizeof path)
-        return 0;
-    if (fuzz_write(path, data + 1, size - 1) != 0)
+    if (kd_pathf(path, sizeof path, "%s/%s", fuzz_dir(), names[data[0] % 4]) != KD_OK ||
+        fuzz_write(path, data + 1, size - 1) != 0)
         return 0;
     if (kd_appspec_load_file(path, &spec, err, sizeof err) == KD_OK) {
         size_t n = 0;
