@@ -187,6 +187,14 @@ def attack_config(t, procs, bs):
     refused_to_start(t, [lbctl, "--config", cfg], "(did you mean 'verify_key'?)")
     refused_to_start(t, [lbctl, "--brokers", bs, "--driver", "command", "--command",
                          "/bin/true", "--state-dir", os.path.join(d, "lb")], "no verify key")
+    # A planner with a misspelt signing key would sign nothing.
+    planner = os.path.join(kdtest.BIN, "kdeploy-planner")
+    with open(cfg, "w") as f:
+        f.write(f"brokers: {bs}\nsigning_kye: {procs.signing_key}\n")
+    refused_to_start(t, [planner, "--config", cfg],
+                     f"{cfg}:2: unknown key 'signing_kye' (did you mean 'signing_key'?)")
+    refused_to_start(t, [planner, "--brokers", bs, "--signing-kye", procs.signing_key],
+                     "unknown option '--signing-kye' (did you mean '--signing-key'?)")
 
 
 # ---- 4: forged, expired and replayed steps ----
