@@ -103,8 +103,9 @@ def main():
                          what="the page to read the history and go live")
         obstest.wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#list .card")) == 2,
                          what="the two deployments of the history listed")
+        # Slow enough that a loaded machine's browser still sees it run.
         sha2 = bundles.build(os.path.join(d, "v2.tar.gz"), "2.0", fail_validate_on="web-02",
-                             sleep=0.4)
+                             sleep=1.5)
         rc, v2 = create(bs, spec(os.path.join(d, "v2.yaml"), "shop", "web", HOSTS[:2],
                                  file_url("v2.tar.gz"), sha2, "2.0", auto_rollback=True),
                         wait=False)
