@@ -159,6 +159,12 @@ kd_status_t kd_consumer_committed(kd_consumer_t *c, int64_t *offset, char *err, 
  * (asynchronously, as kd_consumer_commit). */
 kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, char *err,
                                       size_t errsz);
+/* Group mode: messages of topic waiting for this member, summed over its
+ * assigned partitions (each partition's last known end offset, from the
+ * fetches, less the consumer's position). No broker round trip; 0 before
+ * the first fetch. */
+kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, char *err,
+                            size_t errsz);
 /* How many partitions a topic has (asks the brokers). */
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
                                          char *err, size_t errsz);

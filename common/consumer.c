@@ -523,3 +523,32 @@ kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
     *out = env;
     return KD_OK;
 }
+
+kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, char *err,
+                            size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t rerr;
+    char name[256];
+
+    *lag = 0;
+    kd_bus_topic_name(c->conf, topic, name, sizeof name);
+    if ((rerr = rd_kafka_assignment(c->rk, &parts)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, KD_EKAFKA, "assignment: %s", rd_kafka_err2str(rerr));
+    /* Positions and end offsets are both local knowledge: cheap enough for
+     * a gauge refreshed every second. */
+    rd_kafka_position(c->rk, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t low = -1, high = -1;
+
+        if (strcmp(tp->topic, name) != 0 ||
+            rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &low, &high) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        if (tp->offset >= 0 && high > tp->offset)
+            *lag += high - tp->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return KD_OK;
+}

@@ -361,9 +361,11 @@ static kd_status_t take_over(daemon_t *p, char *err, size_t errsz)
 
 /* Hosts in flight and active deployments, for the gauges: once a second,
  * from this thread (the model is not for the metrics server's). */
-static void gauges(daemon_t *p)
+static void gauges(daemon_t *p, kd_consumer_t *group)
 {
     unsigned hosts = 0, active = 0;
+    int64_t lag;
+    char err[256];
 
     if (!p->dm || kd_mono_ms() - p->last_gauges_ms < 1000)
         return;
@@ -378,14 +380,18 @@ static void gauges(daemon_t *p)
         active++;
     }
     kd_deploy_metrics_in_flight(p->dm, hosts, active);
+    if (kd_consumer_lag(group, KD_TOPIC_REQUESTS, &lag, err, sizeof err) == KD_OK)
+        kd_deploy_metrics_lag(p->dm, KD_TOPIC_REQUESTS, lag);
+    if (kd_consumer_lag(group, KD_TOPIC_RESULTS, &lag, err, sizeof err) == KD_OK)
+        kd_deploy_metrics_lag(p->dm, KD_TOPIC_RESULTS, lag);
 }
 
-static kd_status_t tick(daemon_t *p, char *err, size_t errsz)
+static kd_status_t tick(daemon_t *p, kd_consumer_t *group, char *err, size_t errsz)
 {
     kd_decisions_t dec;
     kd_core_ctx_t c;
 
-    gauges(p);
+    gauges(p, group);
 
     kd_decisions_init(&dec);
     ctx_of(p, &c);
@@ -426,7 +432,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         }
         if (st == KD_OK && kd_mono_ms() - last_tick >= TICK_MS) {
             last_tick = kd_mono_ms();
-            st = tick(p, err, errsz);
+            st = tick(p, group, err, errsz);
         }
     }
 out:

@@ -18,10 +18,8 @@ import obstest  # noqa: E402
 
 HOSTS = ["web-01", "web-02"]
 OBS = os.path.join(os.environ.get("KD_SOURCE_DIR", "."), "deploy", "observability")
-# Exported only once it happens (a failed publish) or not measured yet
-# (consumer lag).
-NOT_YET = {"kdeploy_consumer_lag_messages", "kdeploy_publish_errors_total",
-           "kdeploy_notify_deliveries_total"}
+# Exported only once it happens (a failed publish, a webhook delivery).
+NOT_YET = {"kdeploy_publish_errors_total", "kdeploy_notify_deliveries_total"}
 
 
 def check_deploy_files(t, exported):
@@ -203,6 +201,9 @@ def main():
                 pv("kdeploy_hosts_in_flight") == 0, "planner: no host in flight now")
         t.check(pv("kdeploy_deployments_active") == 0, "planner: no deployment active")
         t.check(pv("kdeploy_notify_queue") == 0, "planner: no webhook waiting")
+        t.check(ptypes.get("kdeploy_consumer_lag_messages") == "gauge" and
+                pv("kdeploy_consumer_lag_messages", topic="results") == 0,
+                "planner: every result read (consumer lag 0)")
 
         # Every family, with samples or not yet (a counter's name ends in _total).
         exported = set()
