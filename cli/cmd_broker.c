@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,16 @@ typedef struct broker_opts {
     int broker_count;
 } broker_opts_t;
 
-static volatile sig_atomic_t broker_stop;
+static volatile sig_atomic_t broker_stop, move_leaders, toggle_broker;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    broker_stop = 1;
+    if (sig == SIGUSR1)
+        move_leaders = 1;
+    else if (sig == SIGUSR2)
+        toggle_broker = 1;
+    else
+        broker_stop = 1;
 }
 
 static void usage(FILE *f)
@@ -45,7 +50,9 @@ static void usage(FILE *f)
             "  --partitions N        partitions per topic (default 6)\n"
             "  --broker-count N      mock brokers, 1 to 3 (default 1)\n"
             "  --topic-prefix P      topic name prefix (default kdeploy.)\n"
-            "  --log-level L         error, warn, info or debug\n");
+            "  --log-level L         error, warn, info or debug\n"
+            "\nTest controls (for chaos tests): SIGUSR1 moves the leader of every partition to\n"
+            "the next broker; SIGUSR2 takes the last broker down, or brings it back up.\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -146,22 +153,57 @@ static kd_status_t create_topics(rd_kafka_mock_cluster_t *mc, const broker_opts_
     return KD_OK;
 }
 
-static void serve(void)
+/* The test controls: what a real cluster does on its own (a leader moves,
+ * a broker dies), on demand. */
+static void move_all_leaders(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o, int round)
+{
+    for (int t = 0; t < KD_TOPIC_COUNT; t++) {
+        char name[256];
+
+        snprintf(name, sizeof name, "%s%s", o->prefix, kd_topic_suffix((kd_topic_t)t));
+        for (int p = 0; p < o->partitions; p++)
+            rd_kafka_mock_partition_set_leader(mc, name, p,
+                                               (p + round) % o->broker_count + 1);
+    }
+    kd_info("partition leaders moved (round %d)", round);
+}
+
+static void serve(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o)
 {
     struct sigaction sa;
     sigset_t block, old;
+    int round = 0;
+    bool down = false;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     /* Wait with the signals blocked except inside sigsuspend: no lost wake-up. */
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
     sigprocmask(SIG_BLOCK, &block, &old);
-    while (!broker_stop)
+    while (!broker_stop) {
         sigsuspend(&old);
+        if (move_leaders) {
+            move_leaders = 0;
+            move_all_leaders(mc, o, ++round);
+        }
+        if (toggle_broker) {
+            toggle_broker = 0;
+            down = !down;
+            if (down)
+                rd_kafka_mock_broker_set_down(mc, o->broker_count);
+            else
+                rd_kafka_mock_broker_set_up(mc, o->broker_count);
+            kd_info("broker %d %s", o->broker_count, down ? "down" : "up again");
+        }
+    }
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -196,7 +238,7 @@ static int run_broker(const broker_opts_t *o)
     fflush(stdout);
     kd_info("serving %d topics (%d partitions each, prefix %s) on %s", KD_TOPIC_COUNT,
             o->partitions, o->prefix, bootstraps);
-    serve();
+    serve(mc, o);
     kd_info("stopping");
     rc_exit = 0;
 out:
