@@ -45,13 +45,15 @@ def status(bs, deploy_id):
 
 
 def poison(bs, rnd):
-    """Garbage and repeats on the topics the planner reads, from another
-    Kafka client (kafka-python): bytes that are no envelope, an envelope
-    type header that lies, and a result for a deployment nobody knows, twice."""
+    """Garbage and repeats on every topic, from another Kafka client
+    (kafka-python): bytes that are no envelope, an envelope type header that
+    lies, and a result for a deployment nobody knows, twice."""
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=bs.split(","))
-    for topic in ("kdeploy.requests", "kdeploy.results"):
-        key = f"k{rnd.randrange(99)}".encode()
+    for topic in ("kdeploy.requests", "kdeploy.results", "kdeploy.deployments",
+                  "kdeploy.hosts", "kdeploy.steps", "kdeploy.traffic"):
+        # Keyed by a host of the test sometimes, so a worker reads it too.
+        key = rnd.choice([f"k{rnd.randrange(99)}", "web-01", "web-02"]).encode()
         p.send(topic, key=key, value=b"\x00\xffnot an envelope",
                headers=[("kdeploy-type", b"create")])
         p.send(topic, key=key, value=bytes(rnd.randrange(256) for _ in range(64)))
