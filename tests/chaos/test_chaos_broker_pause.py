@@ -48,8 +48,15 @@ def main():
         planner = procs.planner(bs, "--instance-id", "planner-1")
         workers = [procs.worker(bs, h) for h in HOSTS]
         sha = bundles.build(os.path.join(d, "v1.tar.gz"), "V1", sleep=1.0)
-        spec = bundles.spec(os.path.join(d, "v1.yaml"), "shop", "web", HOSTS,
-                            "file://" + os.path.join(d, "v1.tar.gz"), sha, concurrency=2)
+        # The planner's clock runs on while the broker is away: a host
+        # timeout shorter than the outage fails the hosts (the right outcome
+        # then). Longer here, so the deployment must ride the outage out.
+        spec = os.path.join(d, "v1.yaml")
+        with open(spec, "w") as f:
+            f.write(f"application: shop\ngroup: web\nhosts: [{', '.join(HOSTS)}]\n"
+                    f"revision:\n  url: file://{os.path.join(d, 'v1.tar.gz')}\n"
+                    f"  sha256: {sha}\nconcurrency: 2\n"
+                    f"timeouts: {{host: {int(pause) + 120}, deployment: {int(pause) + 600}}}\n")
         out = subprocess.run([KDEPLOY, "--brokers", bs, "create", "-f", spec],
                              capture_output=True, text=True, timeout=60)
         t.check(out.returncode == 0, "submitted: " + out.stderr)
