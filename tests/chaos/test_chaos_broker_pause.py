@@ -6,7 +6,6 @@ every hook run exactly once; no process exits.
 
   KD_CHAOS_PAUSE_S=120 python3 tests/chaos/test_chaos_broker_pause.py   (by hand)
 ctest runs it with a 35 s outage (label chaos)."""
-import json
 import os
 import signal
 import subprocess
@@ -17,24 +16,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
+from chaostest import hook_lines, status  # noqa: E402
 
 HOSTS = ["web-01", "web-02"]
 KDEPLOY = os.path.join(kdtest.BIN, "kdeploy")
 HOOKS = ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
-
-
-def hook_lines(procs, host):
-    path = os.path.join(procs.dir, host, "hooks.log")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [line.split() for line in f.read().splitlines()]
-
-
-def status(bs, deploy_id):
-    out = subprocess.run([KDEPLOY, "--brokers", bs, "status", deploy_id, "--json"],
-                         capture_output=True, text=True, timeout=60)
-    return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
 
 
 def main():

@@ -8,7 +8,6 @@ kdeploy process crashes, and no consumer is stuck (each ends in time).
 
   KD_CHAOS_DEPLOYMENTS=12 python3 tests/chaos/test_chaos_cluster.py   (by hand)
 ctest runs 4 deployments (label chaos)."""
-import json
 import os
 import random
 import signal
@@ -20,24 +19,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
+from chaostest import hook_lines, status  # noqa: E402
 
 HOSTS = ["web-01", "web-02", "web-03"]
 KDEPLOY = os.path.join(kdtest.BIN, "kdeploy")
 EVENTS = ["leaders", "broker", "planner", "worker"]
-
-
-def hook_lines(procs, host):
-    path = os.path.join(procs.dir, host, "hooks.log")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [line.split() for line in f.read().splitlines()]
-
-
-def status(bs, deploy_id):
-    out = subprocess.run([KDEPLOY, "--brokers", bs, "status", deploy_id, "--json"],
-                         capture_output=True, text=True, timeout=60)
-    return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
 
 
 def main():

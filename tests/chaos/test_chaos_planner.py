@@ -7,7 +7,6 @@ ends in time).
 
   KD_CHAOS_DEPLOYMENTS=20 python3 tests/chaos/test_chaos_planner.py   (by hand)
 ctest runs a short version (label chaos): 3 deployments, as many kills."""
-import json
 import os
 import random
 import signal
@@ -19,29 +18,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
+from chaostest import hook_lines, status  # noqa: E402
 
 HOSTS = ["web-01", "web-02", "web-03"]
 KDEPLOY = os.path.join(kdtest.BIN, "kdeploy")
 HOOKS = ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
 
 
-def hook_lines(procs, host):
-    path = os.path.join(procs.dir, host, "hooks.log")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [line.split() for line in f.read().splitlines()]
-
-
 def start_planner(procs, bs, n):
     # A fixed instance id: the restarted planner takes the old one's place at once.
     return procs.planner(bs, "--instance-id", "planner-1", name=f"planner{n}")
-
-
-def status(bs, deploy_id):
-    out = subprocess.run([KDEPLOY, "--brokers", bs, "status", deploy_id, "--json"],
-                         capture_output=True, text=True, timeout=60)
-    return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
 
 
 def poison(bs, rnd):
