@@ -6,8 +6,8 @@
 
 #include "core.h"
 #include "ids.h"
+#include "idset.h"
 #include "log.h"
-#include "ptrmap.h"
 #include "partition.h"
 
 #define TICK_MS 200
@@ -214,45 +214,13 @@ static kd_status_t handle_request(daemon_t *p, const kd_envelope_t *env, char *e
     return st;
 }
 
-/* The deployments that results of this batch touched, driven once each,
- * and everything decided published as one round. */
+/* A batch of results: the deployments they touched, driven once each and
+ * everything decided published as one round, and per partition the message
+ * to commit after that. */
 typedef struct batch {
-    kd_ptrmap_t *touched;       /* deploy id -> its own copy */
-    char **ids;
-    size_t nids, capids;
+    kd_idset_t touched;
     kd_message_t *last[2][MAX_PARTITIONS]; /* per topic: the message to commit */
 } batch_t;
-
-static void batch_clear_ids(batch_t *b)
-{
-    for (size_t i = 0; i < b->nids; i++)
-        free(b->ids[i]);
-    b->nids = 0;
-    kd_ptrmap_free(b->touched);
-    b->touched = NULL;
-}
-
-static kd_status_t batch_touch(batch_t *b, const char *deploy_id)
-{
-    if (!b->touched && !(b->touched = kd_ptrmap_new()))
-        return KD_ENOMEM;
-    if (kd_ptrmap_get(b->touched, deploy_id))
-        return KD_OK;
-    if (b->nids == b->capids) {
-        size_t cap = b->capids ? b->capids * 2 : 64;
-        char **ids = realloc(b->ids, cap * sizeof *ids);
-
-        if (!ids)
-            return KD_ENOMEM;
-        b->ids = ids;
-        b->capids = cap;
-    }
-    if (!(b->ids[b->nids] = strdup(deploy_id)) ||
-        kd_ptrmap_set(b->touched, b->ids[b->nids], b->ids[b->nids]) != KD_OK)
-        return KD_ENOMEM;
-    b->nids++;
-    return KD_OK;
-}
 
 static kd_status_t batch_drive(daemon_t *p, batch_t *b, char *err, size_t errsz)
 {
@@ -260,13 +228,13 @@ static kd_status_t batch_drive(daemon_t *p, batch_t *b, char *err, size_t errsz)
     kd_core_ctx_t c;
     kd_status_t st;
 
-    if (!b->nids)
+    if (!b->touched.count)
         return KD_OK;
     kd_decisions_init(&dec);
     ctx_of(p, &c);
-    for (size_t i = 0; i < b->nids; i++)
-        kd_core_drive(p->model, &c, b->ids[i], &dec);
-    batch_clear_ids(b);
+    for (size_t i = 0; i < b->touched.count; i++)
+        kd_core_drive(p->model, &c, b->touched.ids[i], &dec);
+    kd_idset_clear(&b->touched);
     st = execute(p, &dec, err, errsz);
     if (st == KD_ETOOLARGE) {
         kd_error("dropped decisions that cannot be published: %s", err);
@@ -332,7 +300,7 @@ static kd_status_t take_batch(daemon_t *p, kd_consumer_t *group, batch_t *b, int
             env->ts_ms = kd_now_ms();
             kd_model_apply(p->model, env);
             kd_deploy_metrics_event(p->dm, env, false);
-            st = batch_touch(b, env->deploy_id);
+            st = kd_idset_add(&b->touched, env->deploy_id);
         }
         kd_envelope_free(env);
         batch_keep(b, m);
@@ -343,7 +311,7 @@ static kd_status_t take_batch(daemon_t *p, kd_consumer_t *group, batch_t *b, int
     kd_message_free(m);
     if (st == KD_OK)
         st = batch_drive(p, b, err, errsz);
-    batch_clear_ids(b);
+    kd_idset_clear(&b->touched);
     /* Not committed on failure (stopping, out of memory): it comes again. */
     return batch_commit(b, group, st, err, errsz);
 }
@@ -436,7 +404,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         }
     }
 out:
-    free(batch.ids);
+    kd_idset_free(&batch.touched);
     kd_consumer_free(group);
     kd_consumer_free(history);
     return st;
