@@ -11,48 +11,61 @@
 #define REQUESTED_BY_MAX 256
 
 /* Blue-green: deploy to the group that is not serving; the first time,
- * to blue. The other group is what a rollback will check. */
-static const Kdeploy__V1__BlueGreenGroup *pick_blue_green(const kd_model_t *m,
-                                                         const Kdeploy__V1__DeploymentSpec *spec,
-                                                         Kdeploy__V1__DeploymentAccepted *a)
+ * to blue. */
+static void pick_blue_green(const kd_model_t *m, const Kdeploy__V1__DeploymentSpec *spec,
+                            Kdeploy__V1__DeploymentAccepted *a)
 {
     const char *live = kd_model_live_group(m, spec->application, spec->group);
-    const Kdeploy__V1__BlueGreenGroup *target = spec->blue_green->blue;
-    const Kdeploy__V1__BlueGreenGroup *other = spec->blue_green->green;
+    const Kdeploy__V1__BlueGreen *bg = spec->blue_green;
 
-    if (live && strcmp(live, spec->blue_green->blue->server_group) == 0) {
-        target = spec->blue_green->green;
-        other = spec->blue_green->blue;
-    }
-    a->target_group = target->server_group;
+    a->target_group = live && strcmp(live, bg->blue->server_group) == 0
+                          ? bg->green->server_group : bg->blue->server_group;
     a->swap_from_group = (char *)(live ? live : "");
-    a->hosts_total = (uint32_t)target->n_hosts;
-    a->standby_total = (uint32_t)other->n_hosts;
-    return target;
+}
+
+/* The host lists a request's deployment is made of: the hosts deployed to
+ * and, blue-green, the other group (what a rollback will check). */
+typedef struct host_lists {
+    char *const *hosts;
+    size_t n;
+    char *const *standby;
+    size_t nstandby;
+} host_lists_t;
+
+/* target_group: the blue-green group deployed to (ignored for rolling). */
+static host_lists_t host_lists(const Kdeploy__V1__DeploymentSpec *spec, const char *target_group)
+{
+    host_lists_t l = {spec->hosts, spec->n_hosts, NULL, 0};
+
+    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN) {
+        const Kdeploy__V1__BlueGreen *bg = spec->blue_green;
+        bool blue = strcmp(target_group, bg->blue->server_group) == 0;
+        const Kdeploy__V1__BlueGreenGroup *t = blue ? bg->blue : bg->green;
+        const Kdeploy__V1__BlueGreenGroup *o = blue ? bg->green : bg->blue;
+
+        l = (host_lists_t){t->hosts, t->n_hosts, o->hosts, o->n_hosts};
+    }
+    return l;
+}
+
+/* Their slices, from the given positions on (0 for all of them). */
+static void decide_slices(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
+                          const host_lists_t *l, size_t from, size_t from_standby)
+{
+    kd_decide_hosts_from(out, c, deploy_id, l->hosts, l->n, from, false);
+    kd_decide_hosts_from(out, c, deploy_id, l->standby, l->nstandby, from_standby, true);
 }
 
 /* The host slices of d not applied yet, from the request that made it. */
 static void resend_slices(const kd_core_ctx_t *c, const kd_deploy_t *d,
                           const Kdeploy__V1__DeploymentSpec *spec, kd_decisions_t *out)
 {
-    char *const *hosts = spec->hosts, *const *standby = NULL;
-    size_t n = spec->n_hosts, nstandby = 0;
+    host_lists_t l = host_lists(spec, d->target_group);
 
-    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN) {
-        bool blue = strcmp(d->target_group, spec->blue_green->blue->server_group) == 0;
-        const Kdeploy__V1__BlueGreenGroup *t = blue ? spec->blue_green->blue : spec->blue_green->green;
-        const Kdeploy__V1__BlueGreenGroup *o = blue ? spec->blue_green->green : spec->blue_green->blue;
-
-        hosts = t->hosts;
-        n = t->n_hosts;
-        standby = o->hosts;
-        nstandby = o->n_hosts;
-    }
-    if (n != d->hosts_expected || nstandby != d->standby_expected)
+    if (l.n != d->hosts_expected || l.nstandby != d->standby_expected)
         return; /* not the request this deployment was made from */
     kd_info("%s: sending the rest of its host list again", d->id);
-    kd_decide_hosts_from(out, c, d->id, hosts, n, d->hosts_received, false);
-    kd_decide_hosts_from(out, c, d->id, standby, nstandby, d->standby_count, true);
+    decide_slices(out, c, d->id, &l, d->hosts_received, d->standby_count);
 }
 
 static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
@@ -60,8 +73,8 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
 {
     const Kdeploy__V1__CreateDeployment *cr = req->create;
     Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
-    const Kdeploy__V1__BlueGreenGroup *target = NULL;
     kd_spec_shell_t shell;
+    host_lists_t lists;
     const kd_deploy_t *active, *d;
     char id[KD_UUID_LEN], why[512];
     kd_envelope_t env;
@@ -95,11 +108,13 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
     a.spec = &shell.spec;
     a.requested_by = cr->requested_by;
     a.rollback_of = "";
-    a.hosts_total = (uint32_t)cr->spec->n_hosts;
     a.status = STATUS(DEPLOYING);
     a.operation = KDEPLOY__V1__OPERATION__UPDATE;
     if (cr->spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
-        target = pick_blue_green(m, cr->spec, &a);
+        pick_blue_green(m, cr->spec, &a);
+    lists = host_lists(cr->spec, a.target_group);
+    a.hosts_total = (uint32_t)lists.n;
+    a.standby_total = (uint32_t)lists.nstandby;
     kd_core_env(c, &env, id, req->deploy_id);
     env.body_case = KD_BODY(ACCEPTED);
     env.accepted = &a;
@@ -108,16 +123,7 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
     kd_decide(out, KD_TOPIC_DEPLOYMENTS, req->deploy_id, &env);
     /* The host lists follow in slices (same key: in order, before
      * anything else of this deployment). */
-    if (target) {
-        const Kdeploy__V1__BlueGreenGroup *other = target == cr->spec->blue_green->blue
-                                                       ? cr->spec->blue_green->green
-                                                       : cr->spec->blue_green->blue;
-
-        kd_decide_hosts(out, c, req->deploy_id, target->hosts, target->n_hosts, false);
-        kd_decide_hosts(out, c, req->deploy_id, other->hosts, other->n_hosts, true);
-    } else {
-        kd_decide_hosts(out, c, req->deploy_id, cr->spec->hosts, cr->spec->n_hosts, false);
-    }
+    decide_slices(out, c, req->deploy_id, &lists, 0, 0);
 }
 
 static void control(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
