@@ -1,6 +1,7 @@
 #include "ids.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -14,12 +15,24 @@
 #define POOL_BYTES 4096
 static _Thread_local unsigned char pool[POOL_BYTES];
 static _Thread_local size_t pool_left;
-static _Thread_local pid_t pool_pid;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* A forked child must not repeat its parent's ids: it starts with an empty
+ * pool (only the forking thread lives on in the child). */
+static void pool_forget(void)
+{
+    pool_left = 0;
+}
+
+static void pool_watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
 
 static void random_16(unsigned char out[16])
 {
-    /* A forked child must not repeat its parent's ids. */
-    if (pool_left < 16 || pool_pid != getpid()) {
+    pthread_once(&pool_once, pool_watch_forks);
+    if (pool_left < 16) {
         size_t got = 0;
 
         while (got < POOL_BYTES) {
@@ -38,7 +51,6 @@ static void random_16(unsigned char out[16])
             return;
         }
         pool_left = POOL_BYTES;
-        pool_pid = getpid();
     }
     memcpy(out, pool + POOL_BYTES - pool_left, 16);
     memset(pool + POOL_BYTES - pool_left, 0, 16);
