@@ -478,41 +478,61 @@ static kd_status_t wait_delivery(kd_producer_t *p, kd_delivery_t *d, char *err, 
     return KD_OK;
 }
 
-kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key,
-                             const kd_envelope_t *env, bool wait, char *err, size_t errsz)
+/* Queues value (the encoding of env, which gives the headers); with
+ * owned, librdkafka takes value and frees it, else copies it. */
+static kd_status_t send_value(kd_producer_t *p, kd_topic_t topic, const char *key,
+                              const kd_envelope_t *env, uint8_t *value, size_t len, bool owned,
+                              bool wait, char *err, size_t errsz)
 {
     char name[256];
-    uint8_t *value;
-    size_t len;
     rd_kafka_headers_t *hdrs;
     kd_delivery_t d = {0};
     rd_kafka_resp_err_t rerr;
     kd_status_t st;
 
-    if ((st = kd_envelope_encode(env, &value, &len, err, errsz)) != KD_OK)
-        return st;
     if ((st = make_headers(p, env, value, len, &hdrs, err, errsz)) != KD_OK) {
-        free(value);
+        if (owned)
+            free(value);
         return st;
     }
     kd_bus_topic_name(p->conf, topic, name, sizeof name);
     rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(name),
                              RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
                              RD_KAFKA_V_VALUE(value, len),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                             RD_KAFKA_V_MSGFLAGS(owned ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(wait ? &d : NULL),
                              RD_KAFKA_V_END);
     /* On failure librdkafka took neither the headers nor the value (F_FREE
      * applies only once the message is queued). */
     if (rerr) {
         rd_kafka_headers_destroy(hdrs);
-        free(value);
+        if (owned)
+            free(value);
         /* Too large never passes; anything else may once the broker is back. */
         return kd_err(err, errsz,
                       rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KD_ETOOLARGE : KD_EKAFKA,
                       "producing to %s: %s", name, rd_kafka_err2str(rerr));
     }
     return wait ? wait_delivery(p, &d, err, errsz) : KD_OK;
+}
+
+kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key,
+                             const kd_envelope_t *env, bool wait, char *err, size_t errsz)
+{
+    uint8_t *value;
+    size_t len;
+    kd_status_t st;
+
+    if ((st = kd_envelope_encode(env, &value, &len, err, errsz)) != KD_OK)
+        return st;
+    return send_value(p, topic, key, env, value, len, true, wait, err, errsz);
+}
+
+kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                     const kd_envelope_t *env, const void *value, size_t len,
+                                     bool wait, char *err, size_t errsz)
+{
+    return send_value(p, topic, key, env, (uint8_t *)value, len, false, wait, err, errsz);
 }
 
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz)

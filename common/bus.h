@@ -81,6 +81,12 @@ const char *kd_producer_self(const kd_producer_t *p);
  * failures at the next kd_producer_flush(). */
 kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key,
                              const kd_envelope_t *env, bool wait, char *err, size_t errsz);
+/* As kd_producer_send, for an envelope already encoded: value (len bytes)
+ * is env's encoding, which is sent as it is (copied); env gives the headers.
+ * Saves encoding again what the caller had to encode anyway. */
+kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                     const kd_envelope_t *env, const void *value, size_t len,
+                                     bool wait, char *err, size_t errsz);
 /* Waits for every queued message; returns the first delivery failure since
  * the last flush, or KD_ETIMEDOUT. */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);

@@ -44,6 +44,8 @@ typedef struct kd_decision {
     kd_topic_t topic;      /* deployments, steps or traffic */
     char *key;             /* the message key */
     kd_envelope_t *env;    /* owned: nothing in it points into the model */
+    uint8_t *bytes;        /* env's encoding (owned): what is published */
+    size_t len;
 } kd_decision_t;
 
 typedef struct kd_decisions {

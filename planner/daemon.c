@@ -90,7 +90,8 @@ static kd_status_t publish_round(void *arg, const kd_decisions_t *dec, char *err
 
             if ((x->topic == KD_TOPIC_DEPLOYMENTS) != records)
                 continue;
-            st = kd_producer_send(p->producer, x->topic, x->key, x->env, false, err, errsz);
+            st = kd_producer_send_encoded(p->producer, x->topic, x->key, x->env, x->bytes,
+                                          x->len, false, err, errsz);
             any = true;
         }
         if (st == KD_OK && any)

@@ -1,8 +1,8 @@
 /* The decision list, and the deployments-topic events every part of the
- * core decides. A decision owns a deep copy of its envelope, made through
- * the wire format: the core builds envelopes on the stack from the model's
- * and the request's strings, and the daemon may apply earlier decisions
- * (changing the model) before it publishes later ones. */
+ * core decides. A decision owns its encoding and a deep copy of its
+ * envelope decoded from it: the core builds envelopes on the stack from
+ * the model's and the request's strings, and the daemon may apply earlier
+ * decisions (changing the model) before it publishes later ones. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +20,7 @@ void kd_decisions_clear(kd_decisions_t *out)
     for (size_t i = 0; i < out->count; i++) {
         free(out->items[i].key);
         kd_envelope_free(out->items[i].env);
+        free(out->items[i].bytes);
     }
     free(out->items);
     kd_decisions_init(out);
@@ -55,14 +56,18 @@ void kd_decide(kd_decisions_t *out, kd_topic_t topic, const char *key, const kd_
     dec->topic = topic;
     dec->key = strdup(key ? key : "");
     dec->env = NULL;
+    /* The copy is decoded from the encoding, which is kept: it is what the
+     * daemon publishes, so nothing is encoded twice. */
     if (!dec->key || kd_envelope_encode(env, &bytes, &len, NULL, 0) != KD_OK ||
         kd_envelope_decode(bytes, len, &dec->env, NULL, 0) != KD_OK) {
         free(dec->key);
+        free(bytes);
         out->failed = true;
     } else {
+        dec->bytes = bytes;
+        dec->len = len;
         out->count++;
     }
-    free(bytes);
 }
 
 void kd_decide_status(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
