@@ -219,7 +219,7 @@ const char *kd_status_name_of(Kdeploy__V1__DeploymentStatus st)
 {
     static const char *const names[] = {
         "unknown", "pending", "deploying", "succeeded", "failed", "rolling back",
-        "rollback succeeded", "rollback failed", "stopped", "paused",
+        "rollback succeeded", "rollback failed", "stopped", "paused", "stopping",
     };
 
     return (size_t)st < sizeof names / sizeof names[0] ? names[st] : "unknown";
