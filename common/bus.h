@@ -120,6 +120,11 @@ typedef struct kd_consumer_opts {
      * (when from_offset); RD_KAFKA_OFFSET_BEGINNING is -2. */
     bool from_offset;
     int64_t offset;
+    /* Partition mode: read from the partition's end as the broker has it
+     * when kd_consumer_new returns (asked then, not at the first fetch), so
+     * anything published afterwards is read: how the operator's tool waits
+     * for the answer to its request. No group is needed. */
+    bool from_end;
     /* Reader mode: every partition of the topics from the beginning, no
      * group, no commits; kd_consumer_at_end() tells when all are read. */
     bool read_all;
