@@ -231,6 +231,11 @@ static int wait_end(const kd_wait_t *w, const char *id, Kdeploy__V1__DeploymentS
         fprintf(stderr, "kdeploy: %s is paused\n", id);
         return KD_EXIT_OK;
     }
+    if (w->rollback_id[0] && strncmp(w->rollback_summary, "rollback: nothing", 17) == 0) {
+        fprintf(stderr, "kdeploy: %s failed, nothing to roll back (%s); rollback %s: %s\n", id,
+                reason, w->rollback_id, w->rollback_summary + 10);
+        return KD_EXIT_FAILED;
+    }
     if (w->rollback_id[0]) {
         bool back = w->rollback_status == KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_SUCCEEDED;
 
@@ -636,12 +641,14 @@ static void print_row(const kd_notes_t *notes, const kd_deploy_t *d)
     localtime_r(&t, &tm);
     strftime(started, sizeof started, "%Y-%m-%d %H:%M:%S", &tm);
     kd_duration_text(end - kd_deploy_accepted_ms(d), took, sizeof took);
-    printf("%-8.8s  %-12s %-10s %-10s %-36s %6zu  %s  %s%s\n", kd_deploy_id(d),
-           spec->application, spec->group,
+    if (!kd_deploy_finished_ms(d))
+        snprintf(took + strlen(took), sizeof took - strlen(took), "+");
+    printf("%-8.8s  %-12s %-10s %-10s %6zu  %s  %-8s %s\n", kd_deploy_id(d), spec->application,
+           spec->group,
            spec->revision && spec->revision->label && *spec->revision->label
                ? spec->revision->label : "-",
-           kd_outcome_text(notes, d, outcome, sizeof outcome), kd_deploy_host_count(d), started,
-           took, kd_deploy_finished_ms(d) ? "" : " so far");
+           kd_deploy_host_count(d), started, took,
+           kd_outcome_text(notes, d, outcome, sizeof outcome));
 }
 
 static void print_list(kd_model_t *m, const kd_notes_t *notes, const verb_opts_t *o)
@@ -657,8 +664,8 @@ static void print_list(kd_model_t *m, const kd_notes_t *notes, const verb_opts_t
     /* The topic's partitions interleave: order by when each was accepted. */
     qsort(all, n, sizeof *all, newest_first);
     if (!o->json && n)
-        printf("%-8s  %-12s %-10s %-10s %-36s %6s  %-19s  %s\n", "ID", "APPLICATION", "GROUP",
-               "REVISION", "STATUS", "HOSTS", "STARTED", "TOOK");
+        printf("%-8s  %-12s %-10s %-10s %6s  %-19s  %-8s %s\n", "ID", "APPLICATION", "GROUP",
+               "REVISION", "HOSTS", "STARTED", "TOOK", "STATUS");
     for (i = 0; i < n && (int)i < o->limit; i++) {
         if (o->json)
             kd_follow_print_json(stdout, notes, all[i], true);

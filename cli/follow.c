@@ -239,6 +239,7 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
         if (!r || !kd_deploy_finished(r))
             return false;
         w->rollback_status = kd_deploy_status(r);
+        kd_outcome_text(NULL, r, w->rollback_summary, sizeof w->rollback_summary);
     }
     w->outcome = KD_WAIT_ENDED;
     return true;

@@ -37,6 +37,7 @@ typedef struct kd_wait {
     Kdeploy__V1__DeploymentStatus rollback_status;  /* and of its rollback */
     int64_t failed_ms;      /* when it failed (monotonic), while a rollback may follow */
     char summary[256];      /* deploy_id's outcome in words, once it ended */
+    char rollback_summary[256];  /* and its rollback's */
 } kd_wait_t;
 
 /* Follows w->deploy_id on the deployments and results topics (from their

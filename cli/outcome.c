@@ -15,6 +15,7 @@ typedef struct note {
     char *reason_by;
     char *rejected;                       /* a rejection's reason */
     uint32_t skipped;                     /* hosts it had nothing to do on */
+    uint32_t hosts;                       /* hosts it was accepted with */
     struct note *next;                    /* every note, for freeing */
 } note_t;
 
@@ -100,6 +101,8 @@ void kd_notes_apply(kd_notes_t *n, const kd_envelope_t *env)
         keep(&t->rejected, env->rejected->reason);
         break;
     case KD_BODY(ACCEPTED):
+        t->hosts = env->accepted->n_hosts ? (uint32_t)env->accepted->n_hosts
+                                          : env->accepted->hosts_total;
         /* Who asked for a rollback; a deployment's creator is shown apart. */
         if (env->accepted->rollback_of && *env->accepted->rollback_of)
             keep(&t->reason_by, env->accepted->requested_by);
@@ -196,6 +199,14 @@ static const char *rollback_text(const kd_deploy_t *d, const note_t *t, char *bu
     return buf;
 }
 
+/* Its rollback skipped every host: nothing had been installed before. */
+static bool restored_nothing(const kd_notes_t *notes, const kd_deploy_t *d)
+{
+    const note_t *rb = find(notes, kd_deploy_rolled_back_by(d));
+
+    return rb && rb->ended == STATUS(SUCCEEDED) && rb->hosts && rb->skipped >= rb->hosts;
+}
+
 const char *kd_outcome_text(const kd_notes_t *notes, const kd_deploy_t *d, char *buf,
                             size_t bufsz)
 {
@@ -215,8 +226,9 @@ const char *kd_outcome_text(const kd_notes_t *notes, const kd_deploy_t *d, char 
     }
     snprintf(buf, bufsz, "%s, %s", ended,
              st == STATUS(ROLLING_BACK)        ? "rolling back"
-             : st == STATUS(ROLLBACK_SUCCEEDED) ? "rolled back"
-                                               : "rollback failed");
+             : st != STATUS(ROLLBACK_SUCCEEDED) ? "rollback failed"
+             : restored_nothing(notes, d)       ? "nothing to roll back"
+                                               : "rolled back");
     return buf;
 }
 
