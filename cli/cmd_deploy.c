@@ -244,14 +244,18 @@ static int wait_end(const kd_wait_t *w, const char *id, Kdeploy__V1__DeploymentS
                 kd_status_name_of(w->rollback_status));
         return KD_EXIT_FAILED;
     }
+    /* Watching a rollback: its success is a rollback's. */
+    if (w->is_rollback && want == STATUS(SUCCEEDED))
+        want = STATUS(ROLLBACK_SUCCEEDED);
     if (w->status == want) {
         /* A rollback that found nothing to restore did not "succeed". */
         if (strncmp(w->summary, "rollback:", 9) == 0 || strstr(w->summary, "nothing to"))
             fprintf(stderr, "kdeploy: %s %s\n", id, w->summary);
         return KD_EXIT_OK;
     }
-    fprintf(stderr, "kdeploy: %s ended %s%s%s\n", id, kd_status_name_of(w->status),
-            w->reason[0] ? ": " : "", w->reason);
+    fprintf(stderr, "kdeploy: %s ended %s%s%s\n", id,
+            w->summary[0] ? w->summary : kd_status_name_of(w->status), w->reason[0] ? ": " : "",
+            w->reason);
     return KD_EXIT_FAILED;
 }
 
@@ -582,7 +586,7 @@ static int status_unaccepted(const kd_notes_t *notes, const char *id, bool json)
     } else {
         printf("deployment  %s\n  status      requested, not answered by a planner yet\n", id);
     }
-    return why ? KD_EXIT_FAILED : KD_EXIT_OK;
+    return why && !json ? KD_EXIT_FAILED : KD_EXIT_OK;
 }
 
 int kd_cmd_status(int argc, char **argv)
@@ -590,7 +594,9 @@ int kd_cmd_status(int argc, char **argv)
     static const char usage[] = "usage: kdeploy status ID [--json]\n"
                                 "Shows a deployment and each of its hosts. ID may be the start\n"
                                 "of an id. Exits 0 if it succeeded or is still pending, deploying\n"
-                                "or paused; 1 if it failed, was rolled back, stopped or rejected.\n";
+                                "or paused; 1 if it failed, was rolled back, stopped or rejected.\n"
+                                "With --json it exits 0 once the deployment is found, and the\n"
+                                "object's exit_code says which of those it would be.\n";
     verb_opts_t o = {0};
     kd_bus_conf_t *conf = NULL;
     kd_model_t *m = kd_model_new();
@@ -610,11 +616,13 @@ int kd_cmd_status(int argc, char **argv)
     } else if (!(d = kd_model_find(m, id))) {
         rc = status_unaccepted(notes, id, o.json);
     } else {
+        /* --json is for scripts, which read the outcome from the object
+         * (exit_code): a deployment found is a success of the command. */
         if (o.json)
             kd_follow_print_json(stdout, notes, d, true);
         else
             kd_follow_print_status(stdout, notes, d);
-        rc = kd_outcome_exit(d);
+        rc = o.json ? KD_EXIT_OK : kd_outcome_exit(d);
     }
     kd_notes_free(notes);
     kd_model_free(m);

@@ -229,6 +229,7 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     if (!kd_deploy_finished(d))
         return false;
     kd_outcome_text(NULL, d, w->summary, sizeof w->summary);
+    w->is_rollback = kd_deploy_rollback_of(d)[0] != '\0';
     if (w->follow_rollback && kd_deploy_spec(d)->auto_rollback &&
         !kd_deploy_workflow(d)->swap_after && !w->rollback_id[0] &&
         kd_deploy_status(d) == STATUS(FAILED))

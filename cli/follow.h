@@ -38,6 +38,7 @@ typedef struct kd_wait {
     int64_t failed_ms;      /* when it failed (monotonic), while a rollback may follow */
     char summary[256];      /* deploy_id's outcome in words, once it ended */
     char rollback_summary[256];  /* and its rollback's */
+    bool is_rollback;       /* deploy_id is itself a rollback */
 } kd_wait_t;
 
 /* Follows w->deploy_id on the deployments and results topics (from their
