@@ -205,7 +205,7 @@ static int request(const kd_bus_conf_t *conf, kd_envelope_t *env, const char *ve
     kd_answer_close(aw);
     if (rc != KD_EXIT_OK)
         return rc;
-    if (o->json && !o->wait)
+    if (o->json)
         print_answer_json(env, verb, &a);
     switch (a.kind) {
     case KD_ANSWER_NONE:
