@@ -136,11 +136,21 @@ static int setup(verb_opts_t *o, kd_bus_conf_t **conf)
     return -1;
 }
 
-/* The deployment an operator names, by its id or the start of it. */
-static int resolve(const kd_bus_conf_t *conf, const char *given, char *full, size_t fullsz)
+/* The deployment an operator names, by its id or the start of it. A whole
+ * id given to a request the planner answers (stop, pause, resume,
+ * rollback) is sent as it is: the planner refuses an unknown one, and the
+ * topics need not be read. */
+static int resolve(const kd_bus_conf_t *conf, const char *given, bool for_request, char *full,
+                   size_t fullsz)
 {
     char err[4096];
-    kd_status_t st = kd_lookup_id(conf, given, full, fullsz, err, sizeof err);
+    kd_status_t st;
+
+    if (for_request && kd_uuid_valid(given)) {
+        snprintf(full, fullsz, "%s", given);
+        return -1;
+    }
+    st = kd_lookup_id(conf, given, full, fullsz, err, sizeof err);
 
     if (st == KD_OK)
         return -1;
@@ -226,23 +236,27 @@ static int request(const kd_bus_conf_t *conf, kd_envelope_t *env, const char *ve
 static int wait_end(const kd_wait_t *w, const char *id, Kdeploy__V1__DeploymentStatus want)
 {
     const char *reason = w->reason[0] ? w->reason : "no reason given";
+    /* How it ended before its rollback: failed, or stopped (stop --rollback). */
+    const char *ended = w->summary[0] ? w->summary : "failed";
+    bool stopped = w->summary[0] && strcmp(w->summary, "stopped") == 0;
 
     if (w->outcome == KD_WAIT_PAUSED) {
         fprintf(stderr, "kdeploy: %s is paused\n", id);
         return KD_EXIT_OK;
     }
     if (w->rollback_id[0] && strncmp(w->rollback_summary, "rollback: nothing", 17) == 0) {
-        fprintf(stderr, "kdeploy: %s failed, nothing to roll back (%s); rollback %s: %s\n", id,
-                reason, w->rollback_id, w->rollback_summary + 10);
-        return KD_EXIT_FAILED;
+        fprintf(stderr, "kdeploy: %s %s, nothing to roll back (%s); rollback %s: %s\n", id,
+                ended, reason, w->rollback_id, w->rollback_summary + 10);
+        return stopped && want == STATUS(STOPPED) ? KD_EXIT_OK : KD_EXIT_FAILED;
     }
     if (w->rollback_id[0]) {
-        bool back = w->rollback_status == KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_SUCCEEDED;
+        bool back = w->rollback_status == STATUS(ROLLBACK_SUCCEEDED);
 
-        fprintf(stderr, "kdeploy: %s failed, %s (%s); rolled back as %s: %s\n", id,
+        fprintf(stderr, "kdeploy: %s %s, %s (%s); rolled back as %s: %s\n", id, ended,
                 back ? "rolled back" : "rollback failed", reason, w->rollback_id,
                 kd_status_name_of(w->rollback_status));
-        return KD_EXIT_FAILED;
+        /* stop --rollback --wait asked for just this. */
+        return stopped && back && want == STATUS(STOPPED) ? KD_EXIT_OK : KD_EXIT_FAILED;
     }
     /* Watching a rollback: its success is a rollback's. */
     if (w->is_rollback && want == STATUS(SUCCEEDED))
@@ -265,6 +279,7 @@ static int wait_for(const kd_bus_conf_t *conf, const char *id, const verb_opts_t
                     bool until_paused, Kdeploy__V1__DeploymentStatus want)
 {
     kd_wait_t w = {.deploy_id = id, .until_paused = until_paused, .follow_rollback = true,
+                   .expect_rollback = o->rollback && want == STATUS(STOPPED),
                    .timeout_s = o->timeout_s, .out = o->json ? stdout : stderr,
                    .live = !o->json && isatty(STDERR_FILENO), .json = o->json};
     char err[1024];
@@ -442,7 +457,7 @@ int kd_cmd_rollback(int argc, char **argv)
     int rc;
 
     if ((rc = parse(argc, argv, &o, usage, 1)) >= 0 || (rc = setup(&o, &conf)) >= 0 ||
-        (rc = resolve(conf, argv[optind], undone, sizeof undone)) >= 0) {
+        (rc = resolve(conf, argv[optind], true, undone, sizeof undone)) >= 0) {
         kd_bus_conf_free(conf);
         return rc;
     }
@@ -500,7 +515,7 @@ static int control(int argc, char **argv, const char *verb, const char *usage)
     int rc;
 
     if ((rc = parse(argc, argv, &o, usage, 1)) >= 0 || (rc = setup(&o, &conf)) >= 0 ||
-        (rc = resolve(conf, argv[optind], id, sizeof id)) >= 0) {
+        (rc = resolve(conf, argv[optind], true, id, sizeof id)) >= 0) {
         kd_bus_conf_free(conf);
         return rc;
     }
@@ -559,7 +574,7 @@ int kd_cmd_watch(int argc, char **argv)
     int rc;
 
     if ((rc = parse(argc, argv, &o, usage, 1)) < 0 && (rc = setup(&o, &conf)) < 0 &&
-        (rc = resolve(conf, argv[optind], id, sizeof id)) < 0)
+        (rc = resolve(conf, argv[optind], false, id, sizeof id)) < 0)
         rc = wait_for(conf, id, &o, false, STATUS(SUCCEEDED));
     kd_bus_conf_free(conf);
     return rc;
@@ -608,7 +623,7 @@ int kd_cmd_status(int argc, char **argv)
     if (!m || !notes) {
         rc = KD_EXIT_FAILED;
     } else if ((rc = parse(argc, argv, &o, usage, 1)) >= 0 || (rc = setup(&o, &conf)) >= 0 ||
-               (rc = resolve(conf, argv[optind], id, sizeof id)) >= 0) {
+               (rc = resolve(conf, argv[optind], false, id, sizeof id)) >= 0) {
         ;
     } else if (kd_follow_load(conf, m, notes, err, sizeof err) != KD_OK) {
         fprintf(stderr, "kdeploy: %s\n", err);

@@ -228,12 +228,19 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     }
     if (!kd_deploy_finished(d))
         return false;
-    kd_outcome_text(NULL, d, w->summary, sizeof w->summary);
+    /* How it ended, before a rollback changes its status. */
+    if (!w->summary[0])
+        kd_outcome_text(NULL, d, w->summary, sizeof w->summary);
     w->is_rollback = kd_deploy_rollback_of(d)[0] != '\0';
     if (w->follow_rollback && kd_deploy_spec(d)->auto_rollback &&
         !kd_deploy_workflow(d)->swap_after && !w->rollback_id[0] &&
         kd_deploy_status(d) == STATUS(FAILED))
         return false; /* its rollback is about to start */
+    if (w->expect_rollback && !w->rollback_id[0]) {
+        if (!w->failed_ms)
+            w->failed_ms = kd_mono_ms(); /* the same grace as after a failure */
+        return false;
+    }
     if (w->follow_rollback && w->rollback_id[0]) {
         const kd_deploy_t *r = kd_model_find(m, w->rollback_id);
 

@@ -25,6 +25,7 @@ typedef struct kd_wait {
     const char *deploy_id;
     bool until_paused;      /* stop waiting once it is paused */
     bool follow_rollback;   /* after a failure with a rollback, wait for that too */
+    bool expect_rollback;   /* a rollback follows the end anyway (stop --rollback) */
     int timeout_s;          /* 0: no limit */
     FILE *out;              /* progress lines; NULL: quiet */
     bool live;              /* out is a terminal: keep a progress view redrawn in place */

@@ -285,7 +285,7 @@ static rd_kafka_resp_err_t probe_rounds(rd_kafka_t *rk, probe_state_t *ps, int t
         pthread_mutex_unlock(&ps->lock);
         /* Every broker refused at least once, and a second try (librdkafka
          * reconnects within a second) did not fare better. */
-        if (down && kd_mono_ms() - start >= 1500)
+        if (down && kd_mono_ms() - start >= 1000)
             break;
     }
     return rerr;

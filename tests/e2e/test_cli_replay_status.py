@@ -1,8 +1,9 @@
-"""What status, list, watch and replay say about a failed deployment that
-was rolled back (issue 14): "failed, rolled back", not "rollback succeeded",
-and a non-zero exit (problem 2); replay shows the failing hook's real exit
-code (problem 10); --reason shows up in status, watch and replay; short ids
-and headers; --json everywhere."""
+"""What status, list, watch and replay say (issue 14): a rollback that
+skipped every host says "rollback: nothing to roll back on 3 hosts", not
+"rollback succeeded" (problem 9); a failed deployment that was rolled back
+reads "failed, rolled back" and exits non-zero (problem 2); replay shows the
+failing hook's real exit code (problem 10); --reason shows up in status,
+watch and replay; short ids, header rows, "1 host"; --json."""
 import json
 import os
 import subprocess
@@ -33,6 +34,32 @@ def main():
         t.check(out.returncode == 0, f"V1 succeeded: {out.stderr[-500:]}")
         st = kd(bs, "status", id1[:8])
         t.check(st.returncode == 0 and "succeeded" in st.stdout, f"status of V1, exit 0: {st}")
+
+        # V1 was each host's first revision: rolling it back has nothing to go
+        # back to, and says so (problem 9), in rollback --wait, status, list, watch.
+        out = kd(bs, "rollback", id1[:8], "--wait", "--timeout", "120", "--reason", "try it")
+        rid = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+        t.check(out.returncode == 0 and "nothing to roll back on 3 hosts" in out.stderr,
+                f"rollback --wait says nothing was rolled back: {out.stderr[-600:]}")
+        t.check("1 host(s)" not in out.stderr and "1 hosts" not in out.stderr,
+                f"hosts are counted in words: {out.stderr[-600:]}")
+        st = kd(bs, "status", rid)
+        t.check("rollback: nothing to roll back on 3 hosts" in st.stdout and
+                "rollback succeeded" not in st.stdout, f"status of the rollback: {st.stdout}")
+        t.check("try it" in st.stdout, f"status shows the rollback's reason: {st.stdout}")
+        st = kd(bs, "status", id1)
+        t.check("succeeded, nothing to roll back" in st.stdout,
+                f"status of V1 after it: {st.stdout}")
+        rows = kd(bs, "list").stdout.splitlines()
+        mine = [r for r in rows if r.startswith(rid[:8])]
+        t.check(mine and "rollback: nothing to roll back on 3 hosts" in mine[0],
+                f"list: {rows}")
+        js = json.loads(kd(bs, "status", rid, "--json").stdout)
+        t.check(js.get("outcome") == "rollback: nothing to roll back on 3 hosts",
+                f"status --json outcome: {js.get('outcome')}")
+        w = kd(bs, "watch", rid, "--timeout", "30")
+        t.check(w.returncode == 0 and "nothing to roll back on 3 hosts" in w.stderr,
+                f"watch of the rollback: {w.stderr[-500:]}")
 
         # V2 fails ValidateService on web-02 (exit 3) and is rolled back.
         out = kd(bs, "create", "-f", rev("V2", fail_validate_on="web-02"), "--wait",
