@@ -1,7 +1,8 @@
 """A stop, pause or resume the planner will not carry out is refused, and the
 CLI says why in one line and exits 1 (issue 14, problem 8: pausing twice was
 accepted silently, resume of a running deployment too). The planner names
-the refused request in the answer (in_reply_to)."""
+the refused request in the answer (in_reply_to). stop --rollback --wait
+follows the rollback."""
 import os
 import sys
 import time
@@ -40,6 +41,22 @@ def main():
         t.check(kd(bs, "resume", id1).returncode == 0, "resumed")
         t.check(kd(bs, "watch", id1, "--timeout", "120").returncode == 0, "it succeeded")
         refused(t, kd(bs, "pause", id1), "pause", "pause of an ended deployment")
+
+        # stop --rollback --wait: hosts in flight finish, then the ones that
+        # changed go back to V1; that is a success of the stop.
+        sha = bundles.build(os.path.join(d, "v2.tar.gz"), "V2", sleep=0.5)
+        spec = bundles.spec(os.path.join(d, "v2.yaml"), "shop", "web", HOSTS,
+                            "file://" + os.path.join(d, "v2.tar.gz"), sha)
+        id2 = kd(bs, "create", spec).stdout.strip()
+        t.check(wait_for(lambda: any(x[1] == "V2" for x in hook_log(procs, "web-01"))),
+                "V2 started on web-01")
+        out = kd(bs, "stop", id2[:8], "--rollback", "--reason", "wrong build", "--wait",
+                 "--timeout", "120")
+        t.check(out.returncode == 0 and "stopped, rolled back" in out.stderr,
+                f"stop --rollback --wait: stopped, rolled back: {out.stderr[-800:]}")
+        st = kd(bs, "status", id2)
+        t.check("stopped, rolled back" in st.stdout and "wrong build" in st.stdout,
+                f"status: {st.stdout}")
     finally:
         procs.stop_all_checked(t)
     return t.summary()
