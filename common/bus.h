@@ -54,8 +54,13 @@ kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *v
  * "kafka.<property>" of a config file. Errors name the file and line. */
 kd_status_t kd_bus_conf_apply(kd_bus_conf_t *conf, const kd_config_t *cfg, char *err,
                               size_t errsz);
-/* Fills the broker list from KDEPLOY_BROKERS when none is set yet. */
-void kd_bus_conf_env_defaults(kd_bus_conf_t *conf);
+/* Fills the broker list from KDEPLOY_BROKERS and the topic prefix from
+ * KDEPLOY_TOPIC_PREFIX, each only when neither an option nor the config file
+ * set it. Fails on a malformed prefix. */
+kd_status_t kd_bus_conf_env_defaults(kd_bus_conf_t *conf, char *err, size_t errsz);
+
+/* The topic prefix ("kdeploy." unless set). */
+const char *kd_bus_conf_prefix(const kd_bus_conf_t *conf);
 const char *kd_bus_conf_brokers(const kd_bus_conf_t *conf);
 /* The full topic name (prefix + suffix) into buf. */
 const char *kd_bus_topic_name(const kd_bus_conf_t *conf, kd_topic_t topic, char *buf,
@@ -171,6 +176,11 @@ kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, cha
  * the first fetch. */
 kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, char *err,
                             size_t errsz);
+/* One round trip to the leader of the topic's partition 0 (its offsets),
+ * to tell whether the cluster answers at all: KD_ETIMEDOUT when it did not
+ * within timeout_ms. */
+kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
+                              size_t errsz);
 /* How many partitions a topic has (asks the brokers). */
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
                                          char *err, size_t errsz);

@@ -72,11 +72,20 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
         "fetch.error.backoff.ms", "20",
         NULL,
     };
-    char reader_group[64];
+    char reader_group[64], group[512];
     /* End-of-partition events only for readers: kd_consumer_at_end needs
      * them; for the others they would be noise. */
     const char *extra[] = {"group.id", o->group_id, "enable.partition.eof",
                            o->read_all ? "true" : "false", NULL};
+
+    /* Installations that share a cluster under their own topic prefixes
+     * (several fleets, or a test run per prefix) must not share consumer
+     * groups either: a group's members would be assigned one another's
+     * partitions. The default prefix keeps the plain names. */
+    if (o->group_id && strcmp(kd_bus_conf_prefix(c->conf), KD_DEFAULT_TOPIC_PREFIX) != 0) {
+        snprintf(group, sizeof group, "%s%s", kd_bus_conf_prefix(c->conf), o->group_id);
+        extra[1] = group;
+    }
     rd_kafka_conf_t *rc;
     char rkerr[512];
     kd_status_t st;
@@ -550,5 +559,20 @@ kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, ch
             *lag += high - tp->offset;
     }
     rd_kafka_topic_partition_list_destroy(parts);
+    return KD_OK;
+}
+
+kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
+                              size_t errsz)
+{
+    int64_t low = -1, high = -1;
+    rd_kafka_resp_err_t rerr;
+    char name[256];
+
+    kd_bus_topic_name(c->conf, topic, name, sizeof name);
+    rerr = rd_kafka_query_watermark_offsets(c->rk, name, 0, &low, &high, timeout_ms);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? KD_ETIMEDOUT : KD_EKAFKA,
+                      "%s: %s", name, rd_kafka_err2str(rerr));
     return KD_OK;
 }

@@ -48,6 +48,8 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
     kd_bus_conf_set(conf, "brokers", o->brokers, err, sizeof err);
     if (o->prefix)
         kd_bus_conf_set(conf, "topic_prefix", o->prefix, err, sizeof err);
+    if (kd_bus_conf_env_defaults(conf, err, sizeof err) != KD_OK)
+        goto fail;
     if (o->signing_key && kd_bus_conf_set(conf, "signing_key", o->signing_key, err,
                                           sizeof err) != KD_OK)
         goto fail;
