@@ -366,7 +366,9 @@ static void tick_hosts(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_dep
             kd_decide_host_silent(out, c, d, h, why);
             continue;
         }
-        if (c->now_ms - h->started_ms > host_limit)
+        /* Restarted with the silence timers after a takeover or an outage:
+         * the host had no chance to answer meanwhile. */
+        if (c->now_ms - later(h->started_ms, c->since_ms) > host_limit)
             snprintf(why, sizeof why, "host timed out after %lld s",
                      (long long)(host_limit / 1000));
         else

@@ -25,9 +25,10 @@
 typedef struct kd_core_ctx {
     int64_t now_ms;           /* wall clock, epoch ms: event times and timeouts */
     const char *self;         /* the envelopes' producer */
-    /* When this planner took over its partitions: steps in flight then get
-     * a full step timeout from that moment (their heartbeats went to the
-     * planner before). */
+    /* When this planner took over its partitions, or the brokers answered
+     * again after an outage: running hosts and steps in flight get full
+     * timeouts from that moment (their heartbeats went to the planner
+     * before, or nowhere). */
     int64_t since_ms;
     /* True if this planner drives deploy_id (owns its partition). */
     bool (*owns)(void *arg, const char *deploy_id);

@@ -18,6 +18,10 @@
 #define BATCH_MAX 20000
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 30000
+/* Quiet for this long, the planner asks the brokers whether they still
+ * answer, waiting this long for it. */
+#define QUIET_MS 3000
+#define PROBE_TIMEOUT_MS 2000
 
 typedef struct daemon {
     kd_producer_t *producer;
@@ -30,6 +34,9 @@ typedef struct daemon {
     kd_deploy_metrics_t *dm;            /* may be NULL */
     kd_notify_t *notify;                /* may be NULL */
     int64_t last_gauges_ms;
+    int64_t heard_ms;                   /* monotonic: the brokers last answered */
+    int64_t probed_ms;                  /* monotonic: the last probe */
+    int64_t outage_ms;                  /* monotonic: since when they have not (0: they do) */
 } daemon_t;
 
 static bool owns(void *arg, const char *deploy_id)
@@ -285,6 +292,8 @@ static kd_status_t take_batch(daemon_t *p, kd_consumer_t *group, batch_t *b, int
     kd_message_t *m = NULL;
     kd_status_t st = kd_consumer_poll(group, timeout_ms, &m, err, errsz);
 
+    if (m)
+        p->heard_ms = kd_mono_ms();
     for (size_t n = 0; st == KD_OK && m; n++) {
         kd_envelope_t *env = NULL;
         char why[1024];
@@ -355,12 +364,42 @@ static void gauges(daemon_t *p, kd_consumer_t *group)
         kd_deploy_metrics_lag(p->dm, KD_TOPIC_RESULTS, lag);
 }
 
+/* Whether the brokers answer. While they do not, workers' results and
+ * heartbeats cannot reach the planner, so silence says nothing about a host:
+ * no timeout is decided, and when they answer again the silence timers
+ * restart, as after a takeover. (The deployment timeout runs on.) */
+static bool brokers_answer(daemon_t *p, kd_consumer_t *group)
+{
+    int64_t now = kd_mono_ms();
+    char why[256];
+
+    if (now - p->heard_ms >= QUIET_MS && now - p->probed_ms >= QUIET_MS) {
+        p->probed_ms = now;
+        if (kd_consumer_probe(group, KD_TOPIC_RESULTS, PROBE_TIMEOUT_MS, why, sizeof why) ==
+            KD_OK)
+            p->heard_ms = kd_mono_ms();
+        else if (!p->outage_ms) {
+            p->outage_ms = now;
+            kd_warn("the brokers do not answer (%s): no host times out until they do", why);
+        }
+    }
+    if (p->outage_ms && p->heard_ms > p->outage_ms) {
+        kd_warn("the brokers answer again after %lld s: host timers restart",
+                (long long)((p->heard_ms - p->outage_ms) / 1000));
+        p->outage_ms = 0;
+        p->since_ms = kd_now_ms();
+    }
+    return p->outage_ms == 0;
+}
+
 static kd_status_t tick(daemon_t *p, kd_consumer_t *group, char *err, size_t errsz)
 {
     kd_decisions_t dec;
     kd_core_ctx_t c;
 
     gauges(p, group);
+    if (!brokers_answer(p, group))
+        return KD_OK;
 
     kd_decisions_init(&dec);
     ctx_of(p, &c);

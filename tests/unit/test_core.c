@@ -452,6 +452,44 @@ static void test_silent_host_times_out(void)
     sim_free(&s);
 }
 
+/* The brokers were away for longer than the host timeout (the daemon
+ * decides nothing meanwhile): when they answer again, a running host gets
+ * full timeouts from that moment, for its silence and for its whole run. */
+static void test_outage_restarts_host_timers(void)
+{
+    sim_cmd_t cmd, held[2];
+    size_t nheld = 0;
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", "concurrency: 2\ntimeouts: {host: 60}\n");
+    /* Both download; their ApplicationStop results are held up. */
+    while (nheld < 2 && sim_take(&s, &cmd)) {
+        if (cmd.event == KD_EVENT(DownloadBundle)) {
+            sim_answer_cmd(&s, &cmd, KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED, NULL);
+            sim_free_cmd(&cmd);
+        } else {
+            held[nheld++] = cmd;
+        }
+    }
+    CHECK(nheld == 2);
+    s.now += 150 * 1000; /* the outage */
+    s.since = s.now;     /* the brokers answer again */
+    sim_tick(&s, 59 * 1000);
+    CHECK(sim_count(&s, "finished d1") == 0);
+    for (size_t i = 0; i < nheld; i++) {
+        if (strcmp(held[i].host, "a") == 0)
+            sim_answer_cmd(&s, &held[i], KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED, NULL);
+        sim_free_cmd(&held[i]);
+    }
+    sim_answer_all(&s, NULL, 100);
+    CHECK(sim_count(&s, "finished d1 a succeeded") == 1);
+    sim_tick(&s, 2 * 1000); /* b stays silent: now it is gone */
+    CHECK(sim_count(&s, "finished d1 b failed: ApplicationStop: no result or heartbeat from b "
+                        "within 60 s") == 1);
+    sim_free(&s);
+}
+
 /* A heartbeat tells a slow hook from a dead worker: the silence clock
  * starts again, though the host's own timeout still bounds it. */
 static void test_heartbeat_keeps_a_step_alive(void)
@@ -1071,6 +1109,7 @@ int main(void)
     RUN(test_blue_green_failure_never_moves_traffic);
     RUN(test_blue_green_swap_failure_and_timeout);
     RUN(test_silent_host_times_out);
+    RUN(test_outage_restarts_host_timers);
     RUN(test_heartbeat_keeps_a_step_alive);
     RUN(test_host_and_deployment_timeouts);
     RUN(test_rollback_skips_dead_hosts);
