@@ -176,9 +176,8 @@ kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, cha
  * the first fetch. */
 kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, char *err,
                             size_t errsz);
-/* One round trip to the leader of the topic's partition 0 (its offsets),
- * to tell whether the cluster answers at all: KD_ETIMEDOUT when it did not
- * within timeout_ms. */
+/* One metadata round trip about the topic, to tell whether the cluster
+ * answers at all: KD_ETIMEDOUT when it did not within timeout_ms. */
 kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
                               size_t errsz);
 /* How many partitions a topic has (asks the brokers). */

@@ -565,12 +565,21 @@ kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, ch
 kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
                               size_t errsz)
 {
-    int64_t low = -1, high = -1;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
     rd_kafka_resp_err_t rerr;
     char name[256];
 
+    /* A metadata request keeps to its timeout; an offsets query waits out a
+     * stalled broker's request timeout, however short the one it is given. */
     kd_bus_topic_name(c->conf, topic, name, sizeof name);
-    rerr = rd_kafka_query_watermark_offsets(c->rk, name, 0, &low, &high, timeout_ms);
+    if (!(rkt = rd_kafka_topic_new(c->rk, name, NULL)))
+        return kd_err(err, errsz, KD_EKAFKA, "%s: %s", name,
+                      rd_kafka_err2str(rd_kafka_last_error()));
+    rerr = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (md)
+        rd_kafka_metadata_destroy(md);
     if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
         return kd_err(err, errsz, rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? KD_ETIMEDOUT : KD_EKAFKA,
                       "%s: %s", name, rd_kafka_err2str(rerr));
