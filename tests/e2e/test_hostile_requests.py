@@ -1,0 +1,80 @@
+"""Requests produced straight to the requests topic, past the CLI's checks,
+as any client with write access could: the planner checks each one itself.
+  - one host named twice: rejected (it used to loop through thousands of
+    batches, flooding two topics and serving nothing else);
+  - host ids with a newline or "../": rejected (they were accepted and
+    printed raw);
+and the planner stays up and goes on to accept a good request."""
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+import kdtest  # noqa: E402
+
+SEND = os.path.join(kdtest.TOOLS, "kd-test-send")
+
+
+def send_create(bs, deploy_id, hosts):
+    # A group of its own: no request waits on another's being active.
+    out = subprocess.run([SEND, "--brokers", bs, "--topic", "requests", "--key", deploy_id,
+                          "--deploy-id", deploy_id, "--kind", "create", "--hosts", hosts,
+                          "--group", "g-" + deploy_id[:8]],
+                         capture_output=True, text=True, timeout=60)
+    return out.returncode == 0
+
+
+def events_of(bs, deploy_id, want, timeout=30):
+    """The kdeploy-type headers of deploy_id's events on the deployments
+    topic, read until one of want is there (or timeout)."""
+    from kafka import KafkaConsumer
+    c = KafkaConsumer(kdtest.topic("deployments"), bootstrap_servers=bs,
+                      auto_offset_reset="earliest", consumer_timeout_ms=2000,
+                      api_version_auto_timeout_ms=10000)
+    types = []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not any(t in want for t in types):
+            for m in c:
+                if m.key == deploy_id.encode():
+                    types.append(dict(m.headers).get("kdeploy-type", b"").decode())
+    finally:
+        c.close()
+    return types
+
+
+def main():
+    t = kdtest.Checks()
+    procs = kdtest.Procs()
+    try:
+        bs = procs.broker(partitions=2)
+        planner = procs.planner(bs)
+
+        twice = str(uuid.uuid4())
+        t.check(send_create(bs, twice, "web-01,web-01,web-02"), "sent: a host named twice")
+        types = events_of(bs, twice, ("rejected", "accepted"))
+        t.check(types[:1] == ["rejected"], f"a host named twice is rejected: {types[:5]}")
+        time.sleep(2)
+        types = events_of(bs, twice, ())
+        t.check(len(types) <= 2, f"and nothing floods the topic: {len(types)} events")
+
+        for bad in ("web-01\nFAKE succeeded,web-02", "../etc,web-02", "x" * 254):
+            d = str(uuid.uuid4())
+            t.check(send_create(bs, d, bad), f"sent: hosts {bad[:20]!r}")
+            types = events_of(bs, d, ("rejected", "accepted"))
+            t.check(types[:1] == ["rejected"], f"hosts {bad[:20]!r} are rejected: {types[:5]}")
+
+        good = str(uuid.uuid4())
+        t.check(send_create(bs, good, "web-01,web-02"), "sent: a good request")
+        types = events_of(bs, good, ("rejected", "accepted"))
+        t.check("accepted" in types, f"a good request is then accepted: {types[:5]}")
+        t.check(planner.poll() is None, "the planner is still up")
+    finally:
+        procs.stop_all_checked(t)
+    return t.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
