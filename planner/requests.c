@@ -201,7 +201,6 @@ void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char
     const char *by = req->body_case == KD_BODY(CREATE)     ? req->create->requested_by
                      : req->body_case == KD_BODY(ROLLBACK) ? req->rollback->requested_by
                                                            : "";
-
     size_t from = out->count;
 
     kd_decide_rejected(out, c, req->deploy_id, by, reason);
