@@ -5,7 +5,8 @@ one is active. Stop, sent just after a host ran its old revision's stop
 script, lets that host go on to install the new revision and run its
 ApplicationStart and ValidateService, starts no other host, and ends the
 deployment "stopped": every host is either untouched or runs the new
-revision, never left with its application stopped (issue 14, problem 1)."""
+revision, never left with its application stopped (issue 14, problem 1).
+Stop with rollback does the same, then rolls back the one host it changed."""
 import json
 import os
 import subprocess
@@ -119,6 +120,32 @@ def stop_mid_host(t, procs, bs, spec):
     t.check(later.returncode == 0, "dry run still works")
 
 
+def stop_with_rollback(t, procs, bs, spec):
+    before = {h: installed(procs, h) for h in HOSTS}
+    id3 = kd(bs, "create", "-f", spec).stdout.strip()
+    t.check(wait_for(lambda: ran(procs, "web-01", "ApplicationStop", "V2")),
+            "web-01 ran V2's stop script")
+    out = subprocess.run([os.path.join(kdtest.TOOLS, "kd-test-send"), "--brokers", bs,
+                          "--topic", "requests", "--key", id3, "--deploy-id", id3,
+                          "--kind", "stop", "--rollback"], capture_output=True, text=True,
+                         timeout=60)
+    t.check(out.returncode == 0, "stop with rollback sent: " + out.stderr)
+    t.check(wait_for(lambda: status(bs, id3).get("status") == "rollback succeeded", 120),
+            f"stopped, then rolled back: {status(bs, id3).get('status')}")
+    t.check([line for line in hook_log(procs, "web-01") if "V3" in line] ==
+            [[ev, "V3", "UPDATE"] for ev in ("BeforeInstall", "AfterInstall", "ApplicationStart",
+                                             "ValidateService")] + [["ApplicationStop", "V3", "ROLLBACK"]],
+            f"web-01 finished V3, then stopped it for the rollback: {hook_log(procs, 'web-01')}")
+    t.check(hook_log(procs, "web-01")[-4:] ==
+            [[ev, "V2", "ROLLBACK"] for ev in ("BeforeInstall", "AfterInstall", "ApplicationStart",
+                                               "ValidateService")],
+            f"web-01 got V2 back: {hook_log(procs, 'web-01')[-4:]}")
+    t.check(installed(procs, "web-01") == "V2", "web-01 runs V2 again")
+    for h in ("web-02", "web-03"):
+        t.check(not any("V3" in line for line in hook_log(procs, h)) and installed(procs, h) == before[h],
+                f"{h} never touched by V3 or its rollback: {hook_log(procs, h)}")
+
+
 def main():
     t = kdtest.Checks()
     procs = kdtest.Procs()
@@ -136,6 +163,11 @@ def main():
         spec = bundles.spec(os.path.join(d, "v2.yaml"), "shop", "web", HOSTS,
                             "file://" + os.path.join(d, "v2.tar.gz"), sha, concurrency=1)
         stop_mid_host(t, procs, bs, spec)
+
+        sha = bundles.build(os.path.join(d, "v3.tar.gz"), "V3", sleep=1)
+        spec = bundles.spec(os.path.join(d, "v3.yaml"), "shop", "web", HOSTS,
+                            "file://" + os.path.join(d, "v3.tar.gz"), sha, concurrency=1)
+        stop_with_rollback(t, procs, bs, spec)
     finally:
         procs.stop_all_checked(t)
     return t.summary()

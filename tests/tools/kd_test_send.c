@@ -4,7 +4,9 @@
  *   kd-test-send --brokers B --topic steps --key web-01 --deploy-id D \
  *                --kind step|step_result|create --host H --event NAME \
  *                [--signing-key PEM] [--expires-ms MS] [--application A]
- *                [--group G] [--revision-deploy-id D] */
+ *                [--group G] [--revision-deploy-id D]
+ *   kd-test-send --brokers B --topic requests --key D --deploy-id D --kind stop [--rollback]
+ * prints the event id of what it sent. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@ typedef struct send_opts {
     const char *brokers, *topic, *key, *deploy_id, *kind, *host, *event, *prefix;
     const char *signing_key, *application, *group, *revision_deploy_id;
     long long expires_ms;
+    int rollback;  /* a stop request: roll back once stopped */
 } send_opts_t;
 
 static int topic_parse(const char *name, kd_topic_t *out)
@@ -38,6 +41,7 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
     kd_envelope_t env;
     Kdeploy__V1__StepCommand step = KDEPLOY__V1__STEP_COMMAND__INIT;
     Kdeploy__V1__StepResult result = KDEPLOY__V1__STEP_RESULT__INIT;
+    Kdeploy__V1__StopDeployment stop = KDEPLOY__V1__STOP_DEPLOYMENT__INIT;
     kd_event_t ev = KD_EVENT(ApplicationStart);
     int rc = 1;
 
@@ -66,6 +70,12 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
         step.revision_deploy_id = (char *)(o->revision_deploy_id ? o->revision_deploy_id : "");
         env.body_case = KD_BODY(STEP);
         env.step = &step;
+    } else if (strcmp(o->kind, "stop") == 0) {
+        stop.requested_by = "kd-test-send";
+        stop.reason = "test";
+        stop.rollback = o->rollback != 0;
+        env.body_case = KD_BODY(STOP);
+        env.stop = &stop;
     } else {
         result.step_id = step_id;
         result.host = (char *)o->host;
@@ -97,6 +107,7 @@ int main(int argc, char **argv)
         {"signing-key", required_argument, NULL, 's'}, {"expires-ms", required_argument, NULL, 'x'},
         {"application", required_argument, NULL, 'a'}, {"group", required_argument, NULL, 'g'},
         {"revision-deploy-id", required_argument, NULL, 'r'},
+        {"rollback", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     send_opts_t o = {.topic = "steps", .key = "web-01", .deploy_id = "", .kind = "step",
@@ -119,6 +130,7 @@ int main(int argc, char **argv)
         case 'a': o.application = optarg; break;
         case 'g': o.group = optarg; break;
         case 'r': o.revision_deploy_id = optarg; break;
+        case 'R': o.rollback = 1; break;
         default: return 2;
         }
     }
