@@ -692,6 +692,21 @@ static void test_stop_lets_hosts_in_flight_finish(void)
     CHECK(sim_count(&s, "step d1 b") == 0);
     CHECK(sim_status(&s, "d1") == STATUS(STOPPED));
     sim_free(&s);
+
+    /* Behind a load balancer: stopped while out of the pool, a host is
+     * put back in before the end. */
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", "load_balancer: {server_group: web}\n");
+    sim_answer_all(&s, NULL, 5); /* through ApplicationStop */
+    sim_control(&s, "d1", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "status d1 stopping");
+    sim_answer_all(&s, NULL, 100);
+    CHECK_STEPS(&s, "d1", "a", LB_STEPS);
+    CHECK(sim_find(&s, "traffic d1 a AllowTraffic", 0) < sim_find(&s, "status d1 stopped", 0));
+    CHECK(sim_count(&s, "step d1 b") == 0 && sim_count(&s, "traffic d1 b") == 0);
+    CHECK(sim_count(&s, "status d1 stopped: stopped by op@test: test: 1 host(s) done, 0 failed, "
+                        "1 not started") == 1);
+    sim_free(&s);
 }
 
 /* Blue-green: no swap while paused, nor after a stop; once the swap is
