@@ -62,7 +62,10 @@ void kd_decisions_clear(kd_decisions_t *out);
 /* ---- entry points ---- */
 
 /* A request from the requests topic: create, stop, pause, resume or
- * rollback. Refusals are `rejected` decisions with the reason. */
+ * rollback. Its answer (accepted, rejected, the status asked for, or a
+ * request_refused for a stop, pause or resume not carried out) names the
+ * request's event id in in_reply_to. A request answered before (its
+ * answer is in the model) is not answered again. */
 void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                      kd_decisions_t *out);
 /* A rejection of request req with reason (the planner could not carry it

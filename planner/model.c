@@ -17,7 +17,8 @@ kd_model_t *kd_model_new(void)
     m->installed = kd_strmap_new();
     m->live = kd_strmap_new();
     m->seen = kd_ptrmap_new();
-    if (!m->by_id || !m->installed || !m->live || !m->seen) {
+    m->answered = kd_strmap_new();
+    if (!m->by_id || !m->installed || !m->live || !m->seen || !m->answered) {
         kd_model_free(m);
         return NULL;
     }
@@ -45,6 +46,8 @@ static void free_deploy(kd_deploy_t *d)
     free(d->requested_by);
     free(d->target_group);
     free(d->swap_from);
+    free(d->stop_by);
+    free(d->stop_reason);
     free(d);
 }
 
@@ -63,6 +66,7 @@ void kd_model_free(kd_model_t *m)
     kd_strmap_free(m->live);
     kd_ptrmap_free_values(m->seen);
     kd_ptrmap_free(m->seen);
+    kd_strmap_free(m->answered);
     free(m);
 }
 
@@ -149,12 +153,18 @@ const char *kd_model_live_group(const kd_model_t *m, const char *app, const char
     return live;
 }
 
+bool kd_model_answered(const kd_model_t *m, const char *event_id)
+{
+    return event_id && *event_id && kd_strmap_get(m->answered, event_id) != NULL;
+}
+
 const char *kd_deploy_id(const kd_deploy_t *d) { return d->id; }
 const Kdeploy__V1__DeploymentSpec *kd_deploy_spec(const kd_deploy_t *d) { return d->spec; }
 const kd_workflow_t *kd_deploy_workflow(const kd_deploy_t *d) { return d->wf; }
 Kdeploy__V1__DeploymentStatus kd_deploy_status(const kd_deploy_t *d) { return d->status; }
 bool kd_deploy_finished(const kd_deploy_t *d) { return d->finished_ms != 0; }
 bool kd_deploy_paused(const kd_deploy_t *d) { return d->paused; }
+bool kd_deploy_stopping(const kd_deploy_t *d) { return d->stopping; }
 const char *kd_deploy_rollback_of(const kd_deploy_t *d) { return d->rollback_of; }
 const char *kd_deploy_rolled_back_by(const kd_deploy_t *d) { return d->rolled_back_by; }
 const char *kd_deploy_requested_by(const kd_deploy_t *d) { return d->requested_by; }
@@ -346,8 +356,11 @@ static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
     d->host_index = kd_ptrmap_new();
     d->target_group = dup_or_empty(a->target_group);
     d->swap_from = dup_or_empty(a->swap_from_group);
+    d->stop_by = strdup("");
+    d->stop_reason = strdup("");
     if (!d->id || !d->spec || !d->rollback_of || !d->rolled_back_by || !d->requested_by ||
         !d->hosts || !d->standby || !d->host_index || !d->target_group || !d->swap_from ||
+        !d->stop_by || !d->stop_reason ||
         !add_hosts(d, a->hosts, a->n_hosts, capacity) ||
         kd_ptrmap_set(m->by_id, d->id, d) != KD_OK) {
         free_deploy(d);
@@ -522,14 +535,28 @@ static void apply_failed(kd_deploy_t *d, int64_t ts)
         d->swap = KD_SWAP_FAILED;
 }
 
-static void apply_status(kd_deploy_t *d, Kdeploy__V1__DeploymentStatus st, int64_t ts)
+static void apply_status(kd_deploy_t *d, const Kdeploy__V1__DeploymentStatusChanged *sc,
+                         int64_t ts)
 {
+    Kdeploy__V1__DeploymentStatus st = sc->status;
+
     switch (st) {
     case STATUS(PAUSED):
-        d->paused = true;
-        break;
     case STATUS(DEPLOYING):
+        /* A stop is not undone by a pause or resume (the planner refuses
+         * them; another's event could still say so). */
+        if (d->stopping)
+            return;
+        d->paused = st == STATUS(PAUSED);
+        break;
+    case STATUS(STOPPING):
+        /* It supersedes a pause: no host starts either way, and the end
+         * comes once the hosts in flight have finished. */
         d->paused = false;
+        d->stopping = true;
+        d->stop_rollback = sc->rollback;
+        set_str(&d->stop_by, sc->requested_by);
+        set_str(&d->stop_reason, sc->reason);
         break;
     case STATUS(STOPPED):
         d->halted = true;
@@ -636,7 +663,7 @@ static void apply_to(kd_model_t *m, kd_deploy_t *d, const kd_envelope_t *env)
         d->status = STATUS(ROLLING_BACK);
         break;
     case KD_BODY(STATUS_CHANGED):
-        apply_status(d, env->status_changed->status, env->ts_ms);
+        apply_status(d, env->status_changed, env->ts_ms);
         break;
     case KD_BODY(STEP_RESULT):
         apply_answer(d, env->step_result->host, env->step_result->step_id,
@@ -662,6 +689,10 @@ void kd_model_apply(kd_model_t *m, const kd_envelope_t *env)
 {
     kd_deploy_t *d;
 
+    /* Whatever the event, it answers a request: a repeat of that request
+     * (a planner restarted before committing it) is not answered again. */
+    if (env->in_reply_to && *env->in_reply_to && strlen(env->in_reply_to) <= KD_REQUEST_ID_MAX)
+        kd_strmap_set(m->answered, env->in_reply_to, "");
     if (env->body_case == KD_BODY(ACCEPTED)) {
         apply_accepted(m, env);
         return;

@@ -1,6 +1,7 @@
-/* Requests from operators: create, stop, pause, resume and rollback. A
- * request the planner cannot take is answered with a rejection on the
- * deployments topic, so the operator's tool can say why. */
+/* Requests from operators: create, stop, pause, resume and rollback. Each
+ * gets one answer on the deployments topic naming it (in_reply_to): its
+ * acceptance or the status it asked for, or a rejection (create, rollback)
+ * or refusal (stop, pause, resume, control.c) saying why not. */
 #include <stdio.h>
 #include <string.h>
 
@@ -126,29 +127,6 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
     decide_slices(out, c, req->deploy_id, &lists, 0, 0);
 }
 
-static void control(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
-                    kd_decisions_t *out)
-{
-    const kd_deploy_t *d = kd_model_find(m, req->deploy_id);
-    Kdeploy__V1__DeploymentStatus to;
-    const char *by;
-
-    switch (req->body_case) {
-    case KD_BODY(STOP): to = STATUS(STOPPED); by = req->stop->requested_by; break;
-    case KD_BODY(PAUSE): to = STATUS(PAUSED); by = req->pause->requested_by; break;
-    default: to = STATUS(DEPLOYING); by = req->resume->requested_by; break;
-    }
-    if (!d || kd_deploy_finished(d)) {
-        kd_decide_rejected(out, c, req->deploy_id, by,
-                           d ? "the deployment has already ended" : "no such deployment");
-        return;
-    }
-    if ((to == STATUS(PAUSED) && d->paused) || (to == STATUS(DEPLOYING) && !d->paused))
-        return;
-    kd_decide_status(out, c, d->id, to, req->body_case == KD_BODY(STOP) ? req->stop->reason : "",
-                     by);
-}
-
 static void rollback(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                      kd_decisions_t *out)
 {
@@ -166,13 +144,21 @@ static void rollback(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envel
                        r->reason && *r->reason ? r->reason : "requested", false);
 }
 
-void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
-                     kd_decisions_t *out)
+/* A request seen again (a planner restarted before committing it, or a
+ * client sending one twice) whose answer is on the deployments topic: not
+ * answered a second time, so that nobody gets two different answers. A
+ * create whose deployment exists is taken again, to resend the host slices
+ * a stopped planner did not publish (which answers nothing). */
+static bool answered_before(const kd_model_t *m, const kd_envelope_t *req)
 {
-    if (!req->deploy_id || !*req->deploy_id) {
-        kd_warn("a %s request with no deploy id: ignored", kd_envelope_type(req));
-        return;
-    }
+    if (!kd_model_answered(m, req->event_id))
+        return false;
+    return req->body_case != KD_BODY(CREATE) || !kd_model_find(m, req->deploy_id);
+}
+
+static void decide_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                           kd_decisions_t *out)
+{
     /* Deploy ids become parts of workers' cache paths and Kafka keys. */
     if (!kd_name_valid(req->deploy_id)) {
         kd_decide_rejected(out, c, req->deploy_id, "",
@@ -183,12 +169,30 @@ void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envel
     case KD_BODY(CREATE): create(m, c, req, out); break;
     case KD_BODY(STOP):
     case KD_BODY(PAUSE):
-    case KD_BODY(RESUME): control(m, c, req, out); break;
+    case KD_BODY(RESUME): kd_core_control(m, c, req, out); break;
     case KD_BODY(ROLLBACK): rollback(m, c, req, out); break;
     default:
         kd_warn("%s: a %s event on the requests topic: ignored", req->deploy_id,
                 kd_envelope_type(req));
     }
+}
+
+void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                     kd_decisions_t *out)
+{
+    size_t from = out->count;
+
+    if (!req->deploy_id || !*req->deploy_id) {
+        kd_warn("a %s request with no deploy id: ignored", kd_envelope_type(req));
+        return;
+    }
+    if (answered_before(m, req)) {
+        kd_info("%s: %s request %s was answered before: not again", req->deploy_id,
+                kd_envelope_type(req), req->event_id);
+        return;
+    }
+    decide_request(m, c, req, out);
+    kd_decisions_answer(out, from, req);
 }
 
 void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char *reason,
@@ -197,6 +201,8 @@ void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char
     const char *by = req->body_case == KD_BODY(CREATE)     ? req->create->requested_by
                      : req->body_case == KD_BODY(ROLLBACK) ? req->rollback->requested_by
                                                            : "";
+    size_t from = out->count;
 
     kd_decide_rejected(out, c, req->deploy_id, by, reason);
+    kd_decisions_answer(out, from, req);
 }

@@ -5,8 +5,10 @@
  *                --kind step|step_result|create --host H --event NAME \
  *                [--signing-key PEM] [--expires-ms MS] [--application A]
  *                [--group G] [--revision-deploy-id D] [--hosts H1,H2,...]
- * --kind create sends a create request straight to the requests topic, past
- * the CLI's checks: the planner must check it on its own. */
+ *   kd-test-send --brokers B --topic requests --key D --deploy-id D --kind stop [--rollback]
+ * --kind create and stop send a request straight to the requests topic, past
+ * the CLI's checks: the planner must check it on its own. Prints the event id
+ * of what it sent. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ typedef struct send_opts {
     const char *brokers, *topic, *key, *deploy_id, *kind, *host, *event, *prefix;
     const char *signing_key, *application, *group, *revision_deploy_id, *hosts;
     long long expires_ms;
+    int rollback;  /* a stop request: roll back once stopped */
 } send_opts_t;
 
 static int topic_parse(const char *name, kd_topic_t *out)
@@ -44,6 +47,7 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
     Kdeploy__V1__DeploymentSpec spec = KDEPLOY__V1__DEPLOYMENT_SPEC__INIT;
     Kdeploy__V1__Revision revision = KDEPLOY__V1__REVISION__INIT;
     char *host_list = NULL, **hosts = NULL;
+    Kdeploy__V1__StopDeployment stop = KDEPLOY__V1__STOP_DEPLOYMENT__INIT;
     kd_event_t ev = KD_EVENT(ApplicationStart);
     int rc = 1;
 
@@ -99,6 +103,12 @@ static int send_one(const send_opts_t *o, kd_topic_t topic)
         create.requested_by = "kd-test-send";
         env.body_case = KD_BODY(CREATE);
         env.create = &create;
+    } else if (strcmp(o->kind, "stop") == 0) {
+        stop.requested_by = "kd-test-send";
+        stop.reason = "test";
+        stop.rollback = o->rollback != 0;
+        env.body_case = KD_BODY(STOP);
+        env.stop = &stop;
     } else {
         result.step_id = step_id;
         result.host = (char *)o->host;
@@ -133,6 +143,7 @@ int main(int argc, char **argv)
         {"application", required_argument, NULL, 'a'}, {"group", required_argument, NULL, 'g'},
         {"revision-deploy-id", required_argument, NULL, 'r'},
         {"hosts", required_argument, NULL, 'h'},
+        {"rollback", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     send_opts_t o = {.topic = "steps", .key = "web-01", .deploy_id = "", .kind = "step",
@@ -156,6 +167,7 @@ int main(int argc, char **argv)
         case 'g': o.group = optarg; break;
         case 'r': o.revision_deploy_id = optarg; break;
         case 'h': o.hosts = optarg; break;
+        case 'R': o.rollback = 1; break;
         default: return 2;
         }
     }
