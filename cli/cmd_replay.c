@@ -16,14 +16,17 @@
 #include "event.h"
 #include "ids.h"
 #include "log.h"
+#include "lookup.h"
+#include "model.h"
+#include "outcome.h"
 
 /* The deployment and up to 15 rollbacks after it; a longer chain is cut
  * short, and the fixed arrays stay small. */
 #define MAX_IDS 16
 
 typedef struct replay {
-    char ids[MAX_IDS][64];  /* the deployment and the rollbacks that followed */
-    char rollback_of[MAX_IDS][64];
+    char ids[MAX_IDS][256];  /* the deployment and the rollbacks that followed */
+    char rollback_of[MAX_IDS][256];
     size_t id_count;
     json_t *lines;          /* one object per event, sorted by ts at the end */
     bool json;
@@ -81,9 +84,22 @@ static json_t *deployment_line(const kd_envelope_t *env)
     case KD_BODY(ROLLBACK):
         o = line(env, "rollback_requested", env->rollback->rollback_of);
         set_str(o, "requested_by", env->rollback->requested_by);
+        set_str(o, "reason", env->rollback->reason);
         break;
-    case KD_BODY(STOP): case KD_BODY(PAUSE): case KD_BODY(RESUME):
-        o = line(env, kd_envelope_type(env), NULL);
+    case KD_BODY(STOP):
+        o = line(env, "stop", NULL);
+        set_str(o, "requested_by", env->stop->requested_by);
+        set_str(o, "reason", env->stop->reason);
+        if (env->stop->rollback)
+            json_object_set_new(o, "rollback", json_true());
+        break;
+    case KD_BODY(PAUSE):
+        o = line(env, "pause", NULL);
+        set_str(o, "requested_by", env->pause->requested_by);
+        break;
+    case KD_BODY(RESUME):
+        o = line(env, "resume", NULL);
+        set_str(o, "requested_by", env->resume->requested_by);
         break;
     case KD_BODY(ACCEPTED):
         o = line(env, "accepted", env->accepted->rollback_of);
@@ -117,10 +133,19 @@ static json_t *deployment_line(const kd_envelope_t *env)
     case KD_BODY(ROLLBACK_STARTED):
         o = line(env, "rollback_started", NULL);
         set_str(o, "rollback_deploy_id", env->rollback_started->rollback_deploy_id);
+        set_str(o, "reason", env->rollback_started->reason);
         break;
     case KD_BODY(STATUS_CHANGED):
         o = line(env, "status_changed", NULL);
-        set_str(o, "error", env->status_changed->reason);
+        set_str(o, "status", kd_status_name_of(env->status_changed->status));
+        set_str(o, "reason", env->status_changed->reason);
+        set_str(o, "requested_by", env->status_changed->requested_by);
+        break;
+    case KD_BODY(REQUEST_REFUSED):
+        o = line(env, "request_refused", NULL);
+        set_str(o, "request", env->request_refused->request);
+        set_str(o, "reason", env->request_refused->reason);
+        set_str(o, "requested_by", env->request_refused->requested_by);
         break;
     default:
         break;
@@ -268,7 +293,10 @@ static void print_text(json_t *o)
     char ts[32];
     time_t t = (time_t)(json_integer_value(json_object_get(o, "ts")) / 1000);
     struct tm tm;
-    const char *keys[] = {"host", "step", "status", "error"};
+    const char *keys[] = {"host", "step", "status", "request", "error", "reason",
+                          "rollback_deploy_id"};
+    const char *status = json_string_value(json_object_get(o, "status"));
+    json_t *exit_code = json_object_get(o, "exit_code");
 
     localtime_r(&t, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
@@ -280,8 +308,15 @@ static void print_text(json_t *o)
             printf(" %s=%s", keys[i], json_string_value(json_object_get(o, keys[i])));
     if (json_object_get(o, "requested_by"))
         printf(" by=%s", json_string_value(json_object_get(o, "requested_by")));
-    if (json_object_get(o, "exit_code"))
-        printf(" exit=%lld", json_integer_value(json_object_get(o, "exit_code")));
+    /* A step's exit code says something only when it failed, and only if a
+     * script ran (0 then means the step failed before or around it). */
+    if (exit_code && status && strcmp(status, "failed") == 0 &&
+        json_integer_value(exit_code) != 0) {
+        if (json_integer_value(exit_code) < 0)
+            printf(" exit=killed");
+        else
+            printf(" exit=%lld", json_integer_value(exit_code));
+    }
     printf("\n");
 }
 
@@ -308,7 +343,8 @@ static void print_all(replay_t *r)
     free(items);
 }
 
-int kd_cmd_replay(int argc, char **argv)
+/* The options; -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, kd_cli_common_t *cli, replay_t *r)
 {
     static const struct option longopts[] = {
         KD_CLI_COMMON_LONGOPTS,
@@ -319,42 +355,70 @@ int kd_cmd_replay(int argc, char **argv)
     static const char usage[] =
         "usage: kdeploy replay ID [--json]\n"
         "Rebuilds a deployment's timeline from the topics alone, with the rollback that\n"
-        "followed it. --json: one JSON object per line (deploy_id, ts, kind, host, step,\n"
-        "status, rollback_of, exit_code, output_tail, error, ...).\n";
+        "followed it. ID may be the start of an id. --json: one JSON object per line\n"
+        "(deploy_id, ts, kind, host, step, status, rollback_of, exit_code, output_tail,\n"
+        "error, reason, requested_by, ...).\n";
+    int opt;
+
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
+        if (kd_cli_common_opt(cli, opt, optarg))
+            continue;
+        if (opt == 'j') {
+            r->json = true;
+        } else if (opt == 'h') {
+            printf("%s" KD_CLI_COMMON_HELP KD_EXIT_HELP, usage);
+            return KD_EXIT_OK;
+        } else {
+            kd_cli_bad_option("kdeploy", argc, argv, longopts);
+            fprintf(stderr, "%s", usage);
+            return KD_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "%s", usage);
+        return KD_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static int replay(const kd_bus_conf_t *conf, const char *given, replay_t *r)
+{
+    char err[4096];
+    kd_status_t st = kd_lookup_id(conf, given, r->ids[0], sizeof r->ids[0], err, sizeof err);
+
+    if (st != KD_OK) {
+        fprintf(stderr, "kdeploy: %s\n", err);
+        return st == KD_ENOTFOUND || st == KD_ECONFLICT ? KD_EXIT_NOT_FOUND : KD_EXIT_NO_ANSWER;
+    }
+    r->id_count = 1;
+    if (replay_topics(conf, r, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy: %s\n", err);
+        return KD_EXIT_NO_ANSWER;
+    }
+    print_all(r);
+    return KD_EXIT_OK;
+}
+
+int kd_cmd_replay(int argc, char **argv)
+{
     kd_cli_common_t cli = {0};
     replay_t r = {.lines = json_array()};
     kd_bus_conf_t *conf = NULL;
     char err[1024];
-    int opt, rc = 1;
+    kd_status_t st;
+    int rc;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
-        if (kd_cli_common_opt(&cli, opt, optarg))
-            continue;
-        if (opt == 'j') {
-            r.json = true;
-            continue;
+    if ((rc = parse_args(argc, argv, &cli, &r)) < 0) {
+        if ((st = kd_cli_setup(&cli, "kdeploy", &conf, NULL, err, sizeof err)) != KD_OK) {
+            fprintf(stderr, "kdeploy: %s\n", err);
+            rc = st == KD_EKAFKA ? KD_EXIT_NO_ANSWER : KD_EXIT_USAGE;
+        } else {
+            if (!cli.log_level && !cli.verbose)
+                kd_log_setup("kdeploy", KD_LOG_WARN, cli.log_json);
+            rc = replay(conf, argv[optind], &r);
         }
-        printf("%s" KD_CLI_COMMON_HELP, usage);
-        json_decref(r.lines);
-        return opt == 'h' ? 0 : 2;
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "%s", usage);
-        json_decref(r.lines);
-        return 2;
-    }
-    snprintf(r.ids[r.id_count++], sizeof r.ids[0], "%s", argv[optind]);
-    if (kd_cli_setup(&cli, "kdeploy", &conf, NULL, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "kdeploy: %s\n", err);
-        rc = 2;
-    } else if (replay_topics(conf, &r, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "kdeploy: %s\n", err);
-    } else if (json_array_size(r.lines) == 0) {
-        fprintf(stderr, "kdeploy: nothing on the topics for %s\n", argv[optind]);
-    } else {
-        print_all(&r);
-        rc = 0;
     }
     json_decref(r.lines);
     kd_bus_conf_free(conf);

@@ -1,5 +1,6 @@
 #include "cmd_validate.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #define VALIDATE_ERR_BYTES (64u << 10)
 
 static const char usage[] =
-    "usage: kdeploy validate [--strict] PATH\n"
+    "usage: kdeploy validate [--strict] [--json] PATH\n"
     "Checks an appspec. PATH is one of:\n"
     "  - the appspec file itself (the file alone is checked);\n"
     "  - a bundle directory holding jdcloud-codedeploy.yml, appspec.yml,\n"
@@ -26,6 +27,7 @@ static const char usage[] =
     "Prints every error as FILE:LINE: FIELD: message, and warnings (keys that\n"
     "CodeDeploy ignores, hooks that never run) as FILE:LINE: FIELD: warning: ...\n"
     "  --strict  warnings are errors\n"
+    "  --json    one JSON object: path, valid, format, hooks, files, errors, warnings\n"
     "Exit status: 0 valid, 1 invalid, 2 usage error.\n";
 
 /* A hook is an event entry of `hooks` with at least one script. */
@@ -91,49 +93,122 @@ static kd_status_t load(const char *path, char *tmpdir, size_t tmpsz, char root[
     return kd_appspec_check_bundle(*spec, root, err, errsz);
 }
 
-/* Prints text to stderr; for an unpacked archive, "ROOT/name" is shown as
+/* Writes text to f; for an unpacked archive, "ROOT/name" is shown as
  * "ARCHIVE:name", since the temporary directory is gone by then. */
-static void show(const char *text, const char *root, const char *archive)
+static void show(FILE *f, const char *text, const char *root, const char *archive)
 {
     size_t len = root ? strlen(root) : 0;
     const char *p = text, *hit;
 
     while (len && (hit = strstr(p, root)) != NULL && hit[len] == '/') {
-        fprintf(stderr, "%.*s%s:", (int)(hit - p), p, archive);
+        fprintf(f, "%.*s%s:", (int)(hit - p), p, archive);
         p = hit + len + 1;
     }
-    fputs(p, stderr);
+    fputs(p, f);
 }
 
-static int validate(const char *path, bool strict)
+/* text's lines (as show() writes them) as a JSON array. */
+static json_t *lines_json(const char *text, const char *root, const char *archive)
+{
+    json_t *a = json_array();
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (!f)
+        return a;
+    show(f, text, root, archive);
+    fclose(f);
+    for (const char *p = buf; p && *p;) {
+        size_t n = strcspn(p, "\n");
+
+        if (n)
+            json_array_append_new(a, json_stringn(p, n));
+        p += n + (p[n] == '\n');
+    }
+    free(buf);
+    return a;
+}
+
+typedef struct verdict {
+    const char *path;
+    bool strict, json;
+    const char *root;      /* the unpacked archive's root, or NULL */
+} verdict_t;
+
+static void print_json(const verdict_t *v, const kd_appspec_t *spec, const char *errors,
+                       bool valid)
+{
+    size_t nfiles = 0;
+    json_t *o;
+    char *text;
+
+    if (spec)
+        kd_appspec_files(spec, &nfiles);
+    o = json_pack("{s:s, s:b, s:s, s:I, s:I, s:o, s:o}", "path", v->path, "valid", valid,
+                  "format", spec ? kd_appspec_format_name(kd_appspec_format(spec)) : "",
+                  "hooks", (json_int_t)(spec ? count_hooks(spec) : 0), "files",
+                  (json_int_t)nfiles, "errors", lines_json(errors, v->root, v->path),
+                  "warnings",
+                  lines_json(spec && kd_appspec_warning_count(spec) ? kd_appspec_warnings(spec)
+                                                                    : "",
+                             v->root, v->path));
+    if (o && (text = json_dumps(o, JSON_COMPACT))) {
+        printf("%s\n", text);
+        free(text);
+    }
+    json_decref(o);
+}
+
+static int report(const verdict_t *v, const kd_appspec_t *spec, kd_status_t rc,
+                  const char *err)
+{
+    size_t nfiles, nwarn = kd_appspec_warning_count(spec);
+    bool valid = rc == KD_OK && !(v->strict && nwarn);
+    char why[128] = "";
+
+    if (v->json) {
+        if (rc == KD_OK && !valid)
+            snprintf(why, sizeof why, "invalid with --strict: %zu warning%s", nwarn,
+                     nwarn == 1 ? "" : "s");
+        print_json(v, rc == KD_OK || nwarn ? spec : NULL, rc != KD_OK ? err : why, valid);
+        return valid ? 0 : 1;
+    }
+    if (nwarn)
+        show(stderr, kd_appspec_warnings(spec), v->root, v->path);
+    if (rc != KD_OK) {
+        show(stderr, err, v->root, v->path);
+        fputc('\n', stderr);
+    } else if (!valid) {
+        fprintf(stderr, "%s: invalid with --strict: %zu warning%s\n", v->path, nwarn,
+                nwarn == 1 ? "" : "s");
+    } else {
+        size_t nhooks = count_hooks(spec);
+
+        kd_appspec_files(spec, &nfiles);
+        printf("%s: valid (%s, %zu hook%s, %zu file%s)\n", v->path,
+               kd_appspec_format_name(kd_appspec_format(spec)), nhooks, nhooks == 1 ? "" : "s",
+               nfiles, nfiles == 1 ? "" : "s");
+    }
+    return valid ? 0 : 1;
+}
+
+static int validate(const char *path, bool strict, bool json)
 {
     char *err = calloc(1, VALIDATE_ERR_BYTES);
     char tmpdir[PATH_MAX] = "", root[PATH_MAX] = "";
     kd_appspec_t *spec = NULL;
-    size_t nfiles, nwarn;
+    verdict_t v = {.path = path, .strict = strict, .json = json};
     kd_status_t rc;
-    int status = 1;
+    int status;
 
     if (!err) {
         fprintf(stderr, "kdeploy validate: out of memory\n");
         return 1;
     }
     rc = load(path, tmpdir, sizeof tmpdir, root, &spec, err, VALIDATE_ERR_BYTES);
-    nwarn = kd_appspec_warning_count(spec);
-    if (nwarn)
-        show(kd_appspec_warnings(spec), tmpdir[0] ? root : NULL, path);
-    if (rc != KD_OK) {
-        show(err, tmpdir[0] ? root : NULL, path);
-        fputc('\n', stderr);
-    } else if (strict && nwarn) {
-        fprintf(stderr, "%s: invalid with --strict: %zu warning%s\n", path, nwarn,
-                nwarn == 1 ? "" : "s");
-    } else {
-        kd_appspec_files(spec, &nfiles);
-        printf("%s: valid (%s, %zu hooks, %zu files)\n", path,
-               kd_appspec_format_name(kd_appspec_format(spec)), count_hooks(spec), nfiles);
-        status = 0;
-    }
+    v.root = tmpdir[0] ? root : NULL;
+    status = report(&v, spec, rc, err);
     if (tmpdir[0])
         (void)kd_remove_tree(tmpdir, NULL, 0);
     kd_appspec_free(spec);
@@ -143,20 +218,24 @@ static int validate(const char *path, bool strict)
 
 int kd_cmd_validate(int argc, char **argv)
 {
-    bool strict = false;
+    bool strict = false, json = false;
     int i = 1;
 
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
         return 0;
     }
-    if (i < argc && strcmp(argv[i], "--strict") == 0) {
-        strict = true;
-        i++;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--strict") == 0)
+            strict = true;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else
+            break;
     }
     if (argc != i + 1 || argv[i][0] == '-' || !argv[i][0]) {
         fputs(usage, stderr);
         return 2;
     }
-    return validate(argv[i], strict);
+    return validate(argv[i], strict, json);
 }

@@ -8,6 +8,7 @@
 #include "event.h"
 #include "ids.h"
 #include "log.h"
+#include "outcome.h"
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 #define ROLLBACK_GRACE_MS 10000
@@ -41,7 +42,8 @@ static kd_status_t next_event(kd_consumer_t *c, int timeout_ms, kd_envelope_t **
     return st;
 }
 
-kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, char *err, size_t errsz)
+kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, kd_notes_t *notes,
+                           char *err, size_t errsz)
 {
     kd_consumer_t *c = NULL;
     kd_status_t st = reader(conf, false, &c, err, errsz);
@@ -56,8 +58,11 @@ kd_status_t kd_follow_load(const kd_bus_conf_t *conf, kd_model_t *m, char *err, 
             st = kd_err(err, errsz, KD_ETIMEDOUT, "the deployments topic could not be read");
             break;
         }
-        if ((st = next_event(c, 100, &env, err, errsz)) == KD_OK && env)
+        if ((st = next_event(c, 100, &env, err, errsz)) == KD_OK && env) {
             kd_model_apply(m, env);
+            if (notes)
+                kd_notes_apply(notes, env);
+        }
         kd_envelope_free(env);
     }
     kd_consumer_free(c);
@@ -73,23 +78,84 @@ static void stamp(char *out, size_t outsz, int64_t ts_ms)
     strftime(out, outsz, "%H:%M:%S", &tm);
 }
 
-static void print_event(FILE *f, const kd_envelope_t *env, const char *tag)
+/* One event as a JSON line (watch --json): its type, time and the fields an
+ * operator's script looks at. */
+static void print_event_json(FILE *f, const kd_envelope_t *env)
+{
+    json_t *o = json_pack("{s:s, s:s, s:I}", "deploy_id", env->deploy_id, "kind",
+                          kd_envelope_type(env), "ts", (json_int_t)env->ts_ms);
+    char *text;
+
+    switch (env->body_case) {
+    case KD_BODY(HOST_FINISHED):
+        json_object_set_new(o, "host", json_string(env->host_finished->host));
+        json_object_set_new(o, "status", json_string(
+            env->host_finished->status == KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED ? "succeeded"
+            : env->host_finished->status == KDEPLOY__V1__STEP_STATUS__STEP_SKIPPED ? "skipped"
+                                                                                 : "failed"));
+        json_object_set_new(o, "error", json_string(env->host_finished->error));
+        break;
+    case KD_BODY(STEP_DISPATCHED):
+        json_object_set_new(o, "host", json_string(env->step_dispatched->host));
+        json_object_set_new(o, "step", json_string(kd_event_name(env->step_dispatched->event)));
+        break;
+    case KD_BODY(FAILED):
+        json_object_set_new(o, "reason", json_string(env->failed->reason));
+        break;
+    case KD_BODY(REJECTED):
+        json_object_set_new(o, "reason", json_string(env->rejected->reason));
+        break;
+    case KD_BODY(STATUS_CHANGED):
+        json_object_set_new(o, "status",
+                            json_string(kd_status_name_of(env->status_changed->status)));
+        json_object_set_new(o, "reason", json_string(env->status_changed->reason));
+        json_object_set_new(o, "requested_by", json_string(env->status_changed->requested_by));
+        break;
+    case KD_BODY(ROLLBACK_STARTED):
+        json_object_set_new(o, "rollback_deploy_id",
+                            json_string(env->rollback_started->rollback_deploy_id));
+        json_object_set_new(o, "reason", json_string(env->rollback_started->reason));
+        break;
+    default:
+        break;
+    }
+    if (o && (text = json_dumps(o, JSON_COMPACT))) {
+        fprintf(f, "%s\n", text);
+        free(text);
+    }
+    json_decref(o);
+    fflush(f);
+}
+
+static void print_event(FILE *f, const kd_envelope_t *env, const char *tag, bool json)
 {
     char ts[16];
 
     if (!f)
         return;
+    char hosts[32], skipped[64];
+
+    if (json) {
+        print_event_json(f, env);
+        return;
+    }
+    if (env->body_case == KD_BODY(SUCCEEDED))
+        snprintf(skipped, sizeof skipped, ", nothing to do on %s",
+                 kd_hosts_text(env->succeeded->hosts_skipped, hosts, sizeof hosts));
     stamp(ts, sizeof ts, env->ts_ms);
     switch (env->body_case) {
     case KD_BODY(ACCEPTED):
-        fprintf(f, "%s %saccepted: %zu host(s)%s%s\n", ts, tag,
-                env->accepted->n_hosts ? env->accepted->n_hosts : env->accepted->hosts_total,
+        fprintf(f, "%s %saccepted: %s%s%s\n", ts, tag,
+                kd_hosts_text(env->accepted->n_hosts ? env->accepted->n_hosts
+                                                     : env->accepted->hosts_total,
+                              hosts, sizeof hosts),
                 env->accepted->rollback_of[0] ? ", rolling back " : "", env->accepted->rollback_of);
         break;
     case KD_BODY(BATCH_STARTED):
-        fprintf(f, "%s %sbatch %u: %zu host(s)\n", ts, tag, env->batch_started->batch + 1,
-                env->batch_started->hosts_total ? env->batch_started->hosts_total
-                                                : env->batch_started->n_hosts);
+        fprintf(f, "%s %sbatch %u: %s\n", ts, tag, env->batch_started->batch + 1,
+                kd_hosts_text(env->batch_started->hosts_total ? env->batch_started->hosts_total
+                                                              : env->batch_started->n_hosts,
+                              hosts, sizeof hosts));
         break;
     case KD_BODY(STEP_DISPATCHED):
         fprintf(f, "%s %s%-12s %s\n", ts, tag, env->step_dispatched->host,
@@ -103,18 +169,25 @@ static void print_event(FILE *f, const kd_envelope_t *env, const char *tag)
                 env->host_finished->error[0] ? ": " : "", env->host_finished->error);
         break;
     case KD_BODY(SUCCEEDED):
-        fprintf(f, "%s %ssucceeded on %u host(s) in %.1f s\n", ts, tag,
-                env->succeeded->hosts_succeeded, env->succeeded->duration_ms / 1000.0);
+        fprintf(f, "%s %ssucceeded on %s in %.1f s%s\n", ts, tag,
+                kd_hosts_text(env->succeeded->hosts_succeeded, hosts, sizeof hosts),
+                env->succeeded->duration_ms / 1000.0,
+                env->succeeded->hosts_skipped ? skipped : "");
         break;
     case KD_BODY(FAILED):
         fprintf(f, "%s %sFAILED: %s\n", ts, tag, env->failed->reason);
         break;
     case KD_BODY(ROLLBACK_STARTED):
-        fprintf(f, "%s %srolling back as %s\n", ts, tag, env->rollback_started->rollback_deploy_id);
+        fprintf(f, "%s %srolling back as %s%s%s\n", ts, tag,
+                env->rollback_started->rollback_deploy_id,
+                env->rollback_started->reason[0] ? ": " : "", env->rollback_started->reason);
         break;
     case KD_BODY(STATUS_CHANGED):
-        fprintf(f, "%s %s%s%s%s\n", ts, tag, kd_status_name_of(env->status_changed->status),
-                env->status_changed->reason[0] ? ": " : "", env->status_changed->reason);
+        fprintf(f, "%s %s%s%s%s%s%s%s\n", ts, tag, kd_status_name_of(env->status_changed->status),
+                env->status_changed->reason[0] ? ": " : "", env->status_changed->reason,
+                env->status_changed->requested_by[0] ? " (by " : "",
+                env->status_changed->requested_by,
+                env->status_changed->requested_by[0] ? ")" : "");
         break;
     case KD_BODY(REJECTED):
         fprintf(f, "%s %sREJECTED: %s\n", ts, tag, env->rejected->reason);
@@ -134,7 +207,7 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
 
     if (!mine && !rollback)
         return false;
-    print_event(w->out, env, rollback ? "[rollback] " : "");
+    print_event(w->out, env, rollback ? "[rollback] " : "", w->json);
     if (env->body_case == KD_BODY(REJECTED)) {
         snprintf(w->reason, sizeof w->reason, "%s", env->rejected->reason);
         w->outcome = KD_WAIT_REJECTED;
@@ -155,6 +228,8 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
     }
     if (!kd_deploy_finished(d))
         return false;
+    kd_outcome_text(NULL, d, w->summary, sizeof w->summary);
+    w->is_rollback = kd_deploy_rollback_of(d)[0] != '\0';
     if (w->follow_rollback && kd_deploy_spec(d)->auto_rollback &&
         !kd_deploy_workflow(d)->swap_after && !w->rollback_id[0] &&
         kd_deploy_status(d) == STATUS(FAILED))
@@ -165,6 +240,7 @@ static bool observe(kd_wait_t *w, kd_model_t *m, const kd_envelope_t *env)
         if (!r || !kd_deploy_finished(r))
             return false;
         w->rollback_status = kd_deploy_status(r);
+        kd_outcome_text(NULL, r, w->rollback_summary, sizeof w->rollback_summary);
     }
     w->outcome = KD_WAIT_ENDED;
     return true;
@@ -353,19 +429,75 @@ kd_status_t kd_follow_wait(const kd_bus_conf_t *conf, kd_wait_t *w, char *err, s
     return st;
 }
 
-void kd_follow_print_status(FILE *f, const kd_deploy_t *d)
+static void stamp_full(char *out, size_t outsz, int64_t ts_ms)
+{
+    time_t t = (time_t)(ts_ms / 1000);
+    struct tm tm;
+
+    localtime_r(&t, &tm);
+    strftime(out, outsz, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* From acceptance to the end, or to now while it runs. */
+static int64_t took_ms(const kd_deploy_t *d)
+{
+    int64_t end = kd_deploy_finished_ms(d) ? kd_deploy_finished_ms(d) : kd_now_ms();
+
+    return kd_deploy_accepted_ms(d) ? end - kd_deploy_accepted_ms(d) : -1;
+}
+
+static const char *label_of(const Kdeploy__V1__DeploymentSpec *spec)
+{
+    return spec->revision && spec->revision->label && *spec->revision->label
+               ? spec->revision->label : "-";
+}
+
+static void print_hosts_table(FILE *f, const kd_deploy_t *d, size_t total)
+{
+    char dur[32];
+    int64_t now = kd_now_ms();
+
+    fprintf(f, "\n  %-20s %-10s %-20s %-8s %s\n", "HOST", "STATUS", "STEP", "RUNNING", "ERROR");
+    for (size_t i = 0; i < total; i++) {
+        kd_host_view_t h;
+
+        kd_deploy_host_at(d, i, &h);
+        /* How long its current step has run, while it is in flight. */
+        if (h.in_flight && h.sent_ms)
+            kd_duration_text(now - h.sent_ms, dur, sizeof dur);
+        else
+            snprintf(dur, sizeof dur, "-");
+        fprintf(f, "  %-20s %-10s %-20s %-8s %s\n", h.name, kd_host_phase_name(h.phase),
+                h.step != KD_EVENT_NONE ? kd_event_name(h.step) : "-", dur,
+                *h.error ? h.error : "");
+    }
+}
+
+void kd_follow_print_status(FILE *f, const kd_notes_t *notes, const kd_deploy_t *d)
 {
     const Kdeploy__V1__DeploymentSpec *spec = kd_deploy_spec(d);
     const kd_workflow_t *wf = kd_deploy_workflow(d);
+    const char *reason = kd_notes_reason(notes, kd_deploy_id(d));
+    const char *by = kd_notes_reason_by(notes, kd_deploy_id(d));
     kd_host_counts_t n;
-    char ts[16];
+    char ts[32], outcome[256], dur[32], hosts[32];
 
-    stamp(ts, sizeof ts, kd_deploy_accepted_ms(d));
-    fprintf(f, "deployment %s\n  application %s, group %s, %s\n  status      %s%s\n"
-               "  started     %s by %s\n",
-            kd_deploy_id(d), spec->application, spec->group, wf->name,
-            kd_status_name_of(kd_deploy_status(d)), kd_deploy_paused(d) ? " (paused)" : "", ts,
-            kd_deploy_requested_by(d));
+    stamp_full(ts, sizeof ts, kd_deploy_accepted_ms(d));
+    kd_deploy_counts(d, &n);
+    fprintf(f, "deployment  %s\n  application %s, group %s, %s\n  revision    %s (%s)\n"
+               "  status      %s\n",
+            kd_deploy_id(d), spec->application, spec->group, wf->name, label_of(spec),
+            spec->revision ? spec->revision->url : "", kd_outcome_text(notes, d, outcome,
+                                                                      sizeof outcome));
+    if (*reason || *by)
+        fprintf(f, "  reason      %s%s%s%s\n", *reason ? reason : "-", *by ? " (by " : "", by,
+                *by ? ")" : "");
+    fprintf(f, "  started     %s by %s\n  %-11s %s\n", ts, kd_deploy_requested_by(d),
+            kd_deploy_finished_ms(d) ? "took" : "running", kd_duration_text(took_ms(d), dur,
+                                                                            sizeof dur));
+    fprintf(f, "  hosts       %s: %zu succeeded, %zu failed, %zu skipped, %zu running, "
+               "%zu pending\n", kd_hosts_text(n.total, hosts, sizeof hosts), n.succeeded,
+            n.failed, n.skipped, n.running, n.pending);
     if (kd_deploy_rollback_of(d)[0])
         fprintf(f, "  rollback of %s\n", kd_deploy_rollback_of(d));
     if (kd_deploy_rolled_back_by(d)[0])
@@ -374,26 +506,19 @@ void kd_follow_print_status(FILE *f, const kd_deploy_t *d)
         fprintf(f, "  traffic     %s -> %s\n",
                 kd_deploy_swap_from(d)[0] ? kd_deploy_swap_from(d) : "(none)",
                 kd_deploy_target_group(d));
-    kd_deploy_counts(d, &n);
-    for (size_t i = 0; i < n.total; i++) {
-        kd_host_view_t h;
-
-        kd_deploy_host_at(d, i, &h);
-        fprintf(f, "  %-16s %-10s %s%s%s\n", h.name, kd_host_phase_name(h.phase),
-                h.step != KD_EVENT_NONE ? kd_event_name(h.step) : "", *h.error ? "  " : "",
-                h.error);
-    }
+    print_hosts_table(f, d, n.total);
 }
 
-void kd_follow_print_json(FILE *f, const kd_deploy_t *d)
+void kd_follow_print_json(FILE *f, const kd_notes_t *notes, const kd_deploy_t *d,
+                          bool with_hosts)
 {
     const Kdeploy__V1__DeploymentSpec *spec = kd_deploy_spec(d);
     json_t *hosts = json_array(), *o;
     kd_host_counts_t n;
-    char *text;
+    char *text, outcome[256];
 
     kd_deploy_counts(d, &n);
-    for (size_t i = 0; i < n.total; i++) {
+    for (size_t i = 0; with_hosts && i < n.total; i++) {
         kd_host_view_t h;
 
         kd_deploy_host_at(d, i, &h);
@@ -402,13 +527,29 @@ void kd_follow_print_json(FILE *f, const kd_deploy_t *d)
                                                h.step != KD_EVENT_NONE ? kd_event_name(h.step) : "",
                                                "error", h.error));
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:o}", "deploy_id",
-                  kd_deploy_id(d), "application", spec->application, "group", spec->group,
-                  "workflow", kd_deploy_workflow(d)->name, "status",
-                  kd_status_name_of(kd_deploy_status(d)), "paused", kd_deploy_paused(d),
-                  "rollback_of", kd_deploy_rollback_of(d), "accepted_ms",
+    /* status: the model's status name (stable, for scripts); outcome: what
+     * happened, as status and list print it. */
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I,"
+                  " s:I, s:o}",
+                  "deploy_id", kd_deploy_id(d), "application", spec->application, "group",
+                  spec->group, "workflow", kd_deploy_workflow(d)->name, "status",
+                  kd_status_name_of(kd_deploy_status(d)), "outcome",
+                  kd_outcome_text(notes, d, outcome, sizeof outcome), "paused",
+                  kd_deploy_paused(d), "rollback_of", kd_deploy_rollback_of(d), "revision",
+                  spec->revision ? spec->revision->url : "", "revision_label",
+                  spec->revision && spec->revision->label ? spec->revision->label : "",
+                  "reason", kd_notes_reason(notes, kd_deploy_id(d)), "reason_by",
+                  kd_notes_reason_by(notes, kd_deploy_id(d)), "accepted_ms",
                   (json_int_t)kd_deploy_accepted_ms(d), "finished_ms",
-                  (json_int_t)kd_deploy_finished_ms(d), "hosts", hosts);
+                  (json_int_t)kd_deploy_finished_ms(d), "duration_ms", (json_int_t)took_ms(d),
+                  "host_count", (json_int_t)n.total, "hosts", hosts);
+    if (o) {
+        json_object_set_new(o, "requested_by", json_string(kd_deploy_requested_by(d)));
+        json_object_set_new(o, "rolled_back_by", json_string(kd_deploy_rolled_back_by(d)));
+        json_object_set_new(o, "exit_code", json_integer(kd_outcome_exit(d)));
+    }
+    if (!with_hosts && o)
+        json_object_del(o, "hosts");
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
         fprintf(f, "%s\n", text);

@@ -13,6 +13,7 @@
 #include "cmd_replay.h"
 #include "cmd_validate.h"
 #include "config.h"
+#include "outcome.h"
 
 typedef struct kd_subcommand {
     const char *name;
@@ -43,19 +44,22 @@ static void usage(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f, "\nIds: any unambiguous start of a deploy id will do (list shows 8 characters).\n"
+               "--json: output for scripts; kdeploy COMMAND --help: its options.\n"
+               KD_EXIT_HELP);
 }
 
 /* Options every subcommand shares may also stand before its name
  * (`kdeploy --brokers B create ...`): they are moved behind it. */
 static int hoist_global_options(int argc, char **argv, char **out)
 {
-    static const char *const with_value[] = {"--brokers", "--config", "--topic-prefix",
-                                             "--log-level", "-X"};
+    static const char *const with_value[] = {"--brokers", "--brokers-file", "--config",
+                                             "--topic-prefix", "--log-level", "-X"};
     int n = 1, i = 1, first;
 
     out[0] = argv[0];
     while (i < argc && argv[i][0] == '-') {
-        bool takes = strcmp(argv[i], "--log-json") == 0;
+        bool takes = strcmp(argv[i], "--log-json") == 0 || strcmp(argv[i], "--verbose") == 0;
         bool value = false;
 
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -80,9 +84,9 @@ static int hoist_global_options(int argc, char **argv, char **out)
 /* An unknown command or global option, with a did-you-mean. */
 static void unknown_command(const char *word)
 {
-    static const char *const globals[] = {"--brokers", "--config", "--topic-prefix",
-                                          "--log-level", "--log-json", "--help", "--version",
-                                          NULL};
+    static const char *const globals[] = {"--brokers", "--brokers-file", "--config",
+                                          "--topic-prefix", "--log-level", "--log-json",
+                                          "--verbose", "--help", "--version", NULL};
     const char *names[sizeof subcommands / sizeof subcommands[0] + 1];
     const char *hint;
     size_t n = 0;

@@ -275,7 +275,104 @@ bool kd_bus_is_embedded(const kd_bus_conf_t *conf)
     return embedded == 1;
 }
 
+/* What the probe's handle heard: the last transport error, and whether
+ * librdkafka gave up on every bootstrap broker. */
+typedef struct probe_state {
+    pthread_mutex_t lock;
+    char reason[512];
+    bool all_down;
+} probe_state_t;
+
+static void probe_error_cb(rd_kafka_t *rk, int errcode, const char *reason, void *opaque)
+{
+    probe_state_t *ps = opaque;
+
+    (void)rk;
+    pthread_mutex_lock(&ps->lock);
+    if (errcode == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ps->all_down = true;
+    else
+        snprintf(ps->reason, sizeof ps->reason, "%s", reason);
+    pthread_mutex_unlock(&ps->lock);
+}
+
+/* Asks for the cluster's metadata in short rounds until timeout_ms: a
+ * refused connection is known in a round or two, an unanswered one only
+ * at the end. */
+static rd_kafka_resp_err_t probe_rounds(rd_kafka_t *rk, probe_state_t *ps, int timeout_ms)
+{
+    int64_t start = kd_mono_ms();
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+
+    while (kd_mono_ms() - start < timeout_ms) {
+        const struct rd_kafka_metadata *md = NULL;
+        bool down;
+
+        /* Serves the error callbacks (a producer has no other poller here). */
+        rd_kafka_poll(rk, 0);
+        if ((rerr = rd_kafka_metadata(rk, 0, NULL, &md, 500)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            return rerr;
+        }
+        pthread_mutex_lock(&ps->lock);
+        down = ps->all_down;
+        pthread_mutex_unlock(&ps->lock);
+        /* Every broker refused at least once, and a second try (librdkafka
+         * reconnects within a second) did not fare better. */
+        if (down && kd_mono_ms() - start >= 1500)
+            break;
+    }
+    return rerr;
+}
+
+kd_status_t kd_bus_probe(kd_bus_conf_t *conf, int timeout_ms, char *err, size_t errsz)
+{
+    static const char *const none[] = {NULL};
+    probe_state_t ps = {.reason = ""};
+    rd_kafka_conf_t *rc;
+    rd_kafka_t *rk;
+    rd_kafka_resp_err_t rerr;
+    char rkerr[512], *id;
+    kd_status_t st;
+
+    if ((st = kd_bus_build_conf(conf, none, &rc, err, errsz)) != KD_OK)
+        return st;
+    pthread_mutex_init(&ps.lock, NULL);
+    rd_kafka_conf_set_error_cb(rc, probe_error_cb);
+    rd_kafka_conf_set_opaque(rc, &ps);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, rkerr, sizeof rkerr))) {
+        rd_kafka_conf_destroy(rc);
+        pthread_mutex_destroy(&ps.lock);
+        return kd_err(err, errsz, KD_EKAFKA, "creating a Kafka client: %s", rkerr);
+    }
+    if ((rerr = probe_rounds(rk, &ps, timeout_ms)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pthread_mutex_lock(&ps.lock);
+        st = kd_err(err, errsz, KD_EKAFKA, "cannot reach the broker at %s (%s)",
+                    conf->brokers, ps.reason[0] ? ps.reason : rd_kafka_err2str(rerr));
+        pthread_mutex_unlock(&ps.lock);
+    } else if ((id = rd_kafka_clusterid(rk, 1000))) {
+        /* The answer kd_bus_is_embedded would ask for again. */
+        pthread_mutex_lock(&conf->probe_lock);
+        conf->embedded = strncmp(id, "mockCluster", 11) == 0;
+        pthread_mutex_unlock(&conf->probe_lock);
+        rd_kafka_mem_free(rk, id);
+    }
+    rd_kafka_destroy(rk);
+    pthread_mutex_destroy(&ps.lock);
+    return st;
+}
+
 /* ---- librdkafka handles ---- */
+
+/* Process-wide, as the log itself: the operator's tool turns librdkafka's
+ * lines down to debug, so an unreachable broker is one line of its own,
+ * not a screenful of retries. */
+static atomic_bool kafka_log_quiet;
+
+void kd_bus_quiet_kafka_log(bool quiet)
+{
+    atomic_store(&kafka_log_quiet, quiet);
+}
 
 /* librdkafka logs with syslog levels: 0-3 are errors, 4 a warning, 5-6
  * notices and information, 7 debug. */
@@ -284,6 +381,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     kd_log_level_t lvl = level <= 3 ? KD_LOG_ERROR : level == 4 ? KD_LOG_WARN
                        : level <= 6 ? KD_LOG_INFO : KD_LOG_DEBUG;
 
+    if (atomic_load(&kafka_log_quiet))
+        lvl = KD_LOG_DEBUG;
     kd_log(lvl, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
 }
 

@@ -68,6 +68,17 @@ const char *kd_bus_topic_name(const kd_bus_conf_t *conf, kd_topic_t topic, char 
 /* The verifier configured with "verify_key", or NULL. */
 const kd_verifier_t *kd_bus_conf_verifier(const kd_bus_conf_t *conf);
 
+/* For the operator's tool, which must fail fast rather than retry: asks the
+ * brokers for their metadata for up to timeout_ms (less when every broker
+ * refuses the connection). KD_EKAFKA with "cannot reach the broker at
+ * LIST (why)" when none answers. Also learns whether the brokers are the
+ * embedded broker, which saves the consumers a second probe. */
+kd_status_t kd_bus_probe(kd_bus_conf_t *conf, int timeout_ms, char *err, size_t errsz);
+
+/* Process-wide: librdkafka's own log lines at debug level only (quiet) or
+ * at their own level (the default, for services). */
+void kd_bus_quiet_kafka_log(bool quiet);
+
 /* ---- producer ---- */
 
 /* Creates a producer; service names it in envelopes ("planner", "worker"...).
@@ -114,6 +125,11 @@ typedef struct kd_consumer_opts {
      * (when from_offset); RD_KAFKA_OFFSET_BEGINNING is -2. */
     bool from_offset;
     int64_t offset;
+    /* Partition mode: read from the partition's end as the broker has it
+     * when kd_consumer_new returns (asked then, not at the first fetch), so
+     * anything published afterwards is read: how the operator's tool waits
+     * for the answer to its request. No group is needed. */
+    bool from_end;
     /* Reader mode: every partition of the topics from the beginning, no
      * group, no commits; kd_consumer_at_end() tells when all are read. */
     bool read_all;

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@ bool kd_cli_common_opt(kd_cli_common_t *cli, int opt, const char *arg)
     case KD_OPT_TOPIC_PREFIX: cli->topic_prefix = arg; return true;
     case KD_OPT_LOG_LEVEL: cli->log_level = arg; return true;
     case KD_OPT_LOG_JSON: cli->log_json = true; return true;
+    case KD_OPT_BROKERS_FILE: cli->brokers_file = arg; return true;
+    case KD_OPT_VERBOSE: cli->verbose = true; return true;
     case KD_OPT_PROPERTY:
         if (cli->prop_count < (int)(sizeof cli->props / sizeof cli->props[0]))
             cli->props[cli->prop_count++] = arg;
@@ -80,6 +83,8 @@ static kd_status_t setup_logging(const kd_cli_common_t *cli, const kd_config_t *
     const char *format = cfg ? kd_config_get(cfg, "log.format") : NULL;
     int lvl;
 
+    if (!level && cli->verbose)
+        level = "debug";
     if (!level && cfg)
         level = kd_config_get(cfg, "log.level");
     if (!level)
@@ -91,6 +96,74 @@ static kd_status_t setup_logging(const kd_cli_common_t *cli, const kd_config_t *
     kd_log_setup(component, (kd_log_level_t)lvl,
                  cli->log_json || (format && strcmp(format, "json") == 0));
     return KD_OK;
+}
+
+/* A broker list is short: a file past this is not one. */
+#define BROKERS_FILE_MAX 65536
+#define SEPARATORS " \t\r\n,"
+
+kd_status_t kd_cli_read_brokers_file(const char *path, char **out, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL, *list = NULL;
+    size_t len = 0, n = 0;
+    kd_status_t st = KD_OK;
+
+    if (!f)
+        return kd_err(err, errsz, KD_EIO, "--brokers-file %s: %s", path, strerror(errno));
+    if (!(text = malloc(BROKERS_FILE_MAX + 1)) || !(list = malloc(BROKERS_FILE_MAX + 1))) {
+        st = kd_err(err, errsz, KD_ENOMEM, "out of memory");
+        goto out;
+    }
+    len = fread(text, 1, BROKERS_FILE_MAX + 1, f);
+    if (ferror(f))
+        st = kd_err(err, errsz, KD_EIO, "--brokers-file %s: %s", path, strerror(errno));
+    else if (len > BROKERS_FILE_MAX)
+        st = kd_err(err, errsz, KD_EINVAL, "--brokers-file %s: over %d bytes, not a broker list",
+                    path, BROKERS_FILE_MAX);
+    if (st != KD_OK)
+        goto out;
+    text[len] = '\0';
+    /* Each line's words, comma-separated: "a:9092\nb:9092" and "a:9092,b:9092"
+     * both become "a:9092,b:9092". */
+    for (const char *p = text + strspn(text, SEPARATORS); *p; p += strspn(p, SEPARATORS)) {
+        size_t word = strcspn(p, SEPARATORS);
+
+        n += (size_t)snprintf(list + n, BROKERS_FILE_MAX + 1 - n, "%s%.*s", n ? "," : "",
+                              (int)word, p);
+        p += word;
+    }
+    if (n == 0) {
+        st = kd_err(err, errsz, KD_EINVAL, "--brokers-file %s: empty, no broker in it", path);
+        goto out;
+    }
+    *out = list;
+    list = NULL;
+out:
+    free(text);
+    free(list);
+    fclose(f);
+    return st;
+}
+
+static kd_status_t set_brokers_file(const kd_cli_common_t *cli, kd_bus_conf_t *conf, char *err,
+                                    size_t errsz)
+{
+    char *list = NULL;
+    kd_status_t st = kd_cli_read_brokers_file(cli->brokers_file, &list, err, errsz);
+
+    if (st == KD_OK)
+        st = kd_bus_conf_set(conf, "brokers", list, err, errsz);
+    free(list);
+    return st;
+}
+
+/* The operator's tool: one line about an unreachable broker, within seconds. */
+static kd_status_t probe(const kd_cli_common_t *cli, kd_bus_conf_t *conf, char *err,
+                         size_t errsz)
+{
+    kd_bus_quiet_kafka_log(!cli->verbose);
+    return kd_bus_probe(conf, KD_CLI_PROBE_MS, err, errsz);
 }
 
 kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
@@ -115,7 +188,13 @@ kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
     }
     if (cfg && (st = kd_bus_conf_apply(conf, cfg, err, errsz)) != KD_OK)
         goto fail;
+    if (cli->brokers && cli->brokers_file) {
+        st = kd_err(err, errsz, KD_EINVAL, "--brokers and --brokers-file: give one of them");
+        goto fail;
+    }
     if (cli->brokers && (st = kd_bus_conf_set(conf, "brokers", cli->brokers, err, errsz)) != KD_OK)
+        goto fail;
+    if (cli->brokers_file && (st = set_brokers_file(cli, conf, err, errsz)) != KD_OK)
         goto fail;
     if (cli->topic_prefix &&
         (st = kd_bus_conf_set(conf, "topic_prefix", cli->topic_prefix, err, errsz)) != KD_OK)
@@ -123,6 +202,8 @@ kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
     if ((st = apply_props(cli, conf, err, errsz)) != KD_OK)
         goto fail;
     if ((st = kd_bus_conf_env_defaults(conf, err, errsz)) != KD_OK)
+        goto fail;
+    if (strcmp(component, "kdeploy") == 0 && (st = probe(cli, conf, err, errsz)) != KD_OK)
         goto fail;
     *conf_out = conf;
     if (cfg_out)

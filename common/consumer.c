@@ -175,6 +175,17 @@ static kd_status_t assign_partition(kd_consumer_t *c, const kd_consumer_opts_t *
     /* STORED: resume at the group's committed offset, else auto.offset.reset. */
     rd_kafka_topic_partition_list_add(c->assigned, topic, c->partition)->offset =
         o->from_offset ? o->offset : RD_KAFKA_OFFSET_STORED;
+    if (o->from_end) {
+        int64_t low, high;
+
+        /* OFFSET_END would be resolved at the first fetch, after a request
+         * sent meanwhile may have been answered. */
+        if ((rerr = rd_kafka_query_watermark_offsets(c->rk, topic, c->partition, &low, &high,
+                                                     metadata_timeout_ms)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return kd_err(err, errsz, KD_EKAFKA, "end of %s[%d]: %s", topic, c->partition,
+                          rd_kafka_err2str(rerr));
+        c->assigned->elems[0].offset = high;
+    }
     if (o->commit_only)
         return KD_OK; /* never assigned: commits and committed offsets need no fetch */
     if ((rerr = rd_kafka_assign(c->rk, c->assigned)) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -236,7 +247,7 @@ kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t 
 
     if (!opts->topic_count)
         return kd_err(err, errsz, KD_EINVAL, "consumer without topics");
-    if (!opts->read_all && !opts->group_id)
+    if (!opts->read_all && !opts->group_id && !opts->from_end)
         return kd_err(err, errsz, KD_EINVAL, "consumer needs a group id");
     if (!(c = calloc(1, sizeof *c)))
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");

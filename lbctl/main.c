@@ -87,8 +87,32 @@ _Static_assert(OPT_COUNT <= MAX_OPTS, "raise MAX_OPTS");
 static volatile sig_atomic_t lbctl_stop;
 
 
+/* Help text wrapped at 79 columns from column col (the first line is
+ * already there). */
+static void print_wrapped(FILE *f, const char *text, int col)
+{
+    const int width = 79 - col;
+
+    while ((int)strlen(text) > width) {
+        int cut = width;
+
+        while (cut > 0 && text[cut] != ' ')
+            cut--;
+        if (cut == 0)
+            break;
+        fprintf(f, "%.*s\n%*s", cut, text, col, "");
+        text += cut + 1;
+    }
+    fprintf(f, "%s\n", text);
+}
+
+/* lbctl's own options in the columns of the common ones (KD_CLI_COMMON_HELP:
+ * the text at column 24), the config keys wrapped alike. */
 static void usage(FILE *f)
 {
+    char keys[1024];
+    size_t n = 0;
+
     fprintf(f, "usage: kdeploy-lbctl --driver haproxy|command [options]\n"
                "The kdeploy traffic controller: blocks, allows and swaps traffic.\n\n");
     for (size_t i = 0; i < OPT_COUNT; i++) {
@@ -97,12 +121,19 @@ static void usage(FILE *f)
 
         snprintf(left, sizeof left, "--%s %.*s", opt_defs[i].flag,
                  (int)(sp - opt_defs[i].help), opt_defs[i].help);
-        fprintf(f, "  %-25s %s\n", left, sp + 2);
+        if (strlen(left) > 20)
+            fprintf(f, "  %s\n%24s", left, "");
+        else
+            fprintf(f, "  %-21s ", left);
+        print_wrapped(f, sp + 2, 24);
     }
-    fprintf(f, "%s\nConfig file keys:", KD_CLI_COMMON_HELP);
-    for (size_t i = 0; i < OPT_COUNT; i++)
-        fprintf(f, " %s", opt_defs[i].key);
-    fprintf(f, ",\nbrokers, topic_prefix, log.level, log.format, kafka.*\n");
+    fprintf(f, "  %-21s %s\n%s\n", "--version", "print the version and exit", KD_CLI_COMMON_HELP);
+    for (size_t i = 0; i < OPT_COUNT && n < sizeof keys; i++)
+        n += (size_t)snprintf(keys + n, sizeof keys - n, "%s, ", opt_defs[i].key);
+    if (n < sizeof keys)
+        snprintf(keys + n, sizeof keys - n, "brokers, topic_prefix, log.level, log.format, kafka.*");
+    fprintf(f, "Config file keys:\n  ");
+    print_wrapped(f, keys, 2);
 }
 
 static int parse_seconds(const char *s, unsigned *out)
@@ -170,6 +201,7 @@ static void build_longopts(struct option *lo)
                                   opt_defs[i].kind == OPT_FLAG ? no_argument : required_argument,
                                   NULL, OPT_BASE + (int)i};
     lo[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n++] = (struct option){"version", no_argument, NULL, 'V'};
     lo[n] = (struct option){NULL, 0, NULL, 0};
 }
 
@@ -186,6 +218,10 @@ static int parse_args(int argc, char **argv, lbctl_opts_t *o)
             continue;
         if (opt == 'h') {
             usage(stdout);
+            return 0;
+        }
+        if (opt == 'V') {
+            printf("kdeploy-lbctl %s\n", KD_VERSION);
             return 0;
         }
         if (opt == '?') {

@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "  --instance-id ID      static group membership: a restarted planner with the\n"
             "                        same id takes its place at once\n"
             "  --signing-key FILE    sign step and traffic events with this Ed25519 key\n"
-            "  --metrics-listen ADDR:PORT  serve Prometheus metrics on /metrics\n"
+            "  --metrics-listen A:P  serve Prometheus metrics on http://A:P/metrics\n"
+            "  --version             print the version and exit\n"
             KD_CLI_COMMON_HELP
             "\nConfig file keys: group, instance_id, signing_key, metrics_listen, brokers,\n"
             "topic_prefix, log.level, log.format, kafka.*, notify (webhooks: a list of\n"
@@ -63,6 +64,7 @@ static int parse_args(int argc, char **argv, planner_opts_t *o)
         {"signing-key", required_argument, NULL, 's'},
         {"metrics-listen", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -76,6 +78,7 @@ static int parse_args(int argc, char **argv, planner_opts_t *o)
         case 's': o->signing_key = optarg; break;
         case 'm': o->metrics_listen = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("kdeploy-planner %s\n", KD_VERSION); return 0;
         case '?':
             kd_cli_bad_option("kdeploy-planner", argc, argv, longopts);
             return 2;

@@ -89,6 +89,7 @@ static void usage(FILE *f)
             "  --allow-unsigned      run without a verify key: anyone who can write the\n"
             "                        steps topic runs commands as this worker (tests only)\n"
             "  --metrics-listen A:P  serve Prometheus metrics on http://A:P/metrics\n"
+            "  --version             print the version and exit\n"
             KD_CLI_COMMON_HELP
             "\nConfig file keys: host_id, root, install_prefix, env (list), keep_revisions,\n"
             "max_bundle_mb, max_unpack_ratio, max_cache_mb, verify_key (list),\n"
@@ -165,6 +166,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o)
         {"max-cache-mb", required_argument, NULL, 'C'},
         {"metrics-listen", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int opt, bad = 0;
@@ -189,6 +191,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o)
         case 'C': bad = set_number(o, "max_cache_mb", optarg); break;
         case 'M': o->metrics_listen = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("kdeploy-worker %s\n", KD_VERSION); return 0;
         case '?':
             kd_cli_bad_option("kdeploy-worker", argc, argv, longopts);
             return 2;
