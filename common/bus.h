@@ -171,6 +171,12 @@ kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, cha
  * the first fetch. */
 kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, char *err,
                             size_t errsz);
+/* Whether c has read every partition of topic it is assigned up to the
+ * end the brokers report now (a round trip per partition, each bounded by
+ * timeout_ms): *at_end true when nothing published before this call is
+ * left to read. For "has the planner seen that announcement yet?". */
+kd_status_t kd_consumer_read_to_end(kd_consumer_t *c, kd_topic_t topic, int timeout_ms,
+                                    bool *at_end, char *err, size_t errsz);
 /* How many partitions a topic has (asks the brokers). */
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
                                          char *err, size_t errsz);

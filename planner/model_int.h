@@ -82,6 +82,7 @@ struct kd_model {
     kd_strmap_t *installed;  /* "app/group/host" -> deploy id whose revision runs there */
     kd_strmap_t *live;       /* "app/group" -> blue-green server group serving */
     kd_ptrmap_t *seen;       /* host id -> its last "alive" announcement (hosts topic) */
+    struct seen_host *seen_list;  /* the same hosts, linked (owns them) */
 };
 
 /* All its hosts have arrived: it can be driven. */
