@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_group.h"
+#include "cmd_hosts.h"
 #include "follow.h"
 #include "ids.h"
 #include "log.h"
@@ -31,6 +33,9 @@ typedef struct verb_opts {
     bool json;
     int timeout_s;
     int limit;
+    /* create --group NAME: the group's spec with this revision. */
+    const char *group;
+    Kdeploy__V1__Revision revision;
 } verb_opts_t;
 
 static void requested_by(char *out, size_t outsz)
@@ -53,6 +58,11 @@ static int parse(int argc, char **argv, verb_opts_t *o, const char *usage_text, 
         {"reason", required_argument, NULL, 'r'},
         {"timeout", required_argument, NULL, 't'},
         {"limit", required_argument, NULL, 'l'},
+        {"group", required_argument, NULL, 'G'},
+        {"revision", required_argument, NULL, 'R'},
+        {"sha256", required_argument, NULL, 'S'},
+        {"md5", required_argument, NULL, 'M'},
+        {"label", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -70,6 +80,11 @@ static int parse(int argc, char **argv, verb_opts_t *o, const char *usage_text, 
         case 'r': o->reason = optarg; break;
         case 't': o->timeout_s = (int)strtol(optarg, NULL, 10); break;
         case 'l': o->limit = (int)strtol(optarg, NULL, 10); break;
+        case 'G': o->group = optarg; break;
+        case 'R': o->revision.url = optarg; break;
+        case 'S': o->revision.sha256 = optarg; break;
+        case 'M': o->revision.md5 = optarg; break;
+        case 'L': o->revision.label = optarg; break;
         case 'h': printf("%s" KD_CLI_COMMON_HELP, usage_text); return 0;
         default: fprintf(stderr, "%s", usage_text); return 2;
         }
@@ -183,8 +198,10 @@ int kd_cmd_create(int argc, char **argv)
 {
     static const char usage[] =
         "usage: kdeploy create -f SPEC.yaml [--wait] [--dry-run] [--timeout S]\n"
+        "       kdeploy create --group NAME --revision URL --sha256 HEX [--label L] [...]\n"
         "Submits a deployment; prints its id as the first line. With --wait, follows it\n"
-        "and exits 0 only if it succeeded. --dry-run prints the per-host plan only.\n";
+        "and exits 0 only if it succeeded. --dry-run prints the per-host plan only, and\n"
+        "the hosts no worker has announced. --group deploys a stored deployment group.\n";
     verb_opts_t o = {0};
     Kdeploy__V1__DeploymentSpec *spec = NULL;
     Kdeploy__V1__CreateDeployment c = KDEPLOY__V1__CREATE_DEPLOYMENT__INIT;
@@ -195,11 +212,19 @@ int kd_cmd_create(int argc, char **argv)
 
     if ((rc = parse(argc, argv, &o, usage, 0)) >= 0)
         return rc;
-    if (!o.file) {
+    if (!o.file == !o.group) {
         fprintf(stderr, "%s", usage);
         return 2;
     }
-    if (kd_spec_load_file(o.file, &spec, err, sizeof err) != KD_OK) {
+    if (o.group && (rc = setup(&o, &conf)) >= 0)
+        return rc;
+    if (o.group ? kd_group_spec(conf, o.group, &o.revision, &spec, err, sizeof err) != KD_OK
+                : kd_spec_load_file(o.file, &spec, err, sizeof err) != KD_OK) {
+        kd_bus_conf_free(conf);
+        if (o.group) {
+            fprintf(stderr, "kdeploy: create --group %s: %s\n", o.group, err);
+            return 1;
+        }
         fprintf(stderr, "%s", err);
         fprintf(stderr, "%skdeploy: %s: not submitted\n", err[strlen(err) - 1] == '\n' ? "" : "\n",
                 o.file);
@@ -208,14 +233,21 @@ int kd_cmd_create(int argc, char **argv)
     /* The planner checks again (anyone can write the topic); checking here
      * says so before anything is sent. */
     if (kd_spec_check(spec, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "%s: %s\nkdeploy: %s: not submitted\n", o.file, err, o.file);
+        fprintf(stderr, "%s: %s\nkdeploy: %s: not submitted\n", o.group ? o.group : o.file, err,
+                o.group ? o.group : o.file);
         kd_spec_free(spec);
+        kd_bus_conf_free(conf);
         return 1;
     }
     if (o.dry_run) {
-        print_plan(spec);
+        /* The hosts as the planner will find them: selected, or unknown. */
+        if (conf || (rc = setup(&o, &conf)) < 0)
+            rc = kd_cli_check_hosts(conf, spec) == KD_OK ? 0 : 1;
+        if (rc == 0)
+            print_plan(spec);
         kd_spec_free(spec);
-        return 0;
+        kd_bus_conf_free(conf);
+        return rc;
     }
     kd_uuid_new(id);
     requested_by(who, sizeof who);
@@ -231,7 +263,7 @@ int kd_cmd_create(int argc, char **argv)
         kd_spec_free(spec);
         return 1;
     }
-    if ((rc = setup(&o, &conf)) < 0) {
+    if (conf || (rc = setup(&o, &conf)) < 0) {
         if ((rc = publish(conf, &env)) == 0) {
             printf("%s\n", id);
             fflush(stdout);

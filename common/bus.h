@@ -24,6 +24,7 @@ typedef enum {
     KD_TOPIC_TRAFFIC,
     KD_TOPIC_RESULTS,
     KD_TOPIC_HOSTS,
+    KD_TOPIC_GROUPS,  /* compacted: deployment groups by name (kdeploy group) */
     KD_TOPIC_COUNT
 } kd_topic_t;
 
@@ -87,6 +88,10 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
 kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const char *key,
                                      const kd_envelope_t *env, const void *value, size_t len,
                                      bool wait, char *err, size_t errsz);
+/* Publishes a tombstone (a record with key and no value) to a compacted
+ * topic, and waits for the broker to take it: compaction then drops key. */
+kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                       char *err, size_t errsz);
 /* Waits for every queued message; returns the first delivery failure since
  * the last flush, or KD_ETIMEDOUT. */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);
