@@ -190,7 +190,7 @@ static void print_plan(const Kdeploy__V1__DeploymentSpec *spec)
         printf("\n");
         done += size;
     }
-    printf("fails after %u failed host(s)%s\n", spec->failure_threshold ? spec->failure_threshold : 1,
+    printf("fails after %u failed host(s)%s\n", kd_spec_failure_threshold_for(spec, n),
            spec->auto_rollback ? ", then rolls back" : "");
 }
 

@@ -201,10 +201,17 @@ static json_t *group_json(const char *name, const spec_t *spec, const char *upda
     json_object_set_new(o, "timeouts", json_pack("{s:i, s:i}", "host",
                                                  (int)kd_spec_host_timeout_s(spec), "deployment",
                                                  (int)kd_spec_deployment_timeout_s(spec)));
-    if (spec->scripts)
-        json_object_set_new(o, "scripts", json_pack("{s:s, s:s, s:s}", "stop", spec->scripts->stop,
-                                                    "start", spec->scripts->start, "check",
-                                                    spec->scripts->check));
+    if (spec->scripts) {
+        json_t *sc = json_object();
+
+        if (*spec->scripts->stop)
+            json_object_set_new(sc, "stop", json_string(spec->scripts->stop));
+        if (*spec->scripts->start)
+            json_object_set_new(sc, "start", json_string(spec->scripts->start));
+        if (*spec->scripts->check)
+            json_object_set_new(sc, "check", json_string(spec->scripts->check));
+        json_object_set_new(o, "scripts", sc);
+    }
     if (updated_by)
         json_object_set_new(o, "updated_by", json_string(updated_by));
     return o;
@@ -559,6 +566,26 @@ static int group_delete(int argc, char **argv)
     return rc;
 }
 
+/* The verb's index: the first argument that is neither an option nor an
+ * option's value (`kdeploy --brokers B group set` arrives as `group
+ * --brokers B set`); 0 if none. */
+static int verb_index(int argc, char **argv)
+{
+    static const char *const with_value[] = {"--brokers", "--config", "--topic-prefix",
+                                             "--log-level", "-X", "-f", "--file", NULL};
+
+    for (int i = 1; i < argc; i++) {
+        bool takes = false;
+
+        if (argv[i][0] != '-')
+            return i;
+        for (size_t k = 0; with_value[k]; k++)
+            takes |= strcmp(argv[i], with_value[k]) == 0;
+        i += takes;
+    }
+    return 0;
+}
+
 int kd_cmd_group(int argc, char **argv)
 {
     static const struct {
@@ -567,20 +594,27 @@ int kd_cmd_group(int argc, char **argv)
     } verbs[] = {{"set", group_set}, {"list", group_list}, {"show", group_show},
                  {"delete", group_delete}};
     static const char *const names[] = {"set", "list", "show", "delete", NULL};
+    int v = verb_index(argc, argv);
     const char *near;
+    char *verb;
 
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (!v) {
         printf("usage: kdeploy group set NAME -f GROUP.yaml | list | show NAME | delete NAME\n"
                "Deployment groups: a spec without its revision, stored once, deployed with\n"
                "kdeploy create --group NAME --revision URL --sha256 HEX.\n");
-        return argc < 2 ? 2 : 0;
+        return argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) ? 0
+                                                                                          : 2;
     }
+    /* The verb takes the place of argv[0]: its options are all the rest. */
+    verb = argv[v];
+    memmove(argv + 1, argv, (size_t)v * sizeof *argv);
+    argv[1] = verb;
     for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)
-        if (strcmp(argv[1], verbs[i].name) == 0)
+        if (strcmp(verb, verbs[i].name) == 0)
             return verbs[i].fn(argc - 1, argv + 1);
-    near = kd_did_you_mean(argv[1], names);
+    near = kd_did_you_mean(verb, names);
     fprintf(stderr, "kdeploy: group: unknown verb '%s'%s%s%s (set, list, show or delete)\n",
-            argv[1], near ? ", did you mean '" : "", near ? near : "", near ? "'?" : "");
+            verb, near ? ", did you mean '" : "", near ? near : "", near ? "'?" : "");
     return 2;
 }
 
