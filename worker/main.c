@@ -132,23 +132,24 @@ static int add_str(const char **list, size_t *count, size_t max, const char *s, 
 
 /* One label, from --label KEY=VALUE or the config's labels mapping; a key
  * given twice is refused, not silently replaced. */
-static int add_label(worker_opts_t *o, const char *text)
+static int add_label(worker_opts_t *o, const char *text, const char *from)
 {
     char key[KD_LABEL_LEN_MAX + 1], value[KD_LABEL_LEN_MAX + 1], err[256];
     size_t klen;
 
     if (kd_label_parse(text, key, value, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "kdeploy-worker: --label %s\n", err);
+        fprintf(stderr, "kdeploy-worker: %s %s\n", from, err);
         return -1;
     }
     if (o->label_count == KD_LABEL_MAX) {
-        fprintf(stderr, "kdeploy-worker: --label %s: more than %d labels\n", text, KD_LABEL_MAX);
+        fprintf(stderr, "kdeploy-worker: %s %s: more than %d labels\n", from, text,
+                KD_LABEL_MAX);
         return -1;
     }
     klen = strlen(key);
     for (size_t i = 0; i < o->label_count; i++)
         if (strncmp(o->labels[i], key, klen) == 0 && o->labels[i][klen] == '=') {
-            fprintf(stderr, "kdeploy-worker: --label %s: the label %s is given twice\n", text,
+            fprintf(stderr, "kdeploy-worker: %s %s: the label %s is given twice\n", from, text,
                     key);
             return -1;
         }
@@ -218,7 +219,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o)
         case 'r': bad = add_str(o->roots, &o->root_count, MAX_HOSTS, optarg, "roots"); break;
         case 'p': bad = add_str(o->prefixes, &o->prefix_count, MAX_HOSTS, optarg, "prefixes"); break;
         case 'e': bad = add_str(o->env, &o->env_count, MAX_ENV, optarg, "--env"); break;
-        case 'l': bad = add_label(o, optarg); break;
+        case 'l': bad = add_label(o, optarg, "--label"); break;
         case 'k': bad = set_number(o, "keep_revisions", optarg); break;
         case 'm': bad = set_number(o, "max_bundle_mb", optarg); break;
         case 'v':
@@ -256,7 +257,7 @@ static int config_label(worker_opts_t *o, const char *key, const char *value)
         return -1;
     }
     snprintf(text, sizeof text, "%s=%s", key, value);
-    return add_label(o, text);
+    return add_label(o, text, "labels:");
 }
 
 /* Config file keys, applied where the command line left them unset. The

@@ -226,7 +226,8 @@ def main():
         procs.planner(bs)
         procs.worker(bs, "web-01", "--label", "role=web", "--label", "zone=a")
         procs.worker(bs, "web-02", "--label", "role=web", "--label", "zone=b")
-        procs.worker(bs, DB, "--label", "role=db")
+        # db-01 takes its labels from its config file.
+        procs.worker(bs, DB, "--config", write(os.path.join(d, "db.yml"), "labels:\n  role: db\n"))
         check_listing(bs, t)
         check_selection(procs, bs, d, t)
         # db-01 runs V1, whose stop script logs: then V2 lacks a script.
