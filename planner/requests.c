@@ -183,6 +183,32 @@ static bool hosts_announced(const kd_model_t *m, const kd_core_ctx_t *c,
     return unknown == 0;
 }
 
+/* resend_slices for a spec whose hosts a label selector chose: chosen
+ * again the same way (sorted ids), which gives the same list unless the
+ * fleet changed meanwhile (then resend_slices sends nothing). */
+static void resend_resolved(const kd_model_t *m, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                            const Kdeploy__V1__DeploymentSpec *spec, kd_decisions_t *out)
+{
+    Kdeploy__V1__DeploymentSpec resolved;
+    const char **names = NULL;
+    size_t n = 0;
+
+    if (!spec->n_host_selector) {
+        resend_slices(c, d, spec, out);
+        return;
+    }
+    if (kd_model_select_hosts(m, (const Kdeploy__V1__HostLabel *const *)spec->host_selector,
+                              spec->n_host_selector, &names, &n) != KD_OK) {
+        out->failed = true;
+        return;
+    }
+    resolved = *spec;
+    resolved.hosts = (char **)names;
+    resolved.n_hosts = n;
+    resend_slices(c, d, &resolved, out);
+    free(names);
+}
+
 static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                    kd_decisions_t *out)
 {
@@ -203,7 +229,7 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
          * between its acceptance and the last slice of its hosts, which
          * come again from the request. */
         if (!kd_deploy_complete(d) && kd_spec_check(cr->spec, why, sizeof why) == KD_OK)
-            resend_slices(c, d, cr->spec, out);
+            resend_resolved(m, c, d, cr->spec, out);
         return;
     }
     if (!cr->requested_by || strlen(cr->requested_by) > REQUESTED_BY_MAX) {
