@@ -13,7 +13,7 @@
 #include "partition.h"
 
 static const char *const topic_suffixes[KD_TOPIC_COUNT] = {
-    "requests", "deployments", "steps", "traffic", "results", "hosts",
+    "requests", "deployments", "steps", "traffic", "results", "hosts", "groups",
 };
 
 /* A thread serves delivery reports, so that any number of threads can
@@ -666,6 +666,22 @@ kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const c
                                      bool wait, char *err, size_t errsz)
 {
     return send_value(p, topic, key, env, (uint8_t *)value, len, false, wait, err, errsz);
+}
+
+kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                       char *err, size_t errsz)
+{
+    char name[256];
+    kd_delivery_t d = {0};
+    rd_kafka_resp_err_t rerr;
+
+    kd_bus_topic_name(p->conf, topic, name, sizeof name);
+    rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(name), RD_KAFKA_V_KEY(key, strlen(key)),
+                             RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    if (rerr)
+        return kd_err(err, errsz, KD_EKAFKA, "producing to %s: %s", name,
+                      rd_kafka_err2str(rerr));
+    return wait_delivery(p, &d, err, errsz);
 }
 
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz)

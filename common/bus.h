@@ -24,6 +24,7 @@ typedef enum {
     KD_TOPIC_TRAFFIC,
     KD_TOPIC_RESULTS,
     KD_TOPIC_HOSTS,
+    KD_TOPIC_GROUPS,  /* compacted: deployment groups by name (kdeploy group) */
     KD_TOPIC_COUNT
 } kd_topic_t;
 
@@ -103,6 +104,10 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
 kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const char *key,
                                      const kd_envelope_t *env, const void *value, size_t len,
                                      bool wait, char *err, size_t errsz);
+/* Publishes a tombstone (a record with key and no value) to a compacted
+ * topic, and waits for the broker to take it: compaction then drops key. */
+kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                       char *err, size_t errsz);
 /* Waits for every queued message; returns the first delivery failure since
  * the last flush, or KD_ETIMEDOUT. */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);
@@ -196,6 +201,12 @@ kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, ch
  * answers at all: KD_ETIMEDOUT when it did not within timeout_ms. */
 kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
                               size_t errsz);
+/* Whether c has read every partition of topic it is assigned up to the
+ * end the brokers report now (a round trip per partition, each bounded by
+ * timeout_ms): *at_end true when nothing published before this call is
+ * left to read. For "has the planner seen that announcement yet?". */
+kd_status_t kd_consumer_read_to_end(kd_consumer_t *c, kd_topic_t topic, int timeout_ms,
+                                    bool *at_end, char *err, size_t errsz);
 /* How many partitions a topic has (asks the brokers). */
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
                                          char *err, size_t errsz);

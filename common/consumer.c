@@ -596,3 +596,36 @@ kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms
                       "%s: %s", name, rd_kafka_err2str(rerr));
     return KD_OK;
 }
+
+kd_status_t kd_consumer_read_to_end(kd_consumer_t *c, kd_topic_t topic, int timeout_ms,
+                                    bool *at_end, char *err, size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t rerr;
+    kd_status_t st = KD_OK;
+    char name[256];
+
+    *at_end = true;
+    kd_bus_topic_name(c->conf, topic, name, sizeof name);
+    if ((rerr = rd_kafka_assignment(c->rk, &parts)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, KD_EKAFKA, "assignment: %s", rd_kafka_err2str(rerr));
+    rd_kafka_position(c->rk, parts);
+    for (int i = 0; i < parts->cnt && *at_end && st == KD_OK; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t low = -1, high = -1;
+
+        if (strcmp(tp->topic, name) != 0)
+            continue;
+        /* The broker's end now, not the one the last fetch brought. */
+        rerr = rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition, &low, &high,
+                                                timeout_ms);
+        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+            st = kd_err(err, errsz, KD_EKAFKA, "%s [%d]: end offset: %s", name, tp->partition,
+                        rd_kafka_err2str(rerr));
+        /* No position yet: nothing read, so at the end only of an empty one. */
+        else if (tp->offset < 0 ? high > low : high > tp->offset)
+            *at_end = false;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return st;
+}

@@ -298,8 +298,13 @@ static void halt(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *
 static void finish(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
                    const kd_deploy_t *d)
 {
+    /* A named config or minimum_healthy_hosts means CodeDeploy's rule: the
+     * deployment succeeds when no more hosts failed than it tolerates. */
+    bool too_many = d->failed && (!kd_spec_has_named_config(d->spec) ||
+                                  d->failed >= kd_core_threshold(d));
+
     if (!d->wf->swap_after) {
-        if (d->failed)
+        if (too_many)
             finish_failed(out, c, m, d, NULL, false);
         else
             finish_succeeded(out, c, d);

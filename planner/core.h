@@ -21,6 +21,14 @@
 #include "ids.h"
 #include "model.h"
 
+/* How far the caller has read the hosts topic, for a create that names
+ * hosts no worker has announced. */
+typedef enum {
+    KD_HOSTS_UNCHECKED = 0, /* not followed (tests, tools): hosts are not checked */
+    KD_HOSTS_MAYBE_BEHIND,  /* followed, perhaps not to its end: such a create waits */
+    KD_HOSTS_READ           /* read to its end: such a create is rejected */
+} kd_hosts_read_t;
+
 /* What the core needs from the world, passed in so that tests choose it. */
 typedef struct kd_core_ctx {
     int64_t now_ms;           /* wall clock, epoch ms: event times and timeouts */
@@ -37,6 +45,7 @@ typedef struct kd_core_ctx {
      * here. */
     void (*new_id)(void *arg, const char *deploy_id, char out[KD_UUID_LEN]);
     void *arg;
+    kd_hosts_read_t hosts_read;
 } kd_core_ctx_t;
 
 /* ---- decisions ---- */
@@ -53,6 +62,10 @@ typedef struct kd_decisions {
     kd_decision_t *items;
     size_t count, cap;
     bool failed;           /* out of memory while adding: the round is void */
+    /* A create named hosts not announced yet while hosts_read was
+     * KD_HOSTS_MAYBE_BEHIND: nothing was decided; ask again once the hosts
+     * topic is read to its end (with KD_HOSTS_READ). */
+    bool wait_for_hosts;
 } kd_decisions_t;
 
 void kd_decisions_init(kd_decisions_t *out);

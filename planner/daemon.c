@@ -22,6 +22,9 @@
  * answer, waiting this long for it. */
 #define QUIET_MS 3000
 #define PROBE_TIMEOUT_MS 2000
+/* A create naming hosts not announced yet waits at most this long for the
+ * planner to read the hosts topic to its end, then is decided as it is. */
+#define HOSTS_CATCH_UP_MS 5000
 
 typedef struct daemon {
     kd_producer_t *producer;
@@ -37,6 +40,7 @@ typedef struct daemon {
     int64_t heard_ms;                   /* monotonic: the brokers last answered */
     int64_t probed_ms;                  /* monotonic: the last probe */
     int64_t outage_ms;                  /* monotonic: since when they have not (0: they do) */
+    kd_consumer_t *history;             /* deployments and hosts, read whole */
 } daemon_t;
 
 static bool owns(void *arg, const char *deploy_id)
@@ -78,6 +82,7 @@ static void ctx_of(daemon_t *p, kd_core_ctx_t *c)
     c->owns = owns;
     c->new_id = new_id;
     c->arg = p;
+    c->hosts_read = KD_HOSTS_MAYBE_BEHIND;
 }
 
 /* Publishes one round: its records on the deployments topic first, all
@@ -194,6 +199,33 @@ static kd_status_t load_history(daemon_t *p, kd_consumer_t *history,
     return st;
 }
 
+/* Reads the history (with the hosts topic) up to the end the broker has
+ * now, for at most HOSTS_CATCH_UP_MS: a worker that announced itself just
+ * before an operator's create is then known. Usually one round trip: the
+ * history is followed all along and is rarely behind. */
+static kd_status_t catch_up_hosts(daemon_t *p, char *err, size_t errsz)
+{
+    int64_t deadline = kd_mono_ms() + HOSTS_CATCH_UP_MS;
+    kd_status_t st = KD_OK;
+    bool at_end = false;
+    char why[512];
+
+    while (st == KD_OK && !*p->stop && kd_mono_ms() < deadline) {
+        if (kd_consumer_read_to_end(p->history, KD_TOPIC_HOSTS, 1000, &at_end, why,
+                                    sizeof why) != KD_OK) {
+            kd_warn("hosts topic: %s", why);
+            at_end = false;
+        }
+        if (at_end)
+            return KD_OK;
+        st = follow_history(p, p->history, 100, err, errsz);
+    }
+    if (st == KD_OK)
+        kd_warn("the hosts topic was not read to its end in %d ms: deciding with what was read",
+                HOSTS_CATCH_UP_MS);
+    return st;
+}
+
 /* A request: decided and published on its own, against a model that holds
  * every decision before it (two creates for one application must see each
  * other). */
@@ -207,6 +239,16 @@ static kd_status_t handle_request(daemon_t *p, const kd_envelope_t *env, char *e
     kd_decisions_init(&dec);
     ctx_of(p, &c);
     kd_core_request(p->model, &c, env, &dec);
+    if (dec.wait_for_hosts) {
+        /* Named hosts not announced yet: maybe they were, and the history
+         * has not brought it. Asked again once it has, and then final. */
+        kd_decisions_clear(&dec);
+        if ((st = catch_up_hosts(p, err, errsz)) != KD_OK)
+            return st;
+        ctx_of(p, &c);
+        c.hosts_read = KD_HOSTS_READ;
+        kd_core_request(p->model, &c, env, &dec);
+    }
     st = execute(p, &dec, err, errsz);
     if (st == KD_ETOOLARGE) {
         /* Never publishable: said to the one who asked, and not taken
@@ -429,6 +471,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         (st = load_history(p, history, stop, err, errsz)) != KD_OK ||
         (st = kd_consumer_new(conf, &go, &group, err, errsz)) != KD_OK)
         goto out;
+    p->history = history;
     kd_info("planning (%d partitions, group %s)", p->partition_count, o->group);
     while (!*stop && st == KD_OK) {
         if ((st = follow_history(p, history, 0, err, errsz)) != KD_OK ||
@@ -444,6 +487,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         }
     }
 out:
+    p->history = NULL;
     kd_idset_free(&batch.touched);
     kd_consumer_free(group);
     kd_consumer_free(history);

@@ -249,7 +249,7 @@ void kd_decide_hosts_from(kd_decisions_t *out, const kd_core_ctx_t *c, const cha
 
 uint32_t kd_core_threshold(const kd_deploy_t *d)
 {
-    return kd_spec_failure_threshold(d->spec);
+    return kd_spec_failure_threshold_for(d->spec, d->host_count);
 }
 
 int64_t kd_core_host_timeout_ms(const kd_deploy_t *d)

@@ -7,6 +7,17 @@
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 
+/* A host's last announcement; the key is the name stored after it. */
+typedef struct seen_host {
+    int64_t alive_ms;
+    /* Its labels as announced, "key\0value\0" n_labels times (NULL: none):
+     * what a spec's host selector is matched against. */
+    char *labels;
+    size_t n_labels;
+    struct seen_host *next;  /* every host ever announced, for selections */
+    char name[];
+} seen_host_t;
+
 kd_model_t *kd_model_new(void)
 {
     kd_model_t *m = calloc(1, sizeof *m);
@@ -64,7 +75,13 @@ void kd_model_free(kd_model_t *m)
     kd_ptrmap_free(m->by_id);
     kd_strmap_free(m->installed);
     kd_strmap_free(m->live);
-    kd_ptrmap_free_values(m->seen);
+    while (m->seen_list) {
+        struct seen_host *next = m->seen_list->next;
+
+        free(m->seen_list->labels);
+        free(m->seen_list);
+        m->seen_list = next;
+    }
     kd_ptrmap_free(m->seen);
     kd_strmap_free(m->answered);
     free(m);
@@ -112,11 +129,6 @@ const char *kd_model_installed(const kd_model_t *m, const char *app, const char 
     return id;
 }
 
-/* A host's last announcement; the key is the name stored after it. */
-typedef struct seen_host {
-    int64_t alive_ms;
-    char name[];
-} seen_host_t;
 
 int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host)
 {
@@ -125,13 +137,109 @@ int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host)
     return sh ? sh->alive_ms : 0;
 }
 
+bool kd_model_host_known(const kd_model_t *m, const char *host)
+{
+    return host && kd_ptrmap_get(m->seen, host) != NULL;
+}
+
+size_t kd_model_host_count(const kd_model_t *m)
+{
+    return kd_ptrmap_count(m->seen);
+}
+
+/* The value of the host's label key, or NULL. */
+static const char *label_of(const seen_host_t *sh, const char *key)
+{
+    const char *p = sh->labels;
+
+    for (size_t i = 0; i < sh->n_labels; i++) {
+        const char *value = p + strlen(p) + 1;
+
+        if (strcmp(p, key) == 0)
+            return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
+static bool selected(const seen_host_t *sh, const Kdeploy__V1__HostLabel *const *sel, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = label_of(sh, sel[i]->key);
+
+        if (!v || strcmp(v, sel[i]->value) != 0)
+            return false;
+    }
+    return true;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+kd_status_t kd_model_select_hosts(const kd_model_t *m, const Kdeploy__V1__HostLabel *const *sel,
+                                  size_t n, const char ***out, size_t *count)
+{
+    const char **names;
+    size_t k = 0;
+
+    *out = NULL;
+    *count = 0;
+    if (!(names = malloc((kd_ptrmap_count(m->seen) + 1) * sizeof *names)))
+        return KD_ENOMEM;
+    for (const seen_host_t *sh = m->seen_list; sh; sh = sh->next)
+        if (selected(sh, sel, n))
+            names[k++] = sh->name;
+    qsort(names, k, sizeof *names, name_cmp);
+    *out = names;
+    *count = k;
+    return KD_OK;
+}
+
+/* Keeps the host's announced labels; ones that break the grammar are
+ * dropped (the hosts topic is as untrusted as any). */
+static void keep_labels(seen_host_t *sh, const Kdeploy__V1__HostStatus *hs)
+{
+    size_t bytes = 0, n = 0;
+    char *buf, *p;
+
+    for (size_t i = 0; i < hs->n_labels && i < KD_LABEL_MAX; i++)
+        if (kd_label_key_valid(hs->labels[i]->key) && kd_label_value_valid(hs->labels[i]->value))
+            bytes += strlen(hs->labels[i]->key) + strlen(hs->labels[i]->value) + 2;
+    if (bytes && !(buf = malloc(bytes)))
+        return; /* out of memory: the old labels stay */
+    free(sh->labels);
+    sh->labels = NULL;
+    sh->n_labels = 0;
+    if (!bytes)
+        return;
+    p = buf;
+    for (size_t i = 0; i < hs->n_labels && i < KD_LABEL_MAX; i++) {
+        const Kdeploy__V1__HostLabel *l = hs->labels[i];
+        size_t kl, vl;
+
+        if (!kd_label_key_valid(l->key) || !kd_label_value_valid(l->value))
+            continue;
+        kl = strlen(l->key) + 1;
+        vl = strlen(l->value) + 1;
+        memcpy(p, l->key, kl);
+        memcpy(p + kl, l->value, vl);
+        p += kl + vl;
+        n++;
+    }
+    sh->labels = buf;
+    sh->n_labels = n;
+}
+
 static void apply_host_status(kd_model_t *m, const Kdeploy__V1__HostStatus *hs, int64_t ts)
 {
     seen_host_t *sh;
     size_t len;
 
-    if (!hs->host || !*hs->host || (len = strlen(hs->host)) > 1024)
+    if (!kd_host_id_valid(hs->host))
         return;
+    len = strlen(hs->host);
     if (!(sh = kd_ptrmap_get(m->seen, hs->host))) {
         if (!(sh = calloc(1, sizeof *sh + len + 1)))
             return;
@@ -140,8 +248,11 @@ static void apply_host_status(kd_model_t *m, const Kdeploy__V1__HostStatus *hs, 
             free(sh);
             return;
         }
+        sh->next = m->seen_list;
+        m->seen_list = sh;
     }
     sh->alive_ms = hs->alive ? ts : 0;
+    keep_labels(sh, hs);
 }
 
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group)

@@ -52,6 +52,15 @@ const char *kd_model_installed(const kd_model_t *m, const char *app, const char 
 /* When host's worker last announced itself alive on the hosts topic (its
  * clock), or 0 if never or if it said it stopped. */
 int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host);
+/* True once a worker has announced host on the hosts topic, alive or not. */
+bool kd_model_host_known(const kd_model_t *m, const char *host);
+/* How many hosts have been announced. */
+size_t kd_model_host_count(const kd_model_t *m);
+/* The announced hosts carrying every label of sel (n of them), sorted by
+ * host id: *out is a malloc'd array the caller frees, of names the model
+ * owns (valid until the next kd_model_apply). KD_OK or KD_ENOMEM. */
+kd_status_t kd_model_select_hosts(const kd_model_t *m, const Kdeploy__V1__HostLabel *const *sel,
+                                  size_t n, const char ***out, size_t *count);
 /* The server group serving application/group's blue-green service, or NULL. */
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group);
 /* Request event ids are UUIDs; longer ones than this are neither named in

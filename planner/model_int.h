@@ -90,6 +90,7 @@ struct kd_model {
     kd_strmap_t *live;       /* "app/group" -> blue-green server group serving */
     kd_ptrmap_t *seen;       /* host id -> its last "alive" announcement (hosts topic) */
     kd_strmap_t *answered;   /* event ids of the requests answered (in_reply_to) */
+    struct seen_host *seen_list;  /* the same hosts, linked (owns them) */
 };
 
 /* All its hosts have arrived: it can be driven. */
