@@ -21,7 +21,7 @@ if EXTERNAL:
 PREFIX = os.environ.get("KDEPLOY_TOPIC_PREFIX", "kdeploy.")
 # Every topic kdeploy uses, with the settings deploy/create-topics.sh gives them.
 TOPICS = {"requests": {}, "deployments": {}, "steps": {}, "traffic": {}, "results": {},
-          "hosts": {"cleanup.policy": "compact"}}
+          "hosts": {"cleanup.policy": "compact"}, "groups": {"cleanup.policy": "compact"}}
 SKIPPED = 77  # ctest's SKIP_RETURN_CODE for these tests
 
 
