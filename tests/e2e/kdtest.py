@@ -79,6 +79,25 @@ def delete_topics(bootstrap):
         print(f"could not delete the test's topics ({PREFIX}*): {e}", file=sys.stderr)
 
 
+def wait_announced(bs, hosts, timeout=30):
+    """True once `kdeploy hosts` lists every one of hosts: for what reads
+    the hosts topic itself (create --dry-run), which nothing makes wait."""
+    import json
+    deadline = time.time() + timeout
+    while True:
+        out = subprocess.run([os.path.join(BIN, "kdeploy"), "--brokers", bs, "hosts", "--json"],
+                             capture_output=True, text=True, timeout=60)
+        try:
+            seen = {h["host"] for h in json.loads(out.stdout)} if out.returncode == 0 else set()
+        except ValueError:
+            seen = set()
+        if set(hosts) <= seen:
+            return True
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
 class Procs:
     """Processes started by a test; stop_all() ends every one of them."""
 
