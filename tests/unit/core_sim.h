@@ -105,19 +105,6 @@ static void sim_join(char *out, size_t outsz, char **names, size_t n)
         len += (size_t)snprintf(out + len, outsz - len, "%s%s", i ? "," : "", names[i]);
 }
 
-static kd_envelope_t *sim_copy(const kd_envelope_t *env)
-{
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    kd_envelope_t *copy = NULL;
-
-    if (kd_envelope_encode(env, &bytes, &len, NULL, 0) != KD_OK ||
-        kd_envelope_decode(bytes, len, &copy, NULL, 0) != KD_OK)
-        abort();
-    free(bytes);
-    return copy;
-}
-
 static void sim_record(sim_t *s, const kd_decision_t *x)
 {
     const kd_envelope_t *e = x->env;
@@ -236,26 +223,29 @@ static kd_status_t sim_publish(void *arg, const kd_decisions_t *round, char *err
     /* As the daemon: a round's records first, then its commands. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < round->count; i++) {
-            const kd_decision_t *x = &round->items[i];
-            bool record = x->topic == KD_TOPIC_DEPLOYMENTS;
-
-            size_t bytes;
+            kd_decision_t sent = round->items[i];
+            bool record = sent.topic == KD_TOPIC_DEPLOYMENTS;
 
             if (record != (pass == 0))
                 continue;
-            bytes = kdeploy__v1__envelope__get_packed_size(x->env);
-            if (bytes > s->max_bytes)
-                s->max_bytes = bytes;
-            if (bytes > SIM_MESSAGE_MAX)
-                CHECK_MSG(0, "a %s event of %zu bytes", kd_envelope_type(x->env), bytes);
+            if (sent.len > s->max_bytes)
+                s->max_bytes = sent.len;
+            if (sent.len > SIM_MESSAGE_MAX)
+                CHECK_MSG(0, "a %s event of %zu bytes", kd_envelope_type(sent.env), sent.len);
+            /* What the daemon publishes is the encoding: read from it. */
+            sent.env = NULL;
+            if (kd_envelope_decode(sent.bytes, sent.len, &sent.env, NULL, 0) != KD_OK)
+                abort();
             s->published++;
-            sim_record(s, x);
+            sim_record(s, &sent);
             if (record && s->keep_history) {
                 SIM_GROW(s->history, s->nhist, s->caphist);
-                s->history[s->nhist++] = sim_copy(x->env);
+                s->history[s->nhist++] = sent.env;
+                sent.env = NULL;
             } else if (!record) {
-                sim_keep_cmd(s, x->env);
+                sim_keep_cmd(s, sent.env);
             }
+            kd_envelope_free(sent.env);
         }
     return KD_OK;
 }
