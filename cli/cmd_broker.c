@@ -251,7 +251,11 @@ out:
 
 int kd_cmd_broker(int argc, char **argv)
 {
-    broker_opts_t o = {NULL, KD_DEFAULT_TOPIC_PREFIX, 6, 1};
+    /* The same default as every other program (KDEPLOY_TOPIC_PREFIX), so a
+     * shell that sets it gets a broker with the topics its tools use. */
+    const char *env_prefix = getenv("KDEPLOY_TOPIC_PREFIX");
+    broker_opts_t o = {NULL, env_prefix && *env_prefix ? env_prefix : KD_DEFAULT_TOPIC_PREFIX,
+                       6, 1};
     int rc;
 
     kd_log_setup("broker", KD_LOG_INFO, 0);

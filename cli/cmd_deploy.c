@@ -14,6 +14,8 @@
 
 #include "answer.h"
 #include "cli.h"
+#include "cmd_group.h"
+#include "cmd_hosts.h"
 #include "follow.h"
 #include "ids.h"
 #include "log.h"
@@ -38,6 +40,9 @@ typedef struct verb_opts {
     bool spec_arg;      /* create: the spec may come without -f */
     int timeout_s;      /* 0: not given */
     int limit;
+    /* create --group NAME: the group's spec with this revision. */
+    const char *group;
+    Kdeploy__V1__Revision revision;
 } verb_opts_t;
 
 /* How long create, rollback, stop, pause and resume wait for the planner's
@@ -79,7 +84,12 @@ static int parse(int argc, char **argv, verb_opts_t *o, const char *usage_text, 
         {"reason", required_argument, NULL, 'r'},
         {"timeout", required_argument, NULL, 't'},
         {"limit", required_argument, NULL, 'l'},
-        {"rollback", no_argument, NULL, 'R'},
+        {"rollback", no_argument, NULL, 'B'},
+        {"group", required_argument, NULL, 'G'},
+        {"revision", required_argument, NULL, 'V'},
+        {"sha256", required_argument, NULL, 'S'},
+        {"md5", required_argument, NULL, 'M'},
+        {"label", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -96,7 +106,7 @@ static int parse(int argc, char **argv, verb_opts_t *o, const char *usage_text, 
         case 'n': o->dry_run = true; break;
         case 'j': o->json = true; break;
         case 'r': o->reason = optarg; break;
-        case 'R': o->rollback = true; break;
+        case 'B': o->rollback = true; break;
         case 't':
             if (!number_arg("--timeout", optarg, 1, &o->timeout_s))
                 return KD_EXIT_USAGE;
@@ -105,6 +115,11 @@ static int parse(int argc, char **argv, verb_opts_t *o, const char *usage_text, 
             if (!number_arg("--limit", optarg, 1, &o->limit))
                 return KD_EXIT_USAGE;
             break;
+        case 'G': o->group = optarg; break;
+        case 'V': o->revision.url = optarg; break;
+        case 'S': o->revision.sha256 = optarg; break;
+        case 'M': o->revision.md5 = optarg; break;
+        case 'L': o->revision.label = optarg; break;
         case 'h': printf("%s" KD_CLI_COMMON_HELP KD_EXIT_HELP, usage_text); return KD_EXIT_OK;
         default:
             kd_cli_bad_option("kdeploy", argc, argv, longopts);
@@ -335,7 +350,7 @@ static void print_plan_json(const Kdeploy__V1__DeploymentSpec *spec)
     o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:b}", "application", spec->application,
                   "group", spec->group, "workflow", wf->name, "revision", spec->revision->url,
                   "steps", steps, "batches", batches, "failure_threshold",
-                  spec->failure_threshold ? (int)spec->failure_threshold : 1, "auto_rollback",
+                  (int)kd_spec_failure_threshold_for(spec, n), "auto_rollback",
                   spec->auto_rollback);
     if (o && (text = json_dumps(o, JSON_COMPACT))) {
         printf("%s\n", text);
@@ -349,7 +364,7 @@ static void print_plan(const Kdeploy__V1__DeploymentSpec *spec, bool json)
     const kd_workflow_t *wf = kd_workflow_for(spec, false);
     size_t n, done = 0;
     char *const *hosts = plan_hosts(spec, &n);
-    uint32_t threshold = spec->failure_threshold ? spec->failure_threshold : 1;
+    uint32_t threshold = kd_spec_failure_threshold_for(spec, n);
 
     if (json) {
         print_plan_json(spec);
@@ -380,9 +395,11 @@ int kd_cmd_create(int argc, char **argv)
 {
     static const char usage[] =
         "usage: kdeploy create [-f] SPEC.yaml [--wait] [--dry-run] [--timeout S] [--json]\n"
+        "       kdeploy create --group NAME --revision URL --sha256 HEX [--label L] [...]\n"
         "Submits a deployment and waits for the planner's answer: prints the deploy id\n"
         "once it is accepted, or the reason it was rejected. --wait then follows it and\n"
-        "exits 0 only if it succeeded. --dry-run prints the per-host plan only.\n"
+        "exits 0 only if it succeeded. --dry-run prints the per-host plan only, and the\n"
+        "hosts no worker has announced. --group deploys a stored deployment group.\n"
         "--timeout S: how long to wait for the answer (30 s), and with --wait in all.\n";
     verb_opts_t o = {.spec_arg = true};
     Kdeploy__V1__DeploymentSpec *spec = NULL;
@@ -394,11 +411,19 @@ int kd_cmd_create(int argc, char **argv)
 
     if ((rc = parse(argc, argv, &o, usage, 0)) >= 0)
         return rc;
-    if (!o.file) {
+    if (!o.file == !o.group) {
         fprintf(stderr, "%s", usage);
         return KD_EXIT_USAGE;
     }
-    if (kd_spec_load_file(o.file, &spec, err, sizeof err) != KD_OK) {
+    if (o.group && (rc = setup(&o, &conf)) >= 0)
+        return rc;
+    if (o.group ? kd_group_spec(conf, o.group, &o.revision, &spec, err, sizeof err) != KD_OK
+                : kd_spec_load_file(o.file, &spec, err, sizeof err) != KD_OK) {
+        kd_bus_conf_free(conf);
+        if (o.group) {
+            fprintf(stderr, "kdeploy: create --group %s: %s\n", o.group, err);
+            return 1;
+        }
         fprintf(stderr, "%s", err);
         fprintf(stderr, "%skdeploy: %s: not submitted\n", err[strlen(err) - 1] == '\n' ? "" : "\n",
                 o.file);
@@ -407,14 +432,21 @@ int kd_cmd_create(int argc, char **argv)
     /* The planner checks again (anyone can write the topic); checking here
      * says so before anything is sent. */
     if (kd_spec_check(spec, err, sizeof err) != KD_OK) {
-        fprintf(stderr, "%s: %s\nkdeploy: %s: not submitted\n", o.file, err, o.file);
+        fprintf(stderr, "%s: %s\nkdeploy: %s: not submitted\n", o.group ? o.group : o.file, err,
+                o.group ? o.group : o.file);
         kd_spec_free(spec);
+        kd_bus_conf_free(conf);
         return KD_EXIT_USAGE;
     }
     if (o.dry_run) {
-        print_plan(spec, o.json);
+        /* The hosts as the planner will find them: selected, or unknown. */
+        if (conf || (rc = setup(&o, &conf)) < 0)
+            rc = kd_cli_check_hosts(conf, spec) == KD_OK ? KD_EXIT_OK : KD_EXIT_FAILED;
+        if (rc == KD_EXIT_OK)
+            print_plan(spec, o.json);
         kd_spec_free(spec);
-        return KD_EXIT_OK;
+        kd_bus_conf_free(conf);
+        return rc;
     }
     kd_uuid_new(id);
     requested_by(who, sizeof who);
@@ -426,11 +458,13 @@ int kd_cmd_create(int argc, char **argv)
     if (kdeploy__v1__envelope__get_packed_size(&env) > REQUEST_MAX_BYTES) {
         fprintf(stderr, "kdeploy: %s: the request would be %zu bytes, over the %d bytes a Kafka "
                         "message holds by default: split the hosts over several deployments\n",
-                o.file, kdeploy__v1__envelope__get_packed_size(&env), REQUEST_MAX_BYTES);
+                o.group ? o.group : o.file, kdeploy__v1__envelope__get_packed_size(&env),
+                REQUEST_MAX_BYTES);
         kd_spec_free(spec);
         return KD_EXIT_USAGE;
     }
-    if ((rc = setup(&o, &conf)) < 0 && (rc = request(conf, &env, "create", &o)) == KD_EXIT_OK) {
+    if ((conf || (rc = setup(&o, &conf)) < 0) &&
+        (rc = request(conf, &env, "create", &o)) == KD_EXIT_OK) {
         if (!o.json) {
             printf("%s\n", id);
             fflush(stdout);

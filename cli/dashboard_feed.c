@@ -50,6 +50,7 @@ static const char *deploy_status_word(Kdeploy__V1__DeploymentStatus st)
     case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_FAILED: return "rollback_failed";
     case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPED: return "stopped";
     case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_PAUSED: return "paused";
+    case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPING: return "stopping";
     default: return "unknown";
     }
 }

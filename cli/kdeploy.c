@@ -8,6 +8,7 @@
 #include "cmd_broker.h"
 #include "cmd_dashboard.h"
 #include "cmd_deploy.h"
+#include "cmd_group.h"
 #include "cmd_hosts.h"
 #include "cmd_keygen.h"
 #include "cmd_replay.h"
@@ -31,6 +32,7 @@ static const kd_subcommand_t subcommands[] = {
     {"watch", kd_cmd_watch, "follow a deployment live"},
     {"list", kd_cmd_list, "list recent deployments"},
     {"hosts", kd_cmd_hosts, "the agents: alive, version, revisions installed"},
+    {"group", kd_cmd_group, "deployment groups: set, list, show, delete"},
     {"replay", kd_cmd_replay, "a deployment's full timeline, rebuilt from the topics"},
     {"dashboard", kd_cmd_dashboard, "serve a live web page of the deployments"},
     {"broker", kd_cmd_broker, "run the embedded Kafka-protocol broker (one machine)"},

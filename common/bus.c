@@ -13,7 +13,7 @@
 #include "partition.h"
 
 static const char *const topic_suffixes[KD_TOPIC_COUNT] = {
-    "requests", "deployments", "steps", "traffic", "results", "hosts",
+    "requests", "deployments", "steps", "traffic", "results", "hosts", "groups",
 };
 
 /* A thread serves delivery reports, so that any number of threads can
@@ -126,13 +126,32 @@ static kd_status_t add_prop(kd_bus_conf_t *conf, const char *name, const char *v
     return KD_OK;
 }
 
+/* Kafka takes topic names of at most 249 letters, digits, '.', '_' and '-';
+ * the prefix leaves room for the longest suffix. */
+static kd_status_t check_prefix(const char *prefix, char *err, size_t errsz)
+{
+    size_t n = strlen(prefix);
+
+    if (n == 0 || n > 200 || strspn(prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789._-") != n)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "topic prefix '%.64s': use 1 to 200 letters, digits, '.', '_' or '-'",
+                      prefix);
+    return KD_OK;
+}
+
 kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *value,
                             char *err, size_t errsz)
 {
     if (strcmp(name, "brokers") == 0 || strcmp(name, "bootstrap.servers") == 0)
         return replace_str(&conf->brokers, value, err, errsz);
-    if (strcmp(name, "topic_prefix") == 0)
-        return replace_str(&conf->prefix, value, err, errsz);
+    if (strcmp(name, "topic_prefix") == 0) {
+        kd_status_t st = check_prefix(value, err, errsz);
+
+        if (st == KD_OK && (st = replace_str(&conf->prefix, value, err, errsz)) == KD_OK)
+            conf->prefix_set = true;
+        return st;
+    }
     if (strcmp(name, "signing_key") == 0) {
         kd_signer_free(conf->signer);
         conf->signer = NULL;
@@ -170,12 +189,27 @@ kd_status_t kd_bus_conf_apply(kd_bus_conf_t *conf, const kd_config_t *cfg, char 
     return KD_OK;
 }
 
-void kd_bus_conf_env_defaults(kd_bus_conf_t *conf)
+kd_status_t kd_bus_conf_env_defaults(kd_bus_conf_t *conf, char *err, size_t errsz)
 {
     const char *env = getenv("KDEPLOY_BROKERS");
+    kd_status_t st;
 
-    if (!conf->brokers && env && *env)
-        replace_str(&conf->brokers, env, NULL, 0);
+    if (!conf->brokers && env && *env &&
+        (st = replace_str(&conf->brokers, env, err, errsz)) != KD_OK)
+        return st;
+    env = getenv("KDEPLOY_TOPIC_PREFIX");
+    if (!conf->prefix_set && env && *env) {
+        char why[256];
+
+        if ((st = kd_bus_conf_set(conf, "topic_prefix", env, why, sizeof why)) != KD_OK)
+            return kd_err(err, errsz, st, "KDEPLOY_TOPIC_PREFIX: %s", why);
+    }
+    return KD_OK;
+}
+
+const char *kd_bus_conf_prefix(const kd_bus_conf_t *conf)
+{
+    return conf->prefix;
 }
 
 const char *kd_bus_conf_brokers(const kd_bus_conf_t *conf)
@@ -632,6 +666,22 @@ kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const c
                                      bool wait, char *err, size_t errsz)
 {
     return send_value(p, topic, key, env, (uint8_t *)value, len, false, wait, err, errsz);
+}
+
+kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                       char *err, size_t errsz)
+{
+    char name[256];
+    kd_delivery_t d = {0};
+    rd_kafka_resp_err_t rerr;
+
+    kd_bus_topic_name(p->conf, topic, name, sizeof name);
+    rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(name), RD_KAFKA_V_KEY(key, strlen(key)),
+                             RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    if (rerr)
+        return kd_err(err, errsz, KD_EKAFKA, "producing to %s: %s", name,
+                      rd_kafka_err2str(rerr));
+    return wait_delivery(p, &d, err, errsz);
 }
 
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz)

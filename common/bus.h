@@ -24,6 +24,7 @@ typedef enum {
     KD_TOPIC_TRAFFIC,
     KD_TOPIC_RESULTS,
     KD_TOPIC_HOSTS,
+    KD_TOPIC_GROUPS,  /* compacted: deployment groups by name (kdeploy group) */
     KD_TOPIC_COUNT
 } kd_topic_t;
 
@@ -54,8 +55,13 @@ kd_status_t kd_bus_conf_set(kd_bus_conf_t *conf, const char *name, const char *v
  * "kafka.<property>" of a config file. Errors name the file and line. */
 kd_status_t kd_bus_conf_apply(kd_bus_conf_t *conf, const kd_config_t *cfg, char *err,
                               size_t errsz);
-/* Fills the broker list from KDEPLOY_BROKERS when none is set yet. */
-void kd_bus_conf_env_defaults(kd_bus_conf_t *conf);
+/* Fills the broker list from KDEPLOY_BROKERS and the topic prefix from
+ * KDEPLOY_TOPIC_PREFIX, each only when neither an option nor the config file
+ * set it. Fails on a malformed prefix. */
+kd_status_t kd_bus_conf_env_defaults(kd_bus_conf_t *conf, char *err, size_t errsz);
+
+/* The topic prefix ("kdeploy." unless set). */
+const char *kd_bus_conf_prefix(const kd_bus_conf_t *conf);
 const char *kd_bus_conf_brokers(const kd_bus_conf_t *conf);
 /* The full topic name (prefix + suffix) into buf. */
 const char *kd_bus_topic_name(const kd_bus_conf_t *conf, kd_topic_t topic, char *buf,
@@ -98,6 +104,10 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
 kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const char *key,
                                      const kd_envelope_t *env, const void *value, size_t len,
                                      bool wait, char *err, size_t errsz);
+/* Publishes a tombstone (a record with key and no value) to a compacted
+ * topic, and waits for the broker to take it: compaction then drops key. */
+kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const char *key,
+                                       char *err, size_t errsz);
 /* Waits for every queued message; returns the first delivery failure since
  * the last flush, or KD_ETIMEDOUT. */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);
@@ -187,6 +197,16 @@ kd_status_t kd_consumer_commit_offset(kd_consumer_t *c, int64_t next_offset, cha
  * the first fetch. */
 kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, char *err,
                             size_t errsz);
+/* One metadata round trip about the topic, to tell whether the cluster
+ * answers at all: KD_ETIMEDOUT when it did not within timeout_ms. */
+kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
+                              size_t errsz);
+/* Whether c has read every partition of topic it is assigned up to the
+ * end the brokers report now (a round trip per partition, each bounded by
+ * timeout_ms): *at_end true when nothing published before this call is
+ * left to read. For "has the planner seen that announcement yet?". */
+kd_status_t kd_consumer_read_to_end(kd_consumer_t *c, kd_topic_t topic, int timeout_ms,
+                                    bool *at_end, char *err, size_t errsz);
 /* How many partitions a topic has (asks the brokers). */
 kd_status_t kd_consumer_topic_partitions(kd_consumer_t *c, kd_topic_t topic, int *count,
                                          char *err, size_t errsz);

@@ -17,6 +17,7 @@ typedef struct kd_prop {
 struct kd_bus_conf {
     char *brokers;
     char *prefix;
+    bool prefix_set;  /* by an option or the config file, not the default */
     kd_prop_t *props;
     size_t prop_count;
     kd_signer_t *signer;

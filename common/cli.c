@@ -201,7 +201,8 @@ kd_status_t kd_cli_setup(const kd_cli_common_t *cli, const char *component,
         goto fail;
     if ((st = apply_props(cli, conf, err, errsz)) != KD_OK)
         goto fail;
-    kd_bus_conf_env_defaults(conf);
+    if ((st = kd_bus_conf_env_defaults(conf, err, errsz)) != KD_OK)
+        goto fail;
     if (strcmp(component, "kdeploy") == 0 && (st = probe(cli, conf, err, errsz)) != KD_OK)
         goto fail;
     *conf_out = conf;

@@ -72,11 +72,20 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
         "fetch.error.backoff.ms", "20",
         NULL,
     };
-    char reader_group[64];
+    char reader_group[64], group[512];
     /* End-of-partition events only for readers: kd_consumer_at_end needs
      * them; for the others they would be noise. */
     const char *extra[] = {"group.id", o->group_id, "enable.partition.eof",
                            o->read_all ? "true" : "false", NULL};
+
+    /* Installations that share a cluster under their own topic prefixes
+     * (several fleets, or a test run per prefix) must not share consumer
+     * groups either: a group's members would be assigned one another's
+     * partitions. The default prefix keeps the plain names. */
+    if (o->group_id && strcmp(kd_bus_conf_prefix(c->conf), KD_DEFAULT_TOPIC_PREFIX) != 0) {
+        snprintf(group, sizeof group, "%s%s", kd_bus_conf_prefix(c->conf), o->group_id);
+        extra[1] = group;
+    }
     rd_kafka_conf_t *rc;
     char rkerr[512];
     kd_status_t st;
@@ -562,4 +571,61 @@ kd_status_t kd_consumer_lag(kd_consumer_t *c, kd_topic_t topic, int64_t *lag, ch
     }
     rd_kafka_topic_partition_list_destroy(parts);
     return KD_OK;
+}
+
+kd_status_t kd_consumer_probe(kd_consumer_t *c, kd_topic_t topic, int timeout_ms, char *err,
+                              size_t errsz)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_resp_err_t rerr;
+    char name[256];
+
+    /* A metadata request keeps to its timeout; an offsets query waits out a
+     * stalled broker's request timeout, however short the one it is given. */
+    kd_bus_topic_name(c->conf, topic, name, sizeof name);
+    if (!(rkt = rd_kafka_topic_new(c->rk, name, NULL)))
+        return kd_err(err, errsz, KD_EKAFKA, "%s: %s", name,
+                      rd_kafka_err2str(rd_kafka_last_error()));
+    rerr = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, rerr == RD_KAFKA_RESP_ERR__TIMED_OUT ? KD_ETIMEDOUT : KD_EKAFKA,
+                      "%s: %s", name, rd_kafka_err2str(rerr));
+    return KD_OK;
+}
+
+kd_status_t kd_consumer_read_to_end(kd_consumer_t *c, kd_topic_t topic, int timeout_ms,
+                                    bool *at_end, char *err, size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t rerr;
+    kd_status_t st = KD_OK;
+    char name[256];
+
+    *at_end = true;
+    kd_bus_topic_name(c->conf, topic, name, sizeof name);
+    if ((rerr = rd_kafka_assignment(c->rk, &parts)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return kd_err(err, errsz, KD_EKAFKA, "assignment: %s", rd_kafka_err2str(rerr));
+    rd_kafka_position(c->rk, parts);
+    for (int i = 0; i < parts->cnt && *at_end && st == KD_OK; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t low = -1, high = -1;
+
+        if (strcmp(tp->topic, name) != 0)
+            continue;
+        /* The broker's end now, not the one the last fetch brought. */
+        rerr = rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition, &low, &high,
+                                                timeout_ms);
+        if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+            st = kd_err(err, errsz, KD_EKAFKA, "%s [%d]: end offset: %s", name, tp->partition,
+                        rd_kafka_err2str(rerr));
+        /* No position yet: nothing read, so at the end only of an empty one. */
+        else if (tp->offset < 0 ? high > low : high > tp->offset)
+            *at_end = false;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return st;
 }

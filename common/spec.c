@@ -16,7 +16,9 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "config.h"
 #include "fsutil.h"
+#include "spec_check.h"
 #include "strmap.h"
 
 #define SPEC_FILE_MAX ((size_t)4 * 1024 * 1024)
@@ -38,6 +40,7 @@ typedef struct spec_error {
 
 typedef struct spec_ctx {
     const char *name;
+    bool group;    /* a deployment group's file: a spec without its revision */
     yaml_document_t *doc;
     spec_error_t *errors;
     size_t nerrors;
@@ -56,13 +59,19 @@ typedef struct slot {
 enum {
     T_APPLICATION, T_GROUP, T_HOSTS, T_REVISION, T_STRATEGY, T_CONCURRENCY,
     T_FAILURE_THRESHOLD, T_AUTO_ROLLBACK, T_FILE_EXISTS, T_IGNORE_STOP_FAILURES,
-    T_SCRIPTS, T_TIMEOUTS, T_LOAD_BALANCER, T_BLUE_GREEN, T_COUNT
+    T_SCRIPTS, T_TIMEOUTS, T_LOAD_BALANCER, T_BLUE_GREEN, T_ALLOW_UNKNOWN_HOSTS,
+    T_DEPLOYMENT_CONFIG, T_MINIMUM_HEALTHY_HOSTS, T_COUNT
 };
 static const char *const top_keys[T_COUNT] = {
     "application", "group", "hosts", "revision", "strategy", "concurrency",
     "failure_threshold", "auto_rollback", "file_exists", "ignore_stop_failures",
-    "scripts", "timeouts", "load_balancer", "blue_green",
+    "scripts", "timeouts", "load_balancer", "blue_green", "allow_unknown_hosts",
+    "deployment_config", "minimum_healthy_hosts",
 };
+
+/* `hosts:` as a mapping selects hosts by their announced labels. */
+enum { H_LABELS, H_COUNT };
+static const char *const selector_keys[H_COUNT] = {"labels"};
 
 enum { R_URL, R_SHA256, R_MD5, R_LABEL, R_COUNT };
 static const char *const revision_keys[R_COUNT] = {"url", "sha256", "md5", "label"};
@@ -85,6 +94,10 @@ static const char *const group_keys[G_COUNT] = {"server_group", "hosts"};
 static const char *const strategy_words[] = {"rolling", "blue_green"};
 static const Kdeploy__V1__Strategy strategy_values[] = {
     KDEPLOY__V1__STRATEGY__ROLLING, KDEPLOY__V1__STRATEGY__BLUE_GREEN};
+static const char *const config_words[] = {"OneAtATime", "HalfAtATime", "AllAtOnce"};
+static const Kdeploy__V1__DeploymentConfig config_values[] = {
+    KDEPLOY__V1__DEPLOYMENT_CONFIG__ONE_AT_A_TIME, KDEPLOY__V1__DEPLOYMENT_CONFIG__HALF_AT_A_TIME,
+    KDEPLOY__V1__DEPLOYMENT_CONFIG__ALL_AT_ONCE};
 static const char *const file_exists_words[] = {"fail", "overwrite", "keep"};
 static const Kdeploy__V1__FileExistsPolicy file_exists_values[] = {
     KDEPLOY__V1__FILE_EXISTS_POLICY__FILE_EXISTS_FAIL,
@@ -253,13 +266,24 @@ static void join(char *out, size_t outsz, const char *prefix, const char *key)
     snprintf(out, outsz, "%s%s%s", prefix, *prefix ? "." : "", key);
 }
 
-static void unknown_key(spec_ctx_t *ctx, const yaml_node_t *k, const char *prefix)
+/* The longest list of keys one mapping takes, for the did-you-mean list. */
+#define KEYS_MAX 24
+
+static void unknown_key(spec_ctx_t *ctx, const yaml_node_t *k, const char *prefix,
+                        const char *const *keys, size_t nkeys)
 {
     kd_buf_t field = KD_BUF_INIT(0);
+    const char *cands[KEYS_MAX + 1], *near;
+    size_t n = nkeys < KEYS_MAX ? nkeys : KEYS_MAX;
 
+    memcpy(cands, keys, n * sizeof *cands);
+    cands[n] = NULL;
+    near = kd_did_you_mean((const char *)k->data.scalar.value, cands);
     if (kd_buf_printf(&field, "%s%s%s", prefix, *prefix ? "." : "",
                       (const char *)k->data.scalar.value) != KD_OK)
         ctx->oom = true;
+    else if (near)
+        spec_error(ctx, line_of(k), kd_buf_str(&field), "unknown key (did you mean %s?)", near);
     else
         spec_error(ctx, line_of(k), kd_buf_str(&field), "unknown key");
     kd_buf_free(&field);
@@ -283,7 +307,7 @@ static void walk_mapping(spec_ctx_t *ctx, const yaml_node_t *map, const char *pr
         while (i < nkeys && strcmp(keys[i], (const char *)k->data.scalar.value) != 0)
             i++;
         if (i == nkeys) {
-            unknown_key(ctx, k, prefix);
+            unknown_key(ctx, k, prefix, keys, nkeys);
             continue;
         }
         join(field, sizeof field, prefix, keys[i]);
@@ -517,6 +541,13 @@ static void get_revision(spec_ctx_t *ctx, const slot_t *s, size_t owner_line, sp
     const yaml_node_t *map;
     Kdeploy__V1__Revision *rev;
 
+    if (ctx->group) {
+        if (s->key)
+            spec_error(ctx, line_of(s->key), "revision",
+                       "a group holds no revision: give it to kdeploy create --group NAME "
+                       "--revision URL --sha256 HEX");
+        return;
+    }
     require(ctx, s, owner_line, "revision");
     if (!(map = slot_mapping(ctx, s, "revision")))
         return;
@@ -639,7 +670,8 @@ static void get_host_list(spec_ctx_t *ctx, const yaml_node_t *n, const char *pat
     size_t items;
 
     if (n->type != YAML_SEQUENCE_NODE) {
-        spec_error(ctx, line_of(n), path, "expected a list of host names, not %s", kind_of(n));
+        spec_error(ctx, line_of(n), path,
+                   "expected a list of host names or {labels: {...}}, not %s", kind_of(n));
         return;
     }
     if (!(items = items_of(n))) {
@@ -655,6 +687,71 @@ static void get_host_list(spec_ctx_t *ctx, const yaml_node_t *n, const char *pat
         add_host(ctx, node_at(ctx, n->data.sequence.items.start[i]), field, seen, *hosts, count);
     }
     kd_strmap_free(seen);
+}
+
+/* One `labels:` entry: a key and a value of the label grammar. */
+static void add_label(spec_ctx_t *ctx, const yaml_node_t *k, const yaml_node_t *v, spec_t *spec)
+{
+    char field[SPEC_PATH_MAX + KD_LABEL_LEN_MAX];
+    const char *key, *value;
+    Kdeploy__V1__HostLabel *l;
+
+    if (!(key = scalar_text(ctx, k, "hosts.labels", "a label name")))
+        return;
+    snprintf(field, sizeof field, "hosts.labels.%.63s", key);
+    if (!kd_label_key_valid(key)) {
+        spec_error(ctx, line_of(k), "hosts.labels", "\"%.80s\" is not a label name (%s)", key,
+                   KD_LABEL_GRAMMAR);
+        return;
+    }
+    if (!(value = scalar_text(ctx, v, field, "a label value")))
+        return;
+    if (!kd_label_value_valid(value)) {
+        spec_error(ctx, line_of(v), field, "\"%.80s\" is not a label value (%s)", value,
+                   KD_LABEL_GRAMMAR);
+        return;
+    }
+    for (size_t i = 0; i < spec->n_host_selector; i++)
+        if (strcmp(spec->host_selector[i]->key, key) == 0) {
+            spec_error(ctx, line_of(k), field, "given twice");
+            return;
+        }
+    if (!(l = malloc(sizeof *l))) {
+        ctx->oom = true;
+        return;
+    }
+    kdeploy__v1__host_label__init(l);
+    spec->host_selector[spec->n_host_selector++] = l;
+    set_string(ctx, &l->key, key);
+    set_string(ctx, &l->value, value);
+}
+
+/* `hosts: {labels: {role: web, zone: a}}`: every host announced with all
+ * of these labels, resolved by the planner at acceptance. */
+static void get_host_selector(spec_ctx_t *ctx, const yaml_node_t *n, spec_t *spec)
+{
+    slot_t h[H_COUNT] = {{0}};
+    const yaml_node_t *labels;
+    size_t count;
+
+    walk_mapping(ctx, n, "hosts", selector_keys, H_COUNT, h);
+    if (!require(ctx, &h[H_LABELS], line_of(n), "hosts.labels"))
+        return;
+    if (!(labels = slot_mapping(ctx, &h[H_LABELS], "hosts.labels")))
+        return;
+    count = (size_t)(labels->data.mapping.pairs.top - labels->data.mapping.pairs.start);
+    if (!count || count > KD_LABEL_MAX) {
+        spec_error(ctx, line_of(labels), "hosts.labels", "expected 1 to %d labels, not %zu",
+                   KD_LABEL_MAX, count);
+        return;
+    }
+    if (!(spec->host_selector = calloc(count, sizeof *spec->host_selector))) {
+        ctx->oom = true;
+        return;
+    }
+    for (const yaml_node_pair_t *p = labels->data.mapping.pairs.start;
+         p < labels->data.mapping.pairs.top; p++)
+        add_label(ctx, node_at(ctx, p->key), node_at(ctx, p->value), spec);
 }
 
 /* One blue_green group; its keys are left in g for the cross-group checks. */
@@ -754,6 +851,8 @@ static void get_targets(spec_ctx_t *ctx, const slot_t *s, size_t owner_line,
                    "blue_green.blue and blue_green.green");
     else if (!hosts->key && strategy == KDEPLOY__V1__STRATEGY__ROLLING)
         spec_error(ctx, owner_line, "hosts", "is required for a rolling deployment");
+    else if (hosts->value && hosts->value->type == YAML_MAPPING_NODE)
+        get_host_selector(ctx, hosts->value, spec);
     else if (hosts->value)
         get_host_list(ctx, hosts->value, "hosts", &spec->hosts, &spec->n_hosts);
 
@@ -885,22 +984,111 @@ static void get_timeouts(spec_ctx_t *ctx, const slot_t *s, spec_t *spec)
                    spec->deployment_timeout_s);
 }
 
-/* Checked against the hosts one deployment touches: the list for rolling,
- * the smaller group for blue-green (either may be the one deployed to). */
+/* The hosts one deployment touches, as far as the file says: the list for
+ * rolling, the smaller group for blue-green (either may be the one
+ * deployed to); 0 when only the planner will know (a label selector). */
+static size_t listed_hosts(const spec_t *spec)
+{
+    const Kdeploy__V1__BlueGreen *bg = spec->blue_green;
+
+    if (bg && bg->blue && bg->green)
+        return bg->blue->n_hosts < bg->green->n_hosts ? bg->blue->n_hosts : bg->green->n_hosts;
+    return spec->n_hosts;
+}
+
 static void get_failure_threshold(spec_ctx_t *ctx, const slot_t *s, spec_t *spec)
 {
     const Kdeploy__V1__BlueGreen *bg = spec->blue_green;
-    size_t hosts = spec->n_hosts;
+    size_t hosts = listed_hosts(spec);
 
-    spec->failure_threshold = 1;
+    /* A named config or a minimum of healthy hosts sets it (refused with
+     * both, in get_named_config). */
+    spec->failure_threshold = kd_spec_has_named_config(spec) ? 0 : 1;
     if (!s->value || !get_positive(ctx, s->value, "failure_threshold", &spec->failure_threshold))
         return;
-    if (bg && bg->blue && bg->green)
-        hosts = bg->blue->n_hosts < bg->green->n_hosts ? bg->blue->n_hosts : bg->green->n_hosts;
     if (hosts && spec->failure_threshold > hosts)
         spec_error(ctx, line_of(s->value), "failure_threshold", "%u is more than the %zu host%s %s",
                    spec->failure_threshold, hosts, hosts == 1 ? "" : "s",
                    bg ? "of the smaller blue_green group" : "listed");
+}
+
+/* ---- named deployment configs ------------------------------------------ */
+
+/* "N" hosts (0 or more) or "P%" (0 to 99). */
+static bool parse_healthy(const char *v, Kdeploy__V1__HealthyHosts *h)
+{
+    size_t len = strlen(v);
+    uint32_t n;
+
+    if (len && v[len - 1] == '%') {
+        if (!parse_u32(v, len - 1, &n) || n > 99)
+            return false;
+        h->value_case = KDEPLOY__V1__HEALTHY_HOSTS__VALUE_PERCENT;
+        h->percent = n;
+        return true;
+    }
+    if (!parse_u32(v, len, &n))
+        return false;
+    h->value_case = KDEPLOY__V1__HEALTHY_HOSTS__VALUE_HOSTS;
+    h->hosts = n;
+    return true;
+}
+
+static void get_minimum_healthy(spec_ctx_t *ctx, const slot_t *s, spec_t *spec)
+{
+    const char *v;
+    Kdeploy__V1__HealthyHosts *h;
+    size_t hosts = listed_hosts(spec);
+
+    if (!s->value || !(v = scalar_text(ctx, s->value, "minimum_healthy_hosts",
+                                       "a number of hosts or a percentage")))
+        return;
+    if (!(h = malloc(sizeof *h))) {
+        ctx->oom = true;
+        return;
+    }
+    kdeploy__v1__healthy_hosts__init(h);
+    if (!parse_healthy(v, h)) {
+        spec_error(ctx, line_of(s->value), "minimum_healthy_hosts",
+                   "expected a number of hosts (0 or more) or a percentage from 0%% to 99%%, "
+                   "not \"%.80s\"", v);
+        free(h);
+        return;
+    }
+    spec->minimum_healthy_hosts = h;
+    if (h->value_case == KDEPLOY__V1__HEALTHY_HOSTS__VALUE_HOSTS && hosts && h->hosts >= hosts)
+        spec_error(ctx, line_of(s->value), "minimum_healthy_hosts",
+                   "%u leaves none of the %zu host%s listed to deploy to", h->hosts, hosts,
+                   hosts == 1 ? "" : "s");
+}
+
+/* deployment_config or minimum_healthy_hosts: each sets both the batch size
+ * and the failure threshold, so either refuses the other, concurrency and
+ * failure_threshold. Read before those two, whose defaults it changes. */
+static void get_named_config(spec_ctx_t *ctx, const slot_t *s, spec_t *spec)
+{
+    const slot_t *cfg = &s[T_DEPLOYMENT_CONFIG], *min = &s[T_MINIMUM_HEALTHY_HOSTS];
+    const char *given = cfg->key ? "deployment_config" : "minimum_healthy_hosts";
+    size_t i;
+
+    if (cfg->key && min->key) {
+        spec_error(ctx, line_of(min->key), "minimum_healthy_hosts",
+                   "give deployment_config or minimum_healthy_hosts, not both");
+        return;
+    }
+    if (!cfg->key && !min->key)
+        return;
+    if (s[T_CONCURRENCY].key)
+        spec_error(ctx, line_of(s[T_CONCURRENCY].key), "concurrency",
+                   "not allowed with %s, which sets the batch size", given);
+    if (s[T_FAILURE_THRESHOLD].key)
+        spec_error(ctx, line_of(s[T_FAILURE_THRESHOLD].key), "failure_threshold",
+                   "not allowed with %s, which sets when the deployment fails", given);
+    if (cfg->key && get_word(ctx, cfg, "deployment_config", config_words,
+                             sizeof config_words / sizeof *config_words,
+                             "OneAtATime, HalfAtATime or AllAtOnce", &i))
+        spec->deployment_config = config_values[i];
+    get_minimum_healthy(ctx, min, spec);
 }
 
 /* ---- the document -------------------------------------------------------- */
@@ -918,13 +1106,16 @@ static void build_spec(spec_ctx_t *ctx, const yaml_node_t *root, spec_t *spec)
         get_name(ctx, s[T_GROUP].value, "group", &spec->group);
     get_revision(ctx, &s[T_REVISION], line, spec);
     strategy = get_strategy(ctx, &s[T_STRATEGY], spec);
-    get_concurrency(ctx, &s[T_CONCURRENCY], spec);
+    get_bool(ctx, &s[T_ALLOW_UNKNOWN_HOSTS], "allow_unknown_hosts", &spec->allow_unknown_hosts);
+    get_targets(ctx, s, line, strategy, spec);
+    get_named_config(ctx, s, spec);
+    if (!kd_spec_has_named_config(spec))
+        get_concurrency(ctx, &s[T_CONCURRENCY], spec);
     get_bool(ctx, &s[T_AUTO_ROLLBACK], "auto_rollback", &spec->auto_rollback);
     get_file_exists(ctx, &s[T_FILE_EXISTS], spec);
     get_bool(ctx, &s[T_IGNORE_STOP_FAILURES], "ignore_stop_failures", &spec->ignore_stop_failures);
     get_scripts(ctx, &s[T_SCRIPTS], spec);
     get_timeouts(ctx, &s[T_TIMEOUTS], spec);
-    get_targets(ctx, s, line, strategy, spec);
     get_load_balancer(ctx, &s[T_LOAD_BALANCER], line, strategy, spec);
     get_failure_threshold(ctx, &s[T_FAILURE_THRESHOLD], spec);
 }
@@ -988,8 +1179,8 @@ static void check_document(spec_ctx_t *ctx, yaml_parser_t *parser, spec_t *spec)
     check_single_document(ctx, parser);
 }
 
-kd_status_t kd_spec_parse(const char *name, const char *text, size_t len,
-                          Kdeploy__V1__DeploymentSpec **out, char *err, size_t errsz)
+static kd_status_t parse(const char *name, const char *text, size_t len, bool group,
+                         Kdeploy__V1__DeploymentSpec **out, char *err, size_t errsz)
 {
     spec_ctx_t ctx = {0};
     yaml_parser_t parser;
@@ -998,6 +1189,7 @@ kd_status_t kd_spec_parse(const char *name, const char *text, size_t len,
     kd_status_t st;
 
     ctx.name = name;
+    ctx.group = group;
     if (!text) {  /* libyaml insists on a buffer, even an empty one */
         text = "";
         len = 0;
@@ -1033,16 +1225,40 @@ out_parser:
     return st;
 }
 
-kd_status_t kd_spec_load_file(const char *path, Kdeploy__V1__DeploymentSpec **out, char *err,
-                              size_t errsz)
+kd_status_t kd_spec_parse(const char *name, const char *text, size_t len,
+                          Kdeploy__V1__DeploymentSpec **out, char *err, size_t errsz)
+{
+    return parse(name, text, len, false, out, err, errsz);
+}
+
+kd_status_t kd_spec_parse_group(const char *name, const char *text, size_t len,
+                                Kdeploy__V1__DeploymentSpec **out, char *err, size_t errsz)
+{
+    return parse(name, text, len, true, out, err, errsz);
+}
+
+static kd_status_t load_file(const char *path, bool group, Kdeploy__V1__DeploymentSpec **out,
+                             char *err, size_t errsz)
 {
     kd_buf_t text = KD_BUF_INIT(SPEC_FILE_MAX);
     kd_status_t st = kd_read_file(path, &text, err, errsz);
 
     if (st == KD_OK)
-        st = kd_spec_parse(path, kd_buf_str(&text), text.len, out, err, errsz);
+        st = parse(path, kd_buf_str(&text), text.len, group, out, err, errsz);
     kd_buf_free(&text);
     return st;
+}
+
+kd_status_t kd_spec_load_file(const char *path, Kdeploy__V1__DeploymentSpec **out, char *err,
+                              size_t errsz)
+{
+    return load_file(path, false, out, err, errsz);
+}
+
+kd_status_t kd_spec_load_group_file(const char *path, Kdeploy__V1__DeploymentSpec **out,
+                                    char *err, size_t errsz)
+{
+    return load_file(path, true, out, err, errsz);
 }
 
 void kd_spec_free(Kdeploy__V1__DeploymentSpec *spec)
@@ -1053,6 +1269,57 @@ void kd_spec_free(Kdeploy__V1__DeploymentSpec *spec)
 
 /* ---- reading a spec ------------------------------------------------------ */
 
+bool kd_spec_has_named_config(const Kdeploy__V1__DeploymentSpec *spec)
+{
+    return spec && (spec->deployment_config != KDEPLOY__V1__DEPLOYMENT_CONFIG__DEPLOYMENT_CONFIG_UNSPECIFIED ||
+                    (spec->minimum_healthy_hosts &&
+                     spec->minimum_healthy_hosts->value_case !=
+                         KDEPLOY__V1__HEALTHY_HOSTS__VALUE__NOT_SET));
+}
+
+size_t kd_spec_minimum_healthy(const Kdeploy__V1__DeploymentSpec *spec, size_t host_count)
+{
+    const Kdeploy__V1__HealthyHosts *h = spec->minimum_healthy_hosts;
+    uint64_t pct = 0;
+
+    switch (spec->deployment_config) {
+    case KDEPLOY__V1__DEPLOYMENT_CONFIG__ONE_AT_A_TIME:
+        return host_count ? host_count - 1 : 0;
+    case KDEPLOY__V1__DEPLOYMENT_CONFIG__HALF_AT_A_TIME:
+        pct = 50;
+        break;
+    case KDEPLOY__V1__DEPLOYMENT_CONFIG__ALL_AT_ONCE:
+        return 0;
+    default:
+        if (h && h->value_case == KDEPLOY__V1__HEALTHY_HOSTS__VALUE_HOSTS)
+            return h->hosts;
+        if (h && h->value_case == KDEPLOY__V1__HEALTHY_HOSTS__VALUE_PERCENT)
+            pct = h->percent > 100 ? 100 : h->percent;
+    }
+    /* Rounded up, as CodeDeploy rounds a fleet percentage of healthy hosts. */
+    return (size_t)((pct * host_count + 99) / 100);
+}
+
+uint32_t kd_spec_failure_threshold_for(const Kdeploy__V1__DeploymentSpec *spec,
+                                       size_t host_count)
+{
+    size_t min, allowed;
+
+    if (!kd_spec_has_named_config(spec))
+        return kd_spec_failure_threshold(spec);
+    /* OneAtATime stops at the first failed host (AWS lets the last host
+     * fail; kdeploy does not). */
+    if (spec->deployment_config == KDEPLOY__V1__DEPLOYMENT_CONFIG__ONE_AT_A_TIME || !host_count)
+        return 1;
+    /* Failed hosts are the unhealthy ones: the deployment fails once more
+     * than host_count - min have failed, and always when all of them did. */
+    min = kd_spec_minimum_healthy(spec, host_count);
+    allowed = min < host_count ? host_count - min : 0;
+    if (allowed >= host_count)
+        allowed = host_count - 1;
+    return allowed + 1 > UINT32_MAX ? UINT32_MAX : (uint32_t)(allowed + 1);
+}
+
 size_t kd_spec_batch_size(const Kdeploy__V1__DeploymentSpec *spec, size_t batch_index,
                           size_t host_count)
 {
@@ -1061,7 +1328,11 @@ size_t kd_spec_batch_size(const Kdeploy__V1__DeploymentSpec *spec, size_t batch_
 
     if (!host_count)
         return 0;
-    if (spec && spec->n_concurrency)
+    if (kd_spec_has_named_config(spec)) {
+        size_t min = kd_spec_minimum_healthy(spec, host_count);
+
+        n = min < host_count ? host_count - min : 1;
+    } else if (spec && spec->n_concurrency)
         c = spec->concurrency[batch_index < spec->n_concurrency ? batch_index
                                                                 : spec->n_concurrency - 1];
     if (c && c->value_case == KDEPLOY__V1__CONCURRENCY__VALUE_HOSTS) {
@@ -1113,6 +1384,20 @@ const char *kd_spec_strategy_name(Kdeploy__V1__Strategy strategy)
         return "blue_green";
     default:
         return "?";
+    }
+}
+
+const char *kd_spec_config_name(Kdeploy__V1__DeploymentConfig config)
+{
+    switch (config) {
+    case KDEPLOY__V1__DEPLOYMENT_CONFIG__ONE_AT_A_TIME:
+        return "OneAtATime";
+    case KDEPLOY__V1__DEPLOYMENT_CONFIG__HALF_AT_A_TIME:
+        return "HalfAtATime";
+    case KDEPLOY__V1__DEPLOYMENT_CONFIG__ALL_AT_ONCE:
+        return "AllAtOnce";
+    default:
+        return "";
     }
 }
 

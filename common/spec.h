@@ -5,6 +5,7 @@
 #ifndef KD_SPEC_H
 #define KD_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,17 +32,42 @@ kd_status_t kd_spec_parse(const char *name, const char *text, size_t len,
 kd_status_t kd_spec_load_file(const char *path, Kdeploy__V1__DeploymentSpec **out, char *err,
                               size_t errsz);
 
+/* A deployment group's file (`kdeploy group set NAME -f FILE`): read as a
+ * spec, with the same errors, except that it holds no revision (refused if
+ * given): `kdeploy create --group` adds it. */
+kd_status_t kd_spec_parse_group(const char *name, const char *text, size_t len,
+                                Kdeploy__V1__DeploymentSpec **out, char *err, size_t errsz);
+kd_status_t kd_spec_load_group_file(const char *path, Kdeploy__V1__DeploymentSpec **out,
+                                    char *err, size_t errsz);
+
 /* Frees a spec from kd_spec_parse or kd_spec_load_file, or any spec whose
  * every part was malloc'd (as protobuf-c's unpack makes them). Accepts NULL. */
 void kd_spec_free(Kdeploy__V1__DeploymentSpec *spec);
 
 /* The number of hosts in batch batch_index (0-based) of a deployment over
- * host_count hosts: the concurrency ramp's value for that batch (the last
- * value repeats), a count capped at host_count or a percentage of
- * host_count rounded up; never below 1. No concurrency means 1 host a
- * batch. Returns 0 only when host_count is 0. */
+ * host_count hosts: with a named config or minimum_healthy_hosts,
+ * host_count - the minimum of healthy hosts; else the concurrency ramp's
+ * value for that batch (the last value repeats), a count capped at
+ * host_count or a percentage of host_count rounded up; never below 1. No
+ * concurrency means 1 host a batch. Returns 0 only when host_count is 0. */
 size_t kd_spec_batch_size(const Kdeploy__V1__DeploymentSpec *spec, size_t batch_index,
                           size_t host_count);
+
+/* True when the spec gives deployment_config or minimum_healthy_hosts,
+ * which then set the batch size and the failure threshold. */
+bool kd_spec_has_named_config(const Kdeploy__V1__DeploymentSpec *spec);
+/* The hosts of host_count that must stay healthy: OneAtATime host_count-1,
+ * HalfAtATime half rounded up, AllAtOnce 0, or minimum_healthy_hosts (a
+ * percentage rounded up); 0 without a named config. */
+size_t kd_spec_minimum_healthy(const Kdeploy__V1__DeploymentSpec *spec, size_t host_count);
+/* Failed hosts that fail a deployment over host_count hosts: with a named
+ * config, one more than host_count - the minimum of healthy hosts (at most
+ * host_count: all failed always fails; OneAtATime: 1); else the spec's
+ * failure_threshold (0 read as 1). */
+uint32_t kd_spec_failure_threshold_for(const Kdeploy__V1__DeploymentSpec *spec,
+                                       size_t host_count);
+/* "OneAtATime", "HalfAtATime", "AllAtOnce", or "" when unset. */
+const char *kd_spec_config_name(Kdeploy__V1__DeploymentConfig config);
 
 /* The spec's values with the wire's zeros read as their defaults. The file
  * exists policy has none: UNSPECIFIED means "the appspec's

@@ -26,6 +26,20 @@ bool kd_name_valid(const char *s)
     return len > 0 && len <= NAME_MAX_LEN && s[0] != '.' && strspn(s, NAME_CHARS) == len;
 }
 
+#define LABEL_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-"
+
+bool kd_label_value_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    return len > 0 && len <= KD_LABEL_LEN_MAX && strspn(s, LABEL_CHARS) == len;
+}
+
+bool kd_label_key_valid(const char *s)
+{
+    return kd_label_value_valid(s) && !strchr("._/-", s[0]);
+}
+
 /* Names from the wire may be anything: quote at most 64 printable bytes. */
 static const char *shown(const char *s, char *buf, size_t bufsz)
 {
@@ -35,6 +49,32 @@ static const char *shown(const char *s, char *buf, size_t bufsz)
         buf[n++] = (*s >= ' ' && *s < 0x7f) ? *s : '?';
     buf[n] = '\0';
     return buf;
+}
+
+kd_status_t kd_label_parse(const char *text, char *key, char *value, char *err, size_t errsz)
+{
+    const char *eq = text ? strchr(text, '=') : NULL;
+    size_t klen = eq ? (size_t)(eq - text) : 0;
+    char b[80];
+
+    if (!eq)
+        return kd_err(err, errsz, KD_EINVAL, "\"%s\": expected KEY=VALUE",
+                      shown(text, b, sizeof b));
+    if (klen == 0 || klen > KD_LABEL_LEN_MAX) {
+        return kd_err(err, errsz, KD_EINVAL, "\"%s\": the key must be %s",
+                      shown(text, b, sizeof b), KD_LABEL_GRAMMAR);
+    }
+    memcpy(key, text, klen);
+    key[klen] = '\0';
+    if (!kd_label_key_valid(key))
+        return kd_err(err, errsz, KD_EINVAL,
+                      "\"%s\": the key must be %s, starting with a letter or digit",
+                      shown(text, b, sizeof b), KD_LABEL_GRAMMAR);
+    if (!kd_label_value_valid(eq + 1))
+        return kd_err(err, errsz, KD_EINVAL, "\"%s\": the value must be %s",
+                      shown(text, b, sizeof b), KD_LABEL_GRAMMAR);
+    memcpy(value, eq + 1, strlen(eq + 1) + 1);
+    return KD_OK;
 }
 
 static kd_status_t bad_name(char *err, size_t errsz, const char *field, const char *v)
@@ -133,6 +173,59 @@ static kd_status_t check_concurrency(const Kdeploy__V1__DeploymentSpec *s, char 
     return KD_OK;
 }
 
+static kd_status_t check_selector(const Kdeploy__V1__DeploymentSpec *s, char *err,
+                                  size_t errsz)
+{
+    char b[80];
+
+    if (s->n_host_selector > KD_LABEL_MAX)
+        return kd_err(err, errsz, KD_EINVAL, "hosts.labels: more than %d labels", KD_LABEL_MAX);
+    for (size_t i = 0; i < s->n_host_selector; i++) {
+        const Kdeploy__V1__HostLabel *l = s->host_selector[i];
+
+        if (!l || !kd_label_key_valid(l->key) || !kd_label_value_valid(l->value))
+            return kd_err(err, errsz, KD_EINVAL,
+                          "hosts.labels: \"%s\" is not a label (%s)",
+                          shown(l ? l->key : "", b, sizeof b), KD_LABEL_GRAMMAR);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->host_selector[j]->key, l->key) == 0)
+                return kd_err(err, errsz, KD_EINVAL, "hosts.labels: \"%s\" given twice",
+                              l->key);
+    }
+    if (s->n_host_selector && s->n_hosts)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "hosts: give a list of hosts or labels to select them by, not both");
+    return KD_OK;
+}
+
+/* deployment_config and minimum_healthy_hosts each set the batch size and
+ * the failure threshold: neither goes with the other, nor with those. */
+static kd_status_t check_named_config(const Kdeploy__V1__DeploymentSpec *s, char *err,
+                                      size_t errsz)
+{
+    const Kdeploy__V1__HealthyHosts *h = s->minimum_healthy_hosts;
+    bool min = h && h->value_case != KDEPLOY__V1__HEALTHY_HOSTS__VALUE__NOT_SET;
+    bool cfg = s->deployment_config != KDEPLOY__V1__DEPLOYMENT_CONFIG__DEPLOYMENT_CONFIG_UNSPECIFIED;
+
+    if ((unsigned)s->deployment_config > KDEPLOY__V1__DEPLOYMENT_CONFIG__ALL_AT_ONCE)
+        return kd_err(err, errsz, KD_EINVAL, "deployment_config: unknown value %d",
+                      (int)s->deployment_config);
+    if (min && h->value_case == KDEPLOY__V1__HEALTHY_HOSTS__VALUE_PERCENT && h->percent > 99)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "minimum_healthy_hosts: expected a percentage from 0 to 99");
+    if (cfg && min)
+        return kd_err(err, errsz, KD_EINVAL,
+                      "minimum_healthy_hosts: give deployment_config or minimum_healthy_hosts, "
+                      "not both");
+    if ((cfg || min) && s->n_concurrency)
+        return kd_err(err, errsz, KD_EINVAL, "concurrency: not allowed with %s",
+                      cfg ? "deployment_config" : "minimum_healthy_hosts");
+    if ((cfg || min) && s->failure_threshold)
+        return kd_err(err, errsz, KD_EINVAL, "failure_threshold: not allowed with %s",
+                      cfg ? "deployment_config" : "minimum_healthy_hosts");
+    return KD_OK;
+}
+
 static kd_status_t check_scripts(const Kdeploy__V1__FormScripts *f, char *err, size_t errsz)
 {
     const char *const text[] = {f ? f->stop : NULL, f ? f->start : NULL, f ? f->check : NULL};
@@ -187,7 +280,9 @@ kd_status_t kd_spec_check(const Kdeploy__V1__DeploymentSpec *s, char *err, size_
         return bad_name(err, errsz, "group", s->group);
     if ((st = check_revision(s->revision, err, errsz)) != KD_OK ||
         (st = check_concurrency(s, err, errsz)) != KD_OK ||
-        (st = check_scripts(s->scripts, err, errsz)) != KD_OK)
+        (st = check_scripts(s->scripts, err, errsz)) != KD_OK ||
+        (st = check_selector(s, err, errsz)) != KD_OK ||
+        (st = check_named_config(s, err, errsz)) != KD_OK)
         return st;
     if (s->strategy != STRATEGY(STRATEGY_UNSPECIFIED) && s->strategy != STRATEGY(ROLLING) &&
         s->strategy != STRATEGY(BLUE_GREEN))
@@ -204,8 +299,14 @@ kd_status_t kd_spec_check(const Kdeploy__V1__DeploymentSpec *s, char *err, size_
         return bad_name(err, errsz, "load_balancer.server_group", s->load_balancer->server_group);
     if (!(seen = kd_ptrmap_new()))
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
-    if (s->strategy == STRATEGY(BLUE_GREEN))
+    if (s->strategy == STRATEGY(BLUE_GREEN) && s->n_host_selector)
+        st = kd_err(err, errsz, KD_EINVAL,
+                    "hosts: selecting hosts by labels is for rolling deployments; blue-green "
+                    "lists its groups' hosts");
+    else if (s->strategy == STRATEGY(BLUE_GREEN))
         st = check_blue_green(s, seen, err, errsz);
+    else if (s->n_host_selector)
+        st = KD_OK; /* the planner resolves it, then checks the list it found */
     else if (s->blue_green)
         st = kd_err(err, errsz, KD_EINVAL, "blue_green: only for strategy blue_green");
     else

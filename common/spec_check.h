@@ -28,6 +28,18 @@ bool kd_host_id_valid(const char *s);
  * '.', '_' or '-', not starting with '.'. */
 bool kd_name_valid(const char *s);
 
+/* Host labels (`kdeploy-worker --label role=web`, `hosts: {labels: ...}`):
+ * at most 32 a host; a key 1 to 63 letters, digits, '.', '_', '/' or '-'
+ * starting with a letter or digit; a value 1 to 63 of the same. */
+#define KD_LABEL_MAX 32
+#define KD_LABEL_LEN_MAX 63
+#define KD_LABEL_GRAMMAR "1 to 63 letters, digits, '.', '_', '/' or '-'"
+bool kd_label_key_valid(const char *s);
+bool kd_label_value_valid(const char *s);
+/* "KEY=VALUE" split and checked into key/value (each KD_LABEL_LEN_MAX + 1
+ * bytes); KD_EINVAL with a message naming text otherwise. */
+kd_status_t kd_label_parse(const char *text, char *key, char *value, char *err, size_t errsz);
+
 /* Checks spec; KD_EINVAL with the first problem in err ("hosts[3]: ..."),
  * KD_ENOMEM when the duplicate check cannot allocate. O(hosts). */
 kd_status_t kd_spec_check(const Kdeploy__V1__DeploymentSpec *spec, char *err, size_t errsz);

@@ -26,3 +26,4 @@ create steps       --config retention.ms=7776000000         # 90 days: replay re
 create traffic     --config retention.ms=7776000000
 create results     --config retention.ms=7776000000         # 90 days, for replay
 create hosts       --config cleanup.policy=compact          # last status per host
+create groups      --config cleanup.policy=compact          # deployment groups by name

@@ -35,7 +35,8 @@ stop_all() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   # The sample app runs detached from the workers: stop each host's copy.
   for h in "${rolling[@]}" "${blue[@]}" "${green[@]}"; do
-    KD_PREFIX=$work/$h/prefix sh "$top/deploy/sample-app/scripts/stop.sh" >/dev/null 2>&1 || true
+    KDEPLOY_INSTALL_PREFIX=$work/$h/prefix sh "$top/deploy/sample-app/scripts/stop.sh" \
+      >/dev/null 2>&1 || true
   done
   echo "== stopped everything; logs and caches are in $work"
 }
@@ -172,8 +173,8 @@ pids+=($!)
 for h in "${rolling[@]}" "${blue[@]}" "${green[@]}"; do
   mkdir -p "$work/$h/prefix"
   "$bin/kdeploy-worker" --host-id "$h" --root "$work/$h/root" \
-      --install-prefix "$work/$h/prefix" --env "KD_PREFIX=$work/$h/prefix" \
-      --env "KD_HOST=$h" --env "APP_PORT=${port[$h]}" --verify-key "$work/planner.pub" \
+      --install-prefix "$work/$h/prefix" --label "role=shop" \
+      --env "APP_PORT=${port[$h]}" --verify-key "$work/planner.pub" \
       > "$work/$h.log" 2>&1 &
   pids+=($!)
 done

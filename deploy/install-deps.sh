@@ -16,6 +16,8 @@ packages=(
   libselinux1-dev                          # an appspec's SELinux contexts
   uuid-dev                                 # event and deployment ids
   libmicrohttpd-dev                        # /metrics and the dashboard's HTTP server
+  scdoc                                    # the man pages
+  bash-completion zsh                      # the shell completions' test
   haproxy                                  # the load balancer of tests and demo
   python3 python3-kafka                    # an independent Kafka client for interop tests
   python3-prometheus-client python3-yaml   # tests parse /metrics with Prometheus' own parser

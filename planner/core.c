@@ -2,6 +2,8 @@
  * start when the previous one is done, failures past the threshold halt
  * the deployment (hosts in flight finish their current step first), and
  * the end is decided as succeeded or failed — then, if asked, rolled back.
+ * Paused and stopping deployments start no host, but their hosts in flight
+ * go on to the end of their workflow (control.c).
  * See core.h for the rounds these decisions are made in. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,8 +130,9 @@ static void finish_failed(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_
         return;
     }
     /* A blue-green deployment that failed never moved traffic: nothing to
-     * undo. Rolling ones are rolled back on the hosts they touched. */
-    if (!d->spec->auto_rollback || d->wf->swap_after || d->status == STATUS(STOPPED))
+     * undo. Rolling ones are rolled back on the hosts they touched, if the
+     * spec or a stop (which it failed before finishing) asked for it. */
+    if (!(d->spec->auto_rollback || d->stop_rollback) || d->wf->swap_after)
         return;
     c->new_id(c->arg, d->id, rollback_id);
     kd_decide_rollback(out, c, m, d, rollback_id, "kdeploy-planner (auto rollback)", reason,
@@ -234,8 +237,9 @@ static void step_failure(const kd_deploy_t *d, const kd_dhost_t *h, char *out, s
 }
 
 /* Answered hosts: finished ones are decided first; if their failures reach
- * the threshold, the others wait for the halt (next round). Paused
- * deployments still record finished hosts, but send no next step. */
+ * the threshold, the others wait for the halt (next round). A paused or
+ * stopping deployment sends its hosts their next step all the same: a
+ * host held half way would be left with its application stopped. */
 static void decide_ready(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
                          const kd_deploy_t *d)
 {
@@ -253,7 +257,7 @@ static void decide_ready(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_m
             kd_decide_host_finished(out, c, d, h, STEP(SUCCEEDED), "");
         }
     }
-    if (d->failed + failed_now >= kd_core_threshold(d) || d->paused)
+    if (d->failed + failed_now >= kd_core_threshold(d))
         return;
     for (const kd_dhost_t *h = d->ready_head; h; h = h->ready_next) {
         if (h->step < 0)
@@ -294,8 +298,13 @@ static void halt(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *
 static void finish(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
                    const kd_deploy_t *d)
 {
+    /* A named config or minimum_healthy_hosts means CodeDeploy's rule: the
+     * deployment succeeds when no more hosts failed than it tolerates. */
+    bool too_many = d->failed && (!kd_spec_has_named_config(d->spec) ||
+                                  d->failed >= kd_core_threshold(d));
+
     if (!d->wf->swap_after) {
-        if (d->failed)
+        if (too_many)
             finish_failed(out, c, m, d, NULL, false);
         else
             finish_succeeded(out, c, d);
@@ -327,14 +336,20 @@ void kd_core_drive(const kd_model_t *m, const kd_core_ctx_t *c, const char *depl
         size_t before = out->count;
 
         decide_ready(out, c, m, d);
-        if (out->count > before || d->paused)
+        if (out->count > before)
             return;
     }
-    if (d->paused)
+    if (d->running > 0)
         return;
-    if (d->running == 0 && d->started < d->host_count)
+    /* No host runs: a stop ends here, a pause holds the next batch (and
+     * the blue-green swap). */
+    if (d->stopping)
+        kd_decide_stopped(out, c, m, d);
+    else if (d->paused)
+        return;
+    else if (d->started < d->host_count)
         start_batch(out, c, m, d);
-    else if (d->running == 0)
+    else
         finish(out, c, m, d);
 }
 
@@ -366,7 +381,9 @@ static void tick_hosts(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_dep
             kd_decide_host_silent(out, c, d, h, why);
             continue;
         }
-        if (c->now_ms - h->started_ms > host_limit)
+        /* Restarted with the silence timers after a takeover or an outage:
+         * the host had no chance to answer meanwhile. */
+        if (c->now_ms - later(h->started_ms, c->since_ms) > host_limit)
             snprintf(why, sizeof why, "host timed out after %lld s",
                      (long long)(host_limit / 1000));
         else

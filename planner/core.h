@@ -21,13 +21,22 @@
 #include "ids.h"
 #include "model.h"
 
+/* How far the caller has read the hosts topic, for a create that names
+ * hosts no worker has announced. */
+typedef enum {
+    KD_HOSTS_UNCHECKED = 0, /* not followed (tests, tools): hosts are not checked */
+    KD_HOSTS_MAYBE_BEHIND,  /* followed, perhaps not to its end: such a create waits */
+    KD_HOSTS_READ           /* read to its end: such a create is rejected */
+} kd_hosts_read_t;
+
 /* What the core needs from the world, passed in so that tests choose it. */
 typedef struct kd_core_ctx {
     int64_t now_ms;           /* wall clock, epoch ms: event times and timeouts */
     const char *self;         /* the envelopes' producer */
-    /* When this planner took over its partitions: steps in flight then get
-     * a full step timeout from that moment (their heartbeats went to the
-     * planner before). */
+    /* When this planner took over its partitions, or the brokers answered
+     * again after an outage: running hosts and steps in flight get full
+     * timeouts from that moment (their heartbeats went to the planner
+     * before, or nowhere). */
     int64_t since_ms;
     /* True if this planner drives deploy_id (owns its partition). */
     bool (*owns)(void *arg, const char *deploy_id);
@@ -36,6 +45,7 @@ typedef struct kd_core_ctx {
      * here. */
     void (*new_id)(void *arg, const char *deploy_id, char out[KD_UUID_LEN]);
     void *arg;
+    kd_hosts_read_t hosts_read;
 } kd_core_ctx_t;
 
 /* ---- decisions ---- */
@@ -52,6 +62,10 @@ typedef struct kd_decisions {
     kd_decision_t *items;
     size_t count, cap;
     bool failed;           /* out of memory while adding: the round is void */
+    /* A create named hosts not announced yet while hosts_read was
+     * KD_HOSTS_MAYBE_BEHIND: nothing was decided; ask again once the hosts
+     * topic is read to its end (with KD_HOSTS_READ). */
+    bool wait_for_hosts;
 } kd_decisions_t;
 
 void kd_decisions_init(kd_decisions_t *out);
@@ -61,7 +75,10 @@ void kd_decisions_clear(kd_decisions_t *out);
 /* ---- entry points ---- */
 
 /* A request from the requests topic: create, stop, pause, resume or
- * rollback. Refusals are `rejected` decisions with the reason. */
+ * rollback. Its answer (accepted, rejected, the status asked for, or a
+ * request_refused for a stop, pause or resume not carried out) names the
+ * request's event id in in_reply_to. A request answered before (its
+ * answer is in the model) is not answered again. */
 void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                      kd_decisions_t *out);
 /* A rejection of request req with reason (the planner could not carry it

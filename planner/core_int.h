@@ -76,6 +76,20 @@ void kd_decide_rollback(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_mo
                         const kd_deploy_t *undone, const char *rollback_id,
                         const char *requested_by, const char *reason, bool ending_now);
 
+/* control.c: a stop, pause or resume request, answered by the status it
+ * asks for or by a RequestRefused saying why not. */
+void kd_core_control(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                     kd_decisions_t *out);
+/* d is stopping and no host of it runs any more: it ends stopped, and is
+ * rolled back in the same round if the stop asked for it. */
+void kd_decide_stopped(kd_decisions_t *out, const kd_core_ctx_t *c, const kd_model_t *m,
+                       const kd_deploy_t *d);
+
+/* Names req as the request answered by the first of out's decisions from
+ * index `from` on that is an answer to it (accepted, rejected, a status
+ * change or a refusal of req's own deploy id): its in_reply_to. */
+void kd_decisions_answer(kd_decisions_t *out, size_t from, const kd_envelope_t *req);
+
 /* Spec values with the wire's zeros read as their defaults. */
 uint32_t kd_core_threshold(const kd_deploy_t *d);
 int64_t kd_core_host_timeout_ms(const kd_deploy_t *d);

@@ -18,6 +18,13 @@
 #define BATCH_MAX 20000
 #define RETRY_FIRST_MS 500
 #define RETRY_MAX_MS 30000
+/* Quiet for this long, the planner asks the brokers whether they still
+ * answer, waiting this long for it. */
+#define QUIET_MS 3000
+#define PROBE_TIMEOUT_MS 2000
+/* A create naming hosts not announced yet waits at most this long for the
+ * planner to read the hosts topic to its end, then is decided as it is. */
+#define HOSTS_CATCH_UP_MS 5000
 
 typedef struct daemon {
     kd_producer_t *producer;
@@ -30,6 +37,10 @@ typedef struct daemon {
     kd_deploy_metrics_t *dm;            /* may be NULL */
     kd_notify_t *notify;                /* may be NULL */
     int64_t last_gauges_ms;
+    int64_t heard_ms;                   /* monotonic: the brokers last answered */
+    int64_t probed_ms;                  /* monotonic: the last probe */
+    int64_t outage_ms;                  /* monotonic: since when they have not (0: they do) */
+    kd_consumer_t *history;             /* deployments and hosts, read whole */
 } daemon_t;
 
 static bool owns(void *arg, const char *deploy_id)
@@ -71,6 +82,7 @@ static void ctx_of(daemon_t *p, kd_core_ctx_t *c)
     c->owns = owns;
     c->new_id = new_id;
     c->arg = p;
+    c->hosts_read = KD_HOSTS_MAYBE_BEHIND;
 }
 
 /* Publishes one round: its records on the deployments topic first, all
@@ -187,6 +199,33 @@ static kd_status_t load_history(daemon_t *p, kd_consumer_t *history,
     return st;
 }
 
+/* Reads the history (with the hosts topic) up to the end the broker has
+ * now, for at most HOSTS_CATCH_UP_MS: a worker that announced itself just
+ * before an operator's create is then known. Usually one round trip: the
+ * history is followed all along and is rarely behind. */
+static kd_status_t catch_up_hosts(daemon_t *p, char *err, size_t errsz)
+{
+    int64_t deadline = kd_mono_ms() + HOSTS_CATCH_UP_MS;
+    kd_status_t st = KD_OK;
+    bool at_end = false;
+    char why[512];
+
+    while (st == KD_OK && !*p->stop && kd_mono_ms() < deadline) {
+        if (kd_consumer_read_to_end(p->history, KD_TOPIC_HOSTS, 1000, &at_end, why,
+                                    sizeof why) != KD_OK) {
+            kd_warn("hosts topic: %s", why);
+            at_end = false;
+        }
+        if (at_end)
+            return KD_OK;
+        st = follow_history(p, p->history, 100, err, errsz);
+    }
+    if (st == KD_OK)
+        kd_warn("the hosts topic was not read to its end in %d ms: deciding with what was read",
+                HOSTS_CATCH_UP_MS);
+    return st;
+}
+
 /* A request: decided and published on its own, against a model that holds
  * every decision before it (two creates for one application must see each
  * other). */
@@ -200,6 +239,16 @@ static kd_status_t handle_request(daemon_t *p, const kd_envelope_t *env, char *e
     kd_decisions_init(&dec);
     ctx_of(p, &c);
     kd_core_request(p->model, &c, env, &dec);
+    if (dec.wait_for_hosts) {
+        /* Named hosts not announced yet: maybe they were, and the history
+         * has not brought it. Asked again once it has, and then final. */
+        kd_decisions_clear(&dec);
+        if ((st = catch_up_hosts(p, err, errsz)) != KD_OK)
+            return st;
+        ctx_of(p, &c);
+        c.hosts_read = KD_HOSTS_READ;
+        kd_core_request(p->model, &c, env, &dec);
+    }
     st = execute(p, &dec, err, errsz);
     if (st == KD_ETOOLARGE) {
         /* Never publishable: said to the one who asked, and not taken
@@ -285,6 +334,8 @@ static kd_status_t take_batch(daemon_t *p, kd_consumer_t *group, batch_t *b, int
     kd_message_t *m = NULL;
     kd_status_t st = kd_consumer_poll(group, timeout_ms, &m, err, errsz);
 
+    if (m)
+        p->heard_ms = kd_mono_ms();
     for (size_t n = 0; st == KD_OK && m; n++) {
         kd_envelope_t *env = NULL;
         char why[1024];
@@ -355,12 +406,42 @@ static void gauges(daemon_t *p, kd_consumer_t *group)
         kd_deploy_metrics_lag(p->dm, KD_TOPIC_RESULTS, lag);
 }
 
+/* Whether the brokers answer. While they do not, workers' results and
+ * heartbeats cannot reach the planner, so silence says nothing about a host:
+ * no timeout is decided, and when they answer again the silence timers
+ * restart, as after a takeover. (The deployment timeout runs on.) */
+static bool brokers_answer(daemon_t *p, kd_consumer_t *group)
+{
+    int64_t now = kd_mono_ms();
+    char why[256];
+
+    if (now - p->heard_ms >= QUIET_MS && now - p->probed_ms >= QUIET_MS) {
+        p->probed_ms = now;
+        if (kd_consumer_probe(group, KD_TOPIC_RESULTS, PROBE_TIMEOUT_MS, why, sizeof why) ==
+            KD_OK)
+            p->heard_ms = kd_mono_ms();
+        else if (!p->outage_ms) {
+            p->outage_ms = now;
+            kd_warn("the brokers do not answer (%s): no host times out until they do", why);
+        }
+    }
+    if (p->outage_ms && p->heard_ms > p->outage_ms) {
+        kd_warn("the brokers answer again after %lld s: host timers restart",
+                (long long)((p->heard_ms - p->outage_ms) / 1000));
+        p->outage_ms = 0;
+        p->since_ms = kd_now_ms();
+    }
+    return p->outage_ms == 0;
+}
+
 static kd_status_t tick(daemon_t *p, kd_consumer_t *group, char *err, size_t errsz)
 {
     kd_decisions_t dec;
     kd_core_ctx_t c;
 
     gauges(p, group);
+    if (!brokers_answer(p, group))
+        return KD_OK;
 
     kd_decisions_init(&dec);
     ctx_of(p, &c);
@@ -390,6 +471,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         (st = load_history(p, history, stop, err, errsz)) != KD_OK ||
         (st = kd_consumer_new(conf, &go, &group, err, errsz)) != KD_OK)
         goto out;
+    p->history = history;
     kd_info("planning (%d partitions, group %s)", p->partition_count, o->group);
     while (!*stop && st == KD_OK) {
         if ((st = follow_history(p, history, 0, err, errsz)) != KD_OK ||
@@ -405,6 +487,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
         }
     }
 out:
+    p->history = NULL;
     kd_idset_free(&batch.touched);
     kd_consumer_free(group);
     kd_consumer_free(history);

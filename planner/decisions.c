@@ -70,6 +70,55 @@ void kd_decide(kd_decisions_t *out, kd_topic_t topic, const char *key, const kd_
     }
 }
 
+static bool is_answer(const kd_decision_t *x, const char *deploy_id)
+{
+    switch (x->env->body_case) {
+    case KD_BODY(ACCEPTED):
+    case KD_BODY(REJECTED):
+    case KD_BODY(STATUS_CHANGED):
+    case KD_BODY(REQUEST_REFUSED):
+        return x->topic == KD_TOPIC_DEPLOYMENTS && strcmp(x->env->deploy_id, deploy_id) == 0;
+    default:
+        return false;
+    }
+}
+
+/* The decision again with in_reply_to set: its encoding changes, and the
+ * copy is decoded from the new one, as kd_decide does. */
+static kd_status_t reply_to(kd_decision_t *x, const char *event_id)
+{
+    kd_envelope_t env = *x->env, *copy = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+
+    env.in_reply_to = (char *)event_id;
+    if (kd_envelope_encode(&env, &bytes, &len, NULL, 0) != KD_OK ||
+        kd_envelope_decode(bytes, len, &copy, NULL, 0) != KD_OK) {
+        free(bytes);
+        return KD_ENOMEM;
+    }
+    kd_envelope_free(x->env);
+    free(x->bytes);
+    x->env = copy;
+    x->bytes = bytes;
+    x->len = len;
+    return KD_OK;
+}
+
+void kd_decisions_answer(kd_decisions_t *out, size_t from, const kd_envelope_t *req)
+{
+    /* An id nobody could have been given back is not echoed. */
+    if (out->failed || !req->event_id || !*req->event_id ||
+        strlen(req->event_id) > KD_REQUEST_ID_MAX)
+        return;
+    for (size_t i = from; i < out->count; i++)
+        if (is_answer(&out->items[i], req->deploy_id)) {
+            if (reply_to(&out->items[i], req->event_id) != KD_OK)
+                out->failed = true;
+            return;
+        }
+}
+
 void kd_decide_status(kd_decisions_t *out, const kd_core_ctx_t *c, const char *deploy_id,
                       Kdeploy__V1__DeploymentStatus status, const char *reason,
                       const char *requested_by)
@@ -200,7 +249,7 @@ void kd_decide_hosts_from(kd_decisions_t *out, const kd_core_ctx_t *c, const cha
 
 uint32_t kd_core_threshold(const kd_deploy_t *d)
 {
-    return kd_spec_failure_threshold(d->spec);
+    return kd_spec_failure_threshold_for(d->spec, d->host_count);
 }
 
 int64_t kd_core_host_timeout_ms(const kd_deploy_t *d)

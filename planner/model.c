@@ -7,6 +7,17 @@
 
 #define STATUS(name) KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_##name
 
+/* A host's last announcement; the key is the name stored after it. */
+typedef struct seen_host {
+    int64_t alive_ms;
+    /* Its labels as announced, "key\0value\0" n_labels times (NULL: none):
+     * what a spec's host selector is matched against. */
+    char *labels;
+    size_t n_labels;
+    struct seen_host *next;  /* every host ever announced, for selections */
+    char name[];
+} seen_host_t;
+
 kd_model_t *kd_model_new(void)
 {
     kd_model_t *m = calloc(1, sizeof *m);
@@ -17,7 +28,8 @@ kd_model_t *kd_model_new(void)
     m->installed = kd_strmap_new();
     m->live = kd_strmap_new();
     m->seen = kd_ptrmap_new();
-    if (!m->by_id || !m->installed || !m->live || !m->seen) {
+    m->answered = kd_strmap_new();
+    if (!m->by_id || !m->installed || !m->live || !m->seen || !m->answered) {
         kd_model_free(m);
         return NULL;
     }
@@ -45,6 +57,8 @@ static void free_deploy(kd_deploy_t *d)
     free(d->requested_by);
     free(d->target_group);
     free(d->swap_from);
+    free(d->stop_by);
+    free(d->stop_reason);
     free(d);
 }
 
@@ -61,8 +75,15 @@ void kd_model_free(kd_model_t *m)
     kd_ptrmap_free(m->by_id);
     kd_strmap_free(m->installed);
     kd_strmap_free(m->live);
-    kd_ptrmap_free_values(m->seen);
+    while (m->seen_list) {
+        struct seen_host *next = m->seen_list->next;
+
+        free(m->seen_list->labels);
+        free(m->seen_list);
+        m->seen_list = next;
+    }
     kd_ptrmap_free(m->seen);
+    kd_strmap_free(m->answered);
     free(m);
 }
 
@@ -108,11 +129,6 @@ const char *kd_model_installed(const kd_model_t *m, const char *app, const char 
     return id;
 }
 
-/* A host's last announcement; the key is the name stored after it. */
-typedef struct seen_host {
-    int64_t alive_ms;
-    char name[];
-} seen_host_t;
 
 int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host)
 {
@@ -121,13 +137,109 @@ int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host)
     return sh ? sh->alive_ms : 0;
 }
 
+bool kd_model_host_known(const kd_model_t *m, const char *host)
+{
+    return host && kd_ptrmap_get(m->seen, host) != NULL;
+}
+
+size_t kd_model_host_count(const kd_model_t *m)
+{
+    return kd_ptrmap_count(m->seen);
+}
+
+/* The value of the host's label key, or NULL. */
+static const char *label_of(const seen_host_t *sh, const char *key)
+{
+    const char *p = sh->labels;
+
+    for (size_t i = 0; i < sh->n_labels; i++) {
+        const char *value = p + strlen(p) + 1;
+
+        if (strcmp(p, key) == 0)
+            return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
+static bool selected(const seen_host_t *sh, const Kdeploy__V1__HostLabel *const *sel, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = label_of(sh, sel[i]->key);
+
+        if (!v || strcmp(v, sel[i]->value) != 0)
+            return false;
+    }
+    return true;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+kd_status_t kd_model_select_hosts(const kd_model_t *m, const Kdeploy__V1__HostLabel *const *sel,
+                                  size_t n, const char ***out, size_t *count)
+{
+    const char **names;
+    size_t k = 0;
+
+    *out = NULL;
+    *count = 0;
+    if (!(names = malloc((kd_ptrmap_count(m->seen) + 1) * sizeof *names)))
+        return KD_ENOMEM;
+    for (const seen_host_t *sh = m->seen_list; sh; sh = sh->next)
+        if (selected(sh, sel, n))
+            names[k++] = sh->name;
+    qsort(names, k, sizeof *names, name_cmp);
+    *out = names;
+    *count = k;
+    return KD_OK;
+}
+
+/* Keeps the host's announced labels; ones that break the grammar are
+ * dropped (the hosts topic is as untrusted as any). */
+static void keep_labels(seen_host_t *sh, const Kdeploy__V1__HostStatus *hs)
+{
+    size_t bytes = 0, n = 0;
+    char *buf, *p;
+
+    for (size_t i = 0; i < hs->n_labels && i < KD_LABEL_MAX; i++)
+        if (kd_label_key_valid(hs->labels[i]->key) && kd_label_value_valid(hs->labels[i]->value))
+            bytes += strlen(hs->labels[i]->key) + strlen(hs->labels[i]->value) + 2;
+    if (bytes && !(buf = malloc(bytes)))
+        return; /* out of memory: the old labels stay */
+    free(sh->labels);
+    sh->labels = NULL;
+    sh->n_labels = 0;
+    if (!bytes)
+        return;
+    p = buf;
+    for (size_t i = 0; i < hs->n_labels && i < KD_LABEL_MAX; i++) {
+        const Kdeploy__V1__HostLabel *l = hs->labels[i];
+        size_t kl, vl;
+
+        if (!kd_label_key_valid(l->key) || !kd_label_value_valid(l->value))
+            continue;
+        kl = strlen(l->key) + 1;
+        vl = strlen(l->value) + 1;
+        memcpy(p, l->key, kl);
+        memcpy(p + kl, l->value, vl);
+        p += kl + vl;
+        n++;
+    }
+    sh->labels = buf;
+    sh->n_labels = n;
+}
+
 static void apply_host_status(kd_model_t *m, const Kdeploy__V1__HostStatus *hs, int64_t ts)
 {
     seen_host_t *sh;
     size_t len;
 
-    if (!hs->host || !*hs->host || (len = strlen(hs->host)) > 1024)
+    if (!kd_host_id_valid(hs->host))
         return;
+    len = strlen(hs->host);
     if (!(sh = kd_ptrmap_get(m->seen, hs->host))) {
         if (!(sh = calloc(1, sizeof *sh + len + 1)))
             return;
@@ -136,8 +248,11 @@ static void apply_host_status(kd_model_t *m, const Kdeploy__V1__HostStatus *hs, 
             free(sh);
             return;
         }
+        sh->next = m->seen_list;
+        m->seen_list = sh;
     }
     sh->alive_ms = hs->alive ? ts : 0;
+    keep_labels(sh, hs);
 }
 
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group)
@@ -149,12 +264,18 @@ const char *kd_model_live_group(const kd_model_t *m, const char *app, const char
     return live;
 }
 
+bool kd_model_answered(const kd_model_t *m, const char *event_id)
+{
+    return event_id && *event_id && kd_strmap_get(m->answered, event_id) != NULL;
+}
+
 const char *kd_deploy_id(const kd_deploy_t *d) { return d->id; }
 const Kdeploy__V1__DeploymentSpec *kd_deploy_spec(const kd_deploy_t *d) { return d->spec; }
 const kd_workflow_t *kd_deploy_workflow(const kd_deploy_t *d) { return d->wf; }
 Kdeploy__V1__DeploymentStatus kd_deploy_status(const kd_deploy_t *d) { return d->status; }
 bool kd_deploy_finished(const kd_deploy_t *d) { return d->finished_ms != 0; }
 bool kd_deploy_paused(const kd_deploy_t *d) { return d->paused; }
+bool kd_deploy_stopping(const kd_deploy_t *d) { return d->stopping; }
 const char *kd_deploy_rollback_of(const kd_deploy_t *d) { return d->rollback_of; }
 const char *kd_deploy_rolled_back_by(const kd_deploy_t *d) { return d->rolled_back_by; }
 const char *kd_deploy_requested_by(const kd_deploy_t *d) { return d->requested_by; }
@@ -346,8 +467,11 @@ static void apply_accepted(kd_model_t *m, const kd_envelope_t *env)
     d->host_index = kd_ptrmap_new();
     d->target_group = dup_or_empty(a->target_group);
     d->swap_from = dup_or_empty(a->swap_from_group);
+    d->stop_by = strdup("");
+    d->stop_reason = strdup("");
     if (!d->id || !d->spec || !d->rollback_of || !d->rolled_back_by || !d->requested_by ||
         !d->hosts || !d->standby || !d->host_index || !d->target_group || !d->swap_from ||
+        !d->stop_by || !d->stop_reason ||
         !add_hosts(d, a->hosts, a->n_hosts, capacity) ||
         kd_ptrmap_set(m->by_id, d->id, d) != KD_OK) {
         free_deploy(d);
@@ -522,14 +646,28 @@ static void apply_failed(kd_deploy_t *d, int64_t ts)
         d->swap = KD_SWAP_FAILED;
 }
 
-static void apply_status(kd_deploy_t *d, Kdeploy__V1__DeploymentStatus st, int64_t ts)
+static void apply_status(kd_deploy_t *d, const Kdeploy__V1__DeploymentStatusChanged *sc,
+                         int64_t ts)
 {
+    Kdeploy__V1__DeploymentStatus st = sc->status;
+
     switch (st) {
     case STATUS(PAUSED):
-        d->paused = true;
-        break;
     case STATUS(DEPLOYING):
+        /* A stop is not undone by a pause or resume (the planner refuses
+         * them; another's event could still say so). */
+        if (d->stopping)
+            return;
+        d->paused = st == STATUS(PAUSED);
+        break;
+    case STATUS(STOPPING):
+        /* It supersedes a pause: no host starts either way, and the end
+         * comes once the hosts in flight have finished. */
         d->paused = false;
+        d->stopping = true;
+        d->stop_rollback = sc->rollback;
+        set_str(&d->stop_by, sc->requested_by);
+        set_str(&d->stop_reason, sc->reason);
         break;
     case STATUS(STOPPED):
         d->halted = true;
@@ -636,7 +774,7 @@ static void apply_to(kd_model_t *m, kd_deploy_t *d, const kd_envelope_t *env)
         d->status = STATUS(ROLLING_BACK);
         break;
     case KD_BODY(STATUS_CHANGED):
-        apply_status(d, env->status_changed->status, env->ts_ms);
+        apply_status(d, env->status_changed, env->ts_ms);
         break;
     case KD_BODY(STEP_RESULT):
         apply_answer(d, env->step_result->host, env->step_result->step_id,
@@ -662,6 +800,10 @@ void kd_model_apply(kd_model_t *m, const kd_envelope_t *env)
 {
     kd_deploy_t *d;
 
+    /* Whatever the event, it answers a request: a repeat of that request
+     * (a planner restarted before committing it) is not answered again. */
+    if (env->in_reply_to && *env->in_reply_to && strlen(env->in_reply_to) <= KD_REQUEST_ID_MAX)
+        kd_strmap_set(m->answered, env->in_reply_to, "");
     if (env->body_case == KD_BODY(ACCEPTED)) {
         apply_accepted(m, env);
         return;

@@ -52,8 +52,23 @@ const char *kd_model_installed(const kd_model_t *m, const char *app, const char 
 /* When host's worker last announced itself alive on the hosts topic (its
  * clock), or 0 if never or if it said it stopped. */
 int64_t kd_model_host_alive_ms(const kd_model_t *m, const char *host);
+/* True once a worker has announced host on the hosts topic, alive or not. */
+bool kd_model_host_known(const kd_model_t *m, const char *host);
+/* How many hosts have been announced. */
+size_t kd_model_host_count(const kd_model_t *m);
+/* The announced hosts carrying every label of sel (n of them), sorted by
+ * host id: *out is a malloc'd array the caller frees, of names the model
+ * owns (valid until the next kd_model_apply). KD_OK or KD_ENOMEM. */
+kd_status_t kd_model_select_hosts(const kd_model_t *m, const Kdeploy__V1__HostLabel *const *sel,
+                                  size_t n, const char ***out, size_t *count);
 /* The server group serving application/group's blue-green service, or NULL. */
 const char *kd_model_live_group(const kd_model_t *m, const char *app, const char *group);
+/* Request event ids are UUIDs; longer ones than this are neither named in
+ * answers nor remembered. */
+#define KD_REQUEST_ID_MAX 128
+/* True if the request whose envelope had event_id was answered (an event
+ * with in_reply_to = event_id was applied). */
+bool kd_model_answered(const kd_model_t *m, const char *event_id);
 
 /* ---- one deployment ---- */
 
@@ -63,6 +78,9 @@ const kd_workflow_t *kd_deploy_workflow(const kd_deploy_t *d);
 Kdeploy__V1__DeploymentStatus kd_deploy_status(const kd_deploy_t *d);
 bool kd_deploy_finished(const kd_deploy_t *d);
 bool kd_deploy_paused(const kd_deploy_t *d);
+/* A stop was asked: hosts in flight finish their workflow, then it ends
+ * stopped (and, if asked, is rolled back). */
+bool kd_deploy_stopping(const kd_deploy_t *d);
 const char *kd_deploy_rollback_of(const kd_deploy_t *d);     /* "" unless a rollback */
 const char *kd_deploy_rolled_back_by(const kd_deploy_t *d);  /* "" unless rolled back */
 const char *kd_deploy_requested_by(const kd_deploy_t *d);

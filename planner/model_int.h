@@ -62,8 +62,15 @@ struct kd_deploy {
     /* Counters kept by apply, so decisions never count by scanning. */
     size_t running, in_flight, succeeded, failed, skipped;
     kd_dhost_t *ready_head, *ready_tail;
-    bool halted;              /* failing or stopping: no new host, no next step */
+    bool halted;              /* failing or ended: no new host, no next step */
+    /* Pause holds new hosts; stopping holds them too and ends the
+     * deployment once no host runs. Hosts in flight finish their workflow
+     * under both. */
     bool paused;
+    bool stopping;
+    bool stop_rollback;       /* once stopped, roll back the hosts it changed */
+    char *stop_by;            /* who asked to stop ("" if nobody) */
+    char *stop_reason;        /* and why, in their words */
     int64_t accepted_ms;
     int64_t finished_ms;      /* 0 while active */
     /* blue-green */
@@ -82,6 +89,8 @@ struct kd_model {
     kd_strmap_t *installed;  /* "app/group/host" -> deploy id whose revision runs there */
     kd_strmap_t *live;       /* "app/group" -> blue-green server group serving */
     kd_ptrmap_t *seen;       /* host id -> its last "alive" announcement (hosts topic) */
+    kd_strmap_t *answered;   /* event ids of the requests answered (in_reply_to) */
+    struct seen_host *seen_list;  /* the same hosts, linked (owns them) */
 };
 
 /* All its hosts have arrived: it can be driven. */

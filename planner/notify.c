@@ -28,7 +28,8 @@ typedef enum {
     EV_FAILED = 1 << 2,
     EV_ROLLED_BACK = 1 << 3,
     EV_HOST_FAILED = 1 << 4,
-    EV_ALL = (1 << 5) - 1
+    EV_STOPPED = 1 << 5,
+    EV_ALL = (1 << 6) - 1
 } ev_bit_t;
 
 static const struct {
@@ -36,7 +37,8 @@ static const struct {
     ev_bit_t bit;
 } event_names[] = {
     {"accepted", EV_ACCEPTED}, {"succeeded", EV_SUCCEEDED}, {"failed", EV_FAILED},
-    {"rolled_back", EV_ROLLED_BACK}, {"host_failed", EV_HOST_FAILED}, {"all", EV_ALL},
+    {"rolled_back", EV_ROLLED_BACK}, {"host_failed", EV_HOST_FAILED}, {"stopped", EV_STOPPED},
+    {"all", EV_ALL},
 };
 
 typedef struct target {
@@ -232,11 +234,14 @@ static ev_bit_t classify(const kd_envelope_t *env)
                        env->host_finished->status == KDEPLOY__V1__STEP_STATUS__STEP_TIMED_OUT
                    ? EV_HOST_FAILED : 0;
     case KD_BODY(STATUS_CHANGED):
-        return env->status_changed->status ==
-                           KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_SUCCEEDED ||
-                       env->status_changed->status ==
-                           KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_FAILED
-                   ? EV_ROLLED_BACK : 0;
+        switch (env->status_changed->status) {
+        case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_SUCCEEDED:
+        case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_ROLLBACK_FAILED: return EV_ROLLED_BACK;
+        /* The end of a stop, not its start ("stopping"): what an operator
+         * is paged for is where the deployment was left. */
+        case KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPED: return EV_STOPPED;
+        default: return 0;
+        }
     default: return 0;
     }
 }
@@ -306,6 +311,13 @@ static void describe(json_t *o, const kd_envelope_t *env, ev_bit_t ev, const cha
         json_object_set_new(o, "error", json_string(env->host_finished->error));
         kd_buf_printf(text, "%s: host %s failed at %s: %s", who, env->host_finished->host,
                       kd_event_name(env->host_finished->failed_step), env->host_finished->error);
+        break;
+    case EV_STOPPED:
+        json_object_set_new(o, "reason", json_string(env->status_changed->reason));
+        json_object_set_new(o, "requested_by", json_string(env->status_changed->requested_by));
+        kd_buf_printf(text, "%s was stopped", who);
+        if (*env->status_changed->reason)
+            kd_buf_printf(text, ": %s", env->status_changed->reason);
         break;
     case EV_ROLLED_BACK: {
         bool ok = env->status_changed->status ==

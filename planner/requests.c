@@ -1,14 +1,19 @@
-/* Requests from operators: create, stop, pause, resume and rollback. A
- * request the planner cannot take is answered with a rejection on the
- * deployments topic, so the operator's tool can say why. */
+/* Requests from operators: create, stop, pause, resume and rollback. Each
+ * gets one answer on the deployments topic naming it (in_reply_to): its
+ * acceptance or the status it asked for, or a rejection (create, rollback)
+ * or refusal (stop, pause, resume, control.c) saying why not. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "core_int.h"
 #include "log.h"
 #include "spec_check.h"
 
 #define REQUESTED_BY_MAX 256
+/* Unknown hosts named in a rejection: the first few, then a count. */
+#define UNKNOWN_SHOWN 5
 
 /* Blue-green: deploy to the group that is not serving; the first time,
  * to blue. */
@@ -68,6 +73,143 @@ static void resend_slices(const kd_core_ctx_t *c, const kd_deploy_t *d,
     decide_slices(out, c, d->id, &l, d->hosts_received, d->standby_count);
 }
 
+/* "role=web,zone=a": a selector as the spec file reads, for messages. */
+static void selector_str(const Kdeploy__V1__DeploymentSpec *spec, char *buf, size_t bufsz)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < spec->n_host_selector && used < bufsz; i++) {
+        int n = snprintf(buf + used, bufsz - used, "%s%s=%s", i ? "," : "",
+                         spec->host_selector[i]->key, spec->host_selector[i]->value);
+
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* A request the planner cannot answer yet: the hosts topic may hold
+ * announcements it has not read (a worker started just before the create). */
+static bool wait_for_hosts(const kd_core_ctx_t *c, const kd_envelope_t *req, kd_decisions_t *out)
+{
+    if (c->hosts_read != KD_HOSTS_MAYBE_BEHIND)
+        return false;
+    kd_info("%s: names hosts not announced yet: reading the hosts topic to its end first",
+            req->deploy_id);
+    out->wait_for_hosts = true;
+    return true;
+}
+
+/* A rolling spec's label selector, resolved against the hosts announced so
+ * far into *resolved (the spec, with the hosts found, sorted by id; *names
+ * is the caller's to free). False when decided otherwise: rejected (no
+ * host matches), deferred, or out of memory. */
+static bool select_hosts(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                         Kdeploy__V1__DeploymentSpec *resolved, const char ***names,
+                         kd_decisions_t *out)
+{
+    const Kdeploy__V1__CreateDeployment *cr = req->create;
+    char sel[KD_LABEL_MAX * (2 * KD_LABEL_LEN_MAX + 2) + 1], why[sizeof sel + 256];
+    size_t n = 0;
+
+    if (kd_model_select_hosts(m, (const Kdeploy__V1__HostLabel *const *)cr->spec->host_selector,
+                              cr->spec->n_host_selector, names, &n) != KD_OK) {
+        out->failed = true;
+        return false;
+    }
+    selector_str(cr->spec, sel, sizeof sel);
+    if (n == 0 && !wait_for_hosts(c, req, out)) {
+        snprintf(why, sizeof why, "hosts.labels: no announced host has the labels %s "
+                 "(kdeploy hosts --label shows which do)", sel);
+        kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
+    }
+    if (n == 0 || n > KD_SPEC_MAX_HOSTS) {
+        if (n)
+            kd_decide_rejected(out, c, req->deploy_id, cr->requested_by,
+                               "hosts.labels: selects more than the most hosts a deployment "
+                               "may have");
+        return false;
+    }
+    kd_info("%s: labels %s select %zu host(s)", req->deploy_id, sel, n);
+    *resolved = *cr->spec;
+    resolved->hosts = (char **)*names;
+    resolved->n_hosts = n;
+    return true;
+}
+
+/* Appends the hosts of list no worker has announced to the message. */
+static size_t unknown_in(const kd_model_t *m, char *const *hosts, size_t n, kd_buf_t *names,
+                         size_t unknown)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kd_model_host_known(m, hosts[i]))
+            continue;
+        if (unknown < UNKNOWN_SHOWN)
+            kd_buf_printf(names, "%s%s", unknown ? ", " : "", hosts[i]);
+        unknown++;
+    }
+    return unknown;
+}
+
+/* Every host the spec names must have been announced by a worker, unless
+ * the spec allows unknown hosts (then the deployment waits for them, and
+ * fails at the host timeout). False when rejected or deferred. */
+static bool hosts_announced(const kd_model_t *m, const kd_core_ctx_t *c,
+                            const kd_envelope_t *req, const Kdeploy__V1__DeploymentSpec *spec,
+                            kd_decisions_t *out)
+{
+    kd_buf_t names = KD_BUF_INIT(4096), why = KD_BUF_INIT(8192);
+    const Kdeploy__V1__BlueGreen *bg = spec->blue_green;
+    size_t unknown;
+
+    if (c->hosts_read == KD_HOSTS_UNCHECKED || spec->allow_unknown_hosts)
+        return true;
+    unknown = unknown_in(m, spec->hosts, spec->n_hosts, &names, 0);
+    if (bg && bg->blue && bg->green) {
+        unknown = unknown_in(m, bg->blue->hosts, bg->blue->n_hosts, &names, unknown);
+        unknown = unknown_in(m, bg->green->hosts, bg->green->n_hosts, &names, unknown);
+    }
+    if (unknown && !wait_for_hosts(c, req, out)) {
+        kd_buf_printf(&why, "%zu host%s never announced by a worker: %s%s; start %s worker%s, "
+                      "fix the spec, or set allow_unknown_hosts: true to wait for %s",
+                      unknown, unknown == 1 ? "" : "s", kd_buf_str(&names),
+                      unknown > UNKNOWN_SHOWN ? ", ..." : "", unknown == 1 ? "its" : "their",
+                      unknown == 1 ? "" : "s", unknown == 1 ? "it" : "them");
+        kd_decide_rejected(out, c, req->deploy_id, req->create->requested_by,
+                           why.len ? kd_buf_str(&why) : "hosts never announced");
+    }
+    kd_buf_free(&names);
+    kd_buf_free(&why);
+    return unknown == 0;
+}
+
+/* resend_slices for a spec whose hosts a label selector chose: chosen
+ * again the same way (sorted ids), which gives the same list unless the
+ * fleet changed meanwhile (then resend_slices sends nothing). */
+static void resend_resolved(const kd_model_t *m, const kd_core_ctx_t *c, const kd_deploy_t *d,
+                            const Kdeploy__V1__DeploymentSpec *spec, kd_decisions_t *out)
+{
+    Kdeploy__V1__DeploymentSpec resolved;
+    const char **names = NULL;
+    size_t n = 0;
+
+    if (!spec->n_host_selector) {
+        resend_slices(c, d, spec, out);
+        return;
+    }
+    if (kd_model_select_hosts(m, (const Kdeploy__V1__HostLabel *const *)spec->host_selector,
+                              spec->n_host_selector, &names, &n) != KD_OK) {
+        out->failed = true;
+        return;
+    }
+    resolved = *spec;
+    resolved.hosts = (char **)names;
+    resolved.n_hosts = n;
+    resend_slices(c, d, &resolved, out);
+    free(names);
+}
+
 static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
                    kd_decisions_t *out)
 {
@@ -78,13 +220,17 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
     const kd_deploy_t *active, *d;
     char id[KD_UUID_LEN], why[512];
     kd_envelope_t env;
+    /* A label selector's spec, with the hosts it selected. */
+    Kdeploy__V1__DeploymentSpec resolved;
+    const Kdeploy__V1__DeploymentSpec *spec = cr->spec;
+    const char **names = NULL;
 
     if ((d = kd_model_find(m, req->deploy_id))) {
         /* A repeated request: already taken — unless the planner stopped
          * between its acceptance and the last slice of its hosts, which
          * come again from the request. */
         if (!kd_deploy_complete(d) && kd_spec_check(cr->spec, why, sizeof why) == KD_OK)
-            resend_slices(c, d, cr->spec, out);
+            resend_resolved(m, c, d, cr->spec, out);
         return;
     }
     if (!cr->requested_by || strlen(cr->requested_by) > REQUESTED_BY_MAX) {
@@ -104,15 +250,25 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
         kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
         return;
     }
-    kd_spec_shell(&shell, cr->spec);
+    if (cr->spec->n_host_selector && !select_hosts(m, c, req, &resolved, &names, out)) {
+        free(names);
+        return;
+    }
+    if (cr->spec->n_host_selector)
+        spec = &resolved;
+    if (!hosts_announced(m, c, req, spec, out)) {
+        free(names);
+        return;
+    }
+    kd_spec_shell(&shell, spec);
     a.spec = &shell.spec;
     a.requested_by = cr->requested_by;
     a.rollback_of = "";
     a.status = STATUS(DEPLOYING);
     a.operation = KDEPLOY__V1__OPERATION__UPDATE;
-    if (cr->spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
-        pick_blue_green(m, cr->spec, &a);
-    lists = host_lists(cr->spec, a.target_group);
+    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
+        pick_blue_green(m, spec, &a);
+    lists = host_lists(spec, a.target_group);
     a.hosts_total = (uint32_t)lists.n;
     a.standby_total = (uint32_t)lists.nstandby;
     kd_core_env(c, &env, id, req->deploy_id);
@@ -124,29 +280,7 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
     /* The host lists follow in slices (same key: in order, before
      * anything else of this deployment). */
     decide_slices(out, c, req->deploy_id, &lists, 0, 0);
-}
-
-static void control(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
-                    kd_decisions_t *out)
-{
-    const kd_deploy_t *d = kd_model_find(m, req->deploy_id);
-    Kdeploy__V1__DeploymentStatus to;
-    const char *by;
-
-    switch (req->body_case) {
-    case KD_BODY(STOP): to = STATUS(STOPPED); by = req->stop->requested_by; break;
-    case KD_BODY(PAUSE): to = STATUS(PAUSED); by = req->pause->requested_by; break;
-    default: to = STATUS(DEPLOYING); by = req->resume->requested_by; break;
-    }
-    if (!d || kd_deploy_finished(d)) {
-        kd_decide_rejected(out, c, req->deploy_id, by,
-                           d ? "the deployment has already ended" : "no such deployment");
-        return;
-    }
-    if ((to == STATUS(PAUSED) && d->paused) || (to == STATUS(DEPLOYING) && !d->paused))
-        return;
-    kd_decide_status(out, c, d->id, to, req->body_case == KD_BODY(STOP) ? req->stop->reason : "",
-                     by);
+    free(names);
 }
 
 static void rollback(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
@@ -166,13 +300,21 @@ static void rollback(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envel
                        r->reason && *r->reason ? r->reason : "requested", false);
 }
 
-void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
-                     kd_decisions_t *out)
+/* A request seen again (a planner restarted before committing it, or a
+ * client sending one twice) whose answer is on the deployments topic: not
+ * answered a second time, so that nobody gets two different answers. A
+ * create whose deployment exists is taken again, to resend the host slices
+ * a stopped planner did not publish (which answers nothing). */
+static bool answered_before(const kd_model_t *m, const kd_envelope_t *req)
 {
-    if (!req->deploy_id || !*req->deploy_id) {
-        kd_warn("a %s request with no deploy id: ignored", kd_envelope_type(req));
-        return;
-    }
+    if (!kd_model_answered(m, req->event_id))
+        return false;
+    return req->body_case != KD_BODY(CREATE) || !kd_model_find(m, req->deploy_id);
+}
+
+static void decide_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                           kd_decisions_t *out)
+{
     /* Deploy ids become parts of workers' cache paths and Kafka keys. */
     if (!kd_name_valid(req->deploy_id)) {
         kd_decide_rejected(out, c, req->deploy_id, "",
@@ -183,12 +325,30 @@ void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envel
     case KD_BODY(CREATE): create(m, c, req, out); break;
     case KD_BODY(STOP):
     case KD_BODY(PAUSE):
-    case KD_BODY(RESUME): control(m, c, req, out); break;
+    case KD_BODY(RESUME): kd_core_control(m, c, req, out); break;
     case KD_BODY(ROLLBACK): rollback(m, c, req, out); break;
     default:
         kd_warn("%s: a %s event on the requests topic: ignored", req->deploy_id,
                 kd_envelope_type(req));
     }
+}
+
+void kd_core_request(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                     kd_decisions_t *out)
+{
+    size_t from = out->count;
+
+    if (!req->deploy_id || !*req->deploy_id) {
+        kd_warn("a %s request with no deploy id: ignored", kd_envelope_type(req));
+        return;
+    }
+    if (answered_before(m, req)) {
+        kd_info("%s: %s request %s was answered before: not again", req->deploy_id,
+                kd_envelope_type(req), req->event_id);
+        return;
+    }
+    decide_request(m, c, req, out);
+    kd_decisions_answer(out, from, req);
 }
 
 void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char *reason,
@@ -197,6 +357,8 @@ void kd_core_reject(const kd_core_ctx_t *c, const kd_envelope_t *req, const char
     const char *by = req->body_case == KD_BODY(CREATE)     ? req->create->requested_by
                      : req->body_case == KD_BODY(ROLLBACK) ? req->rollback->requested_by
                                                            : "";
+    size_t from = out->count;
 
     kd_decide_rejected(out, c, req->deploy_id, by, reason);
+    kd_decisions_answer(out, from, req);
 }

@@ -14,6 +14,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "orphans.h"
+#include "spec_check.h"
 #include "steps.h"
 #include "utf8.h"
 
@@ -307,7 +308,30 @@ typedef struct status_scan {
     char deploy[STATUS_MAX_GROUPS][160];
     Kdeploy__V1__InstalledRevision rev[STATUS_MAX_GROUPS];
     Kdeploy__V1__InstalledRevision *ptrs[STATUS_MAX_GROUPS];
+    /* The labels, split from their KEY=VALUE texts. */
+    char label_key[KD_LABEL_MAX][KD_LABEL_LEN_MAX + 1];
+    Kdeploy__V1__HostLabel label[KD_LABEL_MAX];
+    Kdeploy__V1__HostLabel *label_ptrs[KD_LABEL_MAX];
 } status_scan_t;
+
+/* The host's labels (checked at start) into the status. */
+static void set_labels(const kd_host_t *host, Kdeploy__V1__HostStatus *hs, status_scan_t *s)
+{
+    hs->labels = s->label_ptrs;
+    for (size_t i = 0; host->labels && host->labels[i] && i < KD_LABEL_MAX; i++) {
+        const char *eq = strchr(host->labels[i], '=');
+        size_t klen = eq ? (size_t)(eq - host->labels[i]) : 0;
+
+        if (!eq || klen > KD_LABEL_LEN_MAX)
+            continue;
+        memcpy(s->label_key[i], host->labels[i], klen);
+        s->label_key[i][klen] = '\0';
+        kdeploy__v1__host_label__init(&s->label[i]);
+        s->label[i].key = s->label_key[i];
+        s->label[i].value = (char *)eq + 1;
+        hs->labels[hs->n_labels++] = &s->label[i];
+    }
+}
 
 /* Walks ${root}/app-*\/group-* for installed revisions. */
 static void scan_installed(kd_host_t *host, Kdeploy__V1__HostStatus *hs, status_scan_t *s)
@@ -360,6 +384,7 @@ kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_
     hs.hostname = hostname;
     hs.pid = (int32_t)getpid();
     scan_installed(host, &hs, scan);
+    set_labels(host, &hs, scan);
     kd_envelope_init(&env, id, "", kd_producer_self(host->producer));
     env.body_case = KD_BODY(HOST_STATUS);
     env.host_status = &hs;

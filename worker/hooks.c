@@ -1,5 +1,6 @@
 #include "hooks.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,6 +30,8 @@
 #define MAX_GROUPS 65536
 
 /* ---- the hook environment ---------------------------------------------- */
+
+#define KD_HOOK_LABELS_MAX 32
 
 struct kd_hook_env {
     char **entries;  /* "NAME=VALUE", owned; entries[count] is NULL */
@@ -159,6 +162,41 @@ kd_status_t kd_hook_env_set_appspec(kd_hook_env_t *env, const kd_appspec_env_t *
     return KD_OK;
 }
 
+/* The host's labels, both as one list (KDEPLOY_HOST_LABELS=role=web,zone=a,
+ * for a hook to log or pass on) and one variable each (KDEPLOY_LABEL_ROLE=web;
+ * the key upper-cased, every character other than a letter or digit an
+ * underscore), for a hook to test. Labels were checked at start: keys and
+ * values hold no ',' or '='. */
+static kd_status_t set_labels(kd_hook_env_t *env, const char *const *labels)
+{
+    /* At most 32 labels of 63+1+63 characters each, and their commas. */
+    char all[KD_HOOK_LABELS_MAX * (2 * 63 + 2) + 1] = "", name[16 + 63 + 1];
+    size_t used = 0;
+    kd_status_t st;
+
+    for (size_t i = 0; labels && labels[i] && i < KD_HOOK_LABELS_MAX; i++) {
+        const char *eq = strchr(labels[i], '=');
+        size_t klen = eq ? (size_t)(eq - labels[i]) : 0;
+        int n;
+
+        if (!eq || klen > 63)
+            continue;
+        n = snprintf(all + used, sizeof all - used, "%s%s", used ? "," : "", labels[i]);
+        if (n > 0 && (size_t)n < sizeof all - used)
+            used += (size_t)n;
+        memcpy(name, "KDEPLOY_LABEL_", 14);
+        for (size_t k = 0; k < klen; k++) {
+            unsigned char ch = (unsigned char)labels[i][k];
+
+            name[14 + k] = isalnum(ch) ? (char)toupper(ch) : '_';
+        }
+        name[14 + klen] = '\0';
+        if ((st = kd_hook_env_set(env, name, eq + 1)) != KD_OK)
+            return st;
+    }
+    return kd_hook_env_set(env, "KDEPLOY_HOST_LABELS", all);
+}
+
 kd_status_t kd_hook_env_set_deployment(kd_hook_env_t *env, const kd_hook_deployment_t *d,
                                        char *err, size_t errsz)
 {
@@ -195,6 +233,8 @@ kd_status_t kd_hook_env_set_deployment(kd_hook_env_t *env, const kd_hook_deploym
         if (st != KD_OK)
             return kd_err(err, errsz, st, "setting hook environment: %s", kd_status_str(st));
     }
+    if (set_labels(env, d->labels) != KD_OK)
+        return kd_err(err, errsz, KD_ENOMEM, "setting hook environment: out of memory");
     return KD_OK;
 }
 

@@ -127,6 +127,7 @@ typedef struct kd_hook_deployment {
     const char *operation;        /* "UPDATE" or "ROLLBACK"; NULL: "UPDATE" */
     const char *host_id;          /* the worker's host id */
     const char *install_prefix;   /* prepended to absolute appspec paths; NULL: none */
+    const char *const *labels;    /* the host's KEY=VALUE labels, NULL-terminated; NULL: none */
 } kd_hook_deployment_t;
 
 /* Returns an empty environment (free it with kd_hook_env_free), or NULL when

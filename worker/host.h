@@ -18,6 +18,7 @@ typedef struct kd_host {
     const char *root;            /* cache dirs and journal live here */
     const char *install_prefix;  /* NULL or "": absolute appspec paths as they are */
     const char *const *env;      /* host-level NAME=VALUE for every hook, NULL-terminated */
+    const char *const *labels;   /* checked KEY=VALUE labels, NULL-terminated; NULL: none */
     unsigned keep_revisions;     /* cache dirs kept per app/group */
     size_t max_bundle_bytes;     /* downloads larger than this fail */
     unsigned max_unpack_ratio;   /* unpacked bytes per archive byte, at most */

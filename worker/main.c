@@ -2,11 +2,12 @@
  * steps topic, performs each once, publishes the results.
  *
  *   kdeploy-worker --brokers B --host-id H --root DIR [--install-prefix DIR]
- *                  [--env NAME=VALUE]... [--config FILE]
+ *                  [--env NAME=VALUE]... [--label KEY=VALUE]... [--config FILE]
  *
  * Several --host-id options serve several hosts from one process, one
  * thread each; --root and --install-prefix pair with them in order, or,
- * given once, are shared with a per-host subdirectory. */
+ * given once, are shared with a per-host subdirectory. Labels are the
+ * process's: every host it serves announces the same ones. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -25,6 +26,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "signals.h"
+#include "spec_check.h"
 
 #define MAX_HOSTS 4096
 #define MAX_ENV 256
@@ -34,8 +36,11 @@
 static const char *const worker_keys[] = {
     KD_CONFIG_COMMON_KEYS, "host_id", "root", "install_prefix", "env", "keep_revisions",
     "max_bundle_mb", "max_unpack_ratio", "max_cache_mb", "verify_key", "allow_unsigned",
-    "metrics_listen", NULL,
+    "metrics_listen", "labels.*", NULL,
 };
+
+/* "KEY=VALUE" of a label, checked: the longest a key and a value make. */
+#define LABEL_TEXT_MAX (2 * KD_LABEL_LEN_MAX + 2)
 
 typedef struct worker_opts {
     kd_cli_common_t cli;
@@ -56,6 +61,9 @@ typedef struct worker_opts {
     bool allow_unsigned;
     const char *metrics_listen;
     kd_worker_metrics_t *metrics;
+    char label_text[KD_LABEL_MAX][LABEL_TEXT_MAX];
+    const char *labels[KD_LABEL_MAX + 1];  /* NULL-terminated, into label_text */
+    size_t label_count;
 } worker_opts_t;
 
 typedef struct worker_host {
@@ -80,6 +88,9 @@ static void usage(FILE *f)
             "  --root DIR            cache dirs and journal (repeatable, pairs with --host-id)\n"
             "  --install-prefix DIR  place the appspec's absolute paths under DIR (repeatable)\n"
             "  --env NAME=VALUE      host-level variable for every hook (repeatable)\n"
+            "  --label KEY=VALUE     a label announced on the hosts topic, which deployments\n"
+            "                        select hosts by (repeatable, at most 32; every host of\n"
+            "                        the process gets the same labels)\n"
             "  --keep-revisions N    cache dirs kept per application/group (default 5)\n"
             "  --max-bundle-mb N     largest bundle download (default 1024)\n"
             "  --max-unpack-ratio N  largest unpacked/archive size ratio (default 200)\n"
@@ -93,7 +104,7 @@ static void usage(FILE *f)
             KD_CLI_COMMON_HELP
             "\nConfig file keys: host_id, root, install_prefix, env (list), keep_revisions,\n"
             "max_bundle_mb, max_unpack_ratio, max_cache_mb, verify_key (list),\n"
-            "allow_unsigned, metrics_listen, brokers, topic_prefix, log.level, log.format,\n"
+            "allow_unsigned, metrics_listen, labels (mapping), brokers, topic_prefix, log.level, log.format,\n"
             "kafka.*. Unknown keys and options are refused.\n");
 }
 
@@ -117,6 +128,35 @@ static int add_str(const char **list, size_t *count, size_t max, const char *s, 
         return -1;
     }
     list[(*count)++] = s;
+    return 0;
+}
+
+/* One label, from --label KEY=VALUE or the config's labels mapping; a key
+ * given twice is refused, not silently replaced. */
+static int add_label(worker_opts_t *o, const char *text, const char *from)
+{
+    char key[KD_LABEL_LEN_MAX + 1], value[KD_LABEL_LEN_MAX + 1], err[256];
+    size_t klen;
+
+    if (kd_label_parse(text, key, value, err, sizeof err) != KD_OK) {
+        fprintf(stderr, "kdeploy-worker: %s %s\n", from, err);
+        return -1;
+    }
+    if (o->label_count == KD_LABEL_MAX) {
+        fprintf(stderr, "kdeploy-worker: %s %s: more than %d labels\n", from, text,
+                KD_LABEL_MAX);
+        return -1;
+    }
+    klen = strlen(key);
+    for (size_t i = 0; i < o->label_count; i++)
+        if (strncmp(o->labels[i], key, klen) == 0 && o->labels[i][klen] == '=') {
+            fprintf(stderr, "kdeploy-worker: %s %s: the label %s is given twice\n", from, text,
+                    key);
+            return -1;
+        }
+    snprintf(o->label_text[o->label_count], LABEL_TEXT_MAX, "%s=%s", key, value);
+    o->labels[o->label_count] = o->label_text[o->label_count];
+    o->labels[++o->label_count] = NULL;
     return 0;
 }
 
@@ -158,6 +198,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o)
         {"root", required_argument, NULL, 'r'},
         {"install-prefix", required_argument, NULL, 'p'},
         {"env", required_argument, NULL, 'e'},
+        {"label", required_argument, NULL, 'l'},
         {"keep-revisions", required_argument, NULL, 'k'},
         {"max-bundle-mb", required_argument, NULL, 'm'},
         {"verify-key", required_argument, NULL, 'v'},
@@ -180,6 +221,7 @@ static int parse_args(int argc, char **argv, worker_opts_t *o)
         case 'r': bad = add_str(o->roots, &o->root_count, MAX_HOSTS, optarg, "roots"); break;
         case 'p': bad = add_str(o->prefixes, &o->prefix_count, MAX_HOSTS, optarg, "prefixes"); break;
         case 'e': bad = add_str(o->env, &o->env_count, MAX_ENV, optarg, "--env"); break;
+        case 'l': bad = add_label(o, optarg, "--label"); break;
         case 'k': bad = set_number(o, "keep_revisions", optarg); break;
         case 'm': bad = set_number(o, "max_bundle_mb", optarg); break;
         case 'v':
@@ -205,6 +247,20 @@ static int parse_args(int argc, char **argv, worker_opts_t *o)
         return 2;
     }
     return -1;
+}
+
+/* labels: {role: web} in the config file: "labels.role" = "web". */
+static int config_label(worker_opts_t *o, const char *key, const char *value)
+{
+    char text[LABEL_TEXT_MAX + 1];
+
+    if (strlen(key) > KD_LABEL_LEN_MAX || strlen(value) > KD_LABEL_LEN_MAX) {
+        fprintf(stderr, "kdeploy-worker: label %.64s: key and value are at most %d characters\n",
+                key, KD_LABEL_LEN_MAX);
+        return -1;
+    }
+    snprintf(text, sizeof text, "%s=%s", key, value);
+    return add_label(o, text, "labels:");
 }
 
 /* Config file keys, applied where the command line left them unset. The
@@ -234,6 +290,8 @@ static int apply_config(worker_opts_t *o, const kd_config_t *cfg)
             bad = parse_bool(v, &o->allow_unsigned);
         else if (strcmp(k, "metrics_listen") == 0 && !o->metrics_listen)
             o->metrics_listen = v;
+        else if (strncmp(k, "labels.", 7) == 0)
+            bad = config_label(o, k + 7, v);
         if (bad) {
             fprintf(stderr, "kdeploy-worker: %s:%d: %s\n", kd_config_name(cfg), e[i].line, k);
             return 2;
@@ -305,7 +363,7 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
     }
     wh->host = (kd_host_t){
         .id = o->host_ids[i], .root = wh->root, .install_prefix = wh->prefix,
-        .env = o->env, .keep_revisions = o->keep_revisions,
+        .env = o->env, .labels = o->labels, .keep_revisions = o->keep_revisions,
         .max_bundle_bytes = o->max_bundle_bytes, .max_unpack_ratio = o->max_unpack_ratio,
         .max_cache_bytes = o->max_cache_bytes, .conf = conf, .producer = producer,
         .journal = wh->host.journal, .stop = &worker_stop, .metrics = o->metrics,

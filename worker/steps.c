@@ -428,7 +428,7 @@ static void run_scripts(step_ctx_t *c, const revision_t *r, const kd_appspec_scr
         .event = kd_event_name(ev), .deployment_id = c->deploy_id,
         .application_name = c->cmd->application, .group_name = c->cmd->group,
         .operation = operation_name(c->cmd), .host_id = c->host->id,
-        .install_prefix = c->host->install_prefix,
+        .install_prefix = c->host->install_prefix, .labels = c->host->labels,
     };
     kd_hook_env_t *env = NULL;
     size_t nvars = 0;

@@ -27,6 +27,7 @@ EVENTS = ["leaders", "broker", "planner", "worker"]
 
 
 def main():
+    kdtest.require_embedded("a 3-broker embedded cluster and its test controls")
     count = int(os.environ.get("KD_CHAOS_DEPLOYMENTS", "4"))
     seed = int(os.environ.get("KD_CHAOS_SEED", str(int(time.time()))))
     rnd = random.Random(seed)

@@ -36,8 +36,7 @@ def poison(bs, rnd):
     lies, and a result for a deployment nobody knows, twice."""
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=bs.split(","))
-    for topic in ("kdeploy.requests", "kdeploy.results", "kdeploy.deployments",
-                  "kdeploy.hosts", "kdeploy.steps", "kdeploy.traffic"):
+    for topic in map(kdtest.topic, kdtest.TOPICS):
         # Keyed by a host of the test sometimes, so a worker reads it too.
         key = rnd.choice([f"k{rnd.randrange(99)}", "web-01", "web-02"]).encode()
         p.send(topic, key=key, value=b"\x00\xffnot an envelope",
@@ -55,6 +54,7 @@ def poison(bs, rnd):
 def main():
     count = int(os.environ.get("KD_CHAOS_DEPLOYMENTS", "3"))
     seed = int(os.environ.get("KD_CHAOS_SEED", str(int(time.time()))))
+    kdtest.require_embedded("a 3-broker embedded cluster")
     rnd = random.Random(seed)
     print(f"chaos: {count} deployments, seed {seed}")
     t = kdtest.Checks()

@@ -11,12 +11,99 @@ BIN = os.environ.get("KD_BIN_DIR", "build/bin")
 TOOLS = os.environ.get("KD_TEST_TOOLS", "build/tests")
 TMP = os.environ.get("KD_TEST_TMP", "/tmp")
 
+# KDEPLOY_TEST_BROKERS=host:9092 runs the tests against that Kafka cluster
+# instead of an embedded broker per test. Each test process then works under
+# its own topic prefix (which also namespaces consumer groups), set in the
+# environment so that every kdeploy process it starts inherits it.
+EXTERNAL = os.environ.get("KDEPLOY_TEST_BROKERS", "")
+if EXTERNAL:
+    os.environ["KDEPLOY_TOPIC_PREFIX"] = "kdtest.%d-%d." % (os.getpid(), int(time.time()))
+PREFIX = os.environ.get("KDEPLOY_TOPIC_PREFIX", "kdeploy.")
+# Every topic kdeploy uses, with the settings deploy/create-topics.sh gives them.
+TOPICS = {"requests": {}, "deployments": {}, "steps": {}, "traffic": {}, "results": {},
+          "hosts": {"cleanup.policy": "compact"}, "groups": {"cleanup.policy": "compact"}}
+SKIPPED = 77  # ctest's SKIP_RETURN_CODE for these tests
+
+
+def topic(name):
+    """The full name of one of kdeploy's topics, e.g. topic("steps")."""
+    return PREFIX + name
+
+
+def require_embedded(why):
+    """Ends a test that needs the embedded broker itself (its test controls,
+    SIGSTOP, a 3-broker cluster) as skipped when running on an external one."""
+    if EXTERNAL:
+        print("skipped on an external cluster: " + why)
+        sys.exit(SKIPPED)
+
+
+def create_topics(bootstrap, partitions):
+    """Creates this test's topics on an external cluster (replication from
+    KDEPLOY_TEST_REPLICATION, default 1). A broker without the CreateTopics
+    API (the embedded one, started by hand to try this mode) creates them on
+    first use instead, with its own partition count."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import IncompatibleBrokerVersion
+
+    replication = int(os.environ.get("KDEPLOY_TEST_REPLICATION", "1"))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kdtest")
+    try:
+        admin.create_topics([NewTopic(topic(t), partitions, replication, topic_configs=cfg)
+                             for t, cfg in TOPICS.items()], timeout_ms=30000)
+    except IncompatibleBrokerVersion:
+        # Asking for their metadata makes such a broker create them.
+        from kafka import KafkaProducer
+        p = KafkaProducer(bootstrap_servers=bootstrap, client_id="kdtest")
+        for t in TOPICS:
+            p.partitions_for(topic(t))
+        p.close()
+    finally:
+        admin.close()
+
+
+def delete_topics(bootstrap):
+    """Removes this test's topics from an external cluster, if it can."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import IncompatibleBrokerVersion
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kdtest")
+        try:
+            admin.delete_topics([topic(t) for t in TOPICS], timeout_ms=30000)
+        finally:
+            admin.close()
+    except IncompatibleBrokerVersion:
+        pass  # the embedded broker forgets everything when it stops
+    except Exception as e:  # noqa: BLE001 - cleanup is best effort
+        print(f"could not delete the test's topics ({PREFIX}*): {e}", file=sys.stderr)
+
+
+def wait_announced(bs, hosts, timeout=30):
+    """True once `kdeploy hosts` lists every one of hosts: for what reads
+    the hosts topic itself (create --dry-run), which nothing makes wait."""
+    import json
+    deadline = time.time() + timeout
+    while True:
+        out = subprocess.run([os.path.join(BIN, "kdeploy"), "--brokers", bs, "hosts", "--json"],
+                             capture_output=True, text=True, timeout=60)
+        try:
+            seen = {h["host"] for h in json.loads(out.stdout)} if out.returncode == 0 else set()
+        except ValueError:
+            seen = set()
+        if set(hosts) <= seen:
+            return True
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.2)
+
 
 class Procs:
     """Processes started by a test; stop_all() ends every one of them."""
 
     def __init__(self):
         self.procs = []
+        self.topics_on = None  # the external cluster this test created topics on
         self.dir = tempfile.mkdtemp(prefix="e2e-", dir=TMP)
         # Signed by default, as in production: the planner signs with the
         # private key, workers and lbctl verify with the public one.
@@ -71,6 +158,9 @@ class Procs:
             if rc not in (0, None) and p.kd_own and not getattr(p, "kd_killed", False):
                 bad[p.kd_name] = rc
         self.procs = []
+        if self.topics_on:
+            delete_topics(self.topics_on)
+            self.topics_on = None
         if os.environ.get("KD_E2E_SHOW_EXITS"):
             print("exit codes:", bad or "all clean", file=sys.stderr)
         return bad
@@ -100,6 +190,12 @@ class Procs:
                           name or host)
 
     def broker(self, partitions=6):
+        """The bootstrap servers of a broker for this test: a new embedded one,
+        or the external cluster (KDEPLOY_TEST_BROKERS) with this test's topics."""
+        if EXTERNAL:
+            create_topics(EXTERNAL, partitions)
+            self.topics_on = EXTERNAL
+            return EXTERNAL
         path = os.path.join(self.dir, "brokers")
         self.start([os.path.join(BIN, "kdeploy"), "broker", "--brokers-file", path,
                     "--partitions", str(partitions)], "broker")

@@ -93,14 +93,13 @@ def start_worker(procs, bs, d, host, port):
     os.makedirs(prefix, exist_ok=True)
     procs.start([os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", bs, "--host-id", host,
                  "--root", os.path.join(d, host, "root"), "--install-prefix", prefix,
-                 "--env", "KD_PREFIX=" + prefix, "--env", "KD_HOST=" + host,
                  "--env", f"APP_PORT={port}"] + procs.verify_args(), host)
 
 
 def stop_apps(d, hosts):
     """The app runs detached from the workers: stop each host's copy."""
     for h in hosts:
-        env = dict(os.environ, KD_PREFIX=os.path.join(d, h, "prefix"))
+        env = dict(os.environ, KDEPLOY_INSTALL_PREFIX=os.path.join(d, h, "prefix"))
         subprocess.run(["sh", os.path.join(SAMPLE, "scripts", "stop.sh")], env=env,
                        capture_output=True, timeout=30)
 

@@ -50,6 +50,7 @@ def main():
             spec = bundles.spec(os.path.join(d, f"r{i}.yaml"), f"app{i}", "web", HOSTS,
                                 "file://" + os.path.join(d, f"r{i}.tar.gz"), sha,
                                 concurrency=conc)
+            t.check(kdtest.wait_announced(bs, HOSTS), "the hosts are announced")
             t.check(batches(bs, spec) == want_batches,
                     f"concurrency {conc}: batches {batches(bs, spec)} == {want_batches}")
             out = subprocess.run([KDEPLOY, "--brokers", bs, "create", "-f", spec, "--wait",

@@ -27,7 +27,7 @@ def kd(bs, *args):
 
 
 def results_by_header(bs, deploy_id):
-    c = KafkaConsumer("kdeploy.results", bootstrap_servers=bs, auto_offset_reset="earliest",
+    c = KafkaConsumer(kdtest.topic("results"), bootstrap_servers=bs, auto_offset_reset="earliest",
                       consumer_timeout_ms=5000, api_version_auto_timeout_ms=10000)
     found = [dict(m.headers) for m in c
              if dict(m.headers).get("kdeploy-deploy-id") == deploy_id.encode()]

@@ -37,6 +37,9 @@ typedef struct sim {
     size_t published;
     bool keep_history;        /* false: large tests keep no copies */
     int fail_publishes;       /* this many publishes fail (the broker is down) */
+    int next_request;
+    char request_id[KD_UUID_LEN]; /* the last request's event id ("req-N") */
+    int answers;              /* events published naming it in in_reply_to */
 } sim_t;
 
 /* Kafka's default message.max.bytes is 1,048,588; leave room for headers. */
@@ -102,19 +105,6 @@ static void sim_join(char *out, size_t outsz, char **names, size_t n)
         len += (size_t)snprintf(out + len, outsz - len, "%s%s", i ? "," : "", names[i]);
 }
 
-static kd_envelope_t *sim_copy(const kd_envelope_t *env)
-{
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    kd_envelope_t *copy = NULL;
-
-    if (kd_envelope_encode(env, &bytes, &len, NULL, 0) != KD_OK ||
-        kd_envelope_decode(bytes, len, &copy, NULL, 0) != KD_OK)
-        abort();
-    free(bytes);
-    return copy;
-}
-
 static void sim_record(sim_t *s, const kd_decision_t *x)
 {
     const kd_envelope_t *e = x->env;
@@ -168,7 +158,13 @@ static void sim_record(sim_t *s, const kd_decision_t *x)
                  list);
         break;
     case KD_BODY(STATUS_CHANGED):
-        sim_line(s, "status %s %s", id, kd_status_name_of(e->status_changed->status));
+        sim_line(s, "status %s %s%s%s%s", id, kd_status_name_of(e->status_changed->status),
+                 e->status_changed->rollback ? " (rollback)" : "",
+                 e->status_changed->reason[0] ? ": " : "", e->status_changed->reason);
+        break;
+    case KD_BODY(REQUEST_REFUSED):
+        sim_line(s, "refused %s %s: %s", id, e->request_refused->request,
+                 e->request_refused->reason);
         break;
     case KD_BODY(STEP):
         sim_line(s, "step %s %s %s rev=%s", id, e->step->host, kd_event_name(e->step->event),
@@ -181,6 +177,17 @@ static void sim_record(sim_t *s, const kd_decision_t *x)
         break;
     default:
         sim_line(s, "other %s %s", id, kd_envelope_type(e));
+    }
+    /* An answer: " <- " and the request it names, after its line. */
+    if (e->in_reply_to[0]) {
+        char *line = NULL;
+
+        if (asprintf(&line, "%s <- %s", s->trace[s->ntrace - 1], e->in_reply_to) < 0)
+            abort();
+        free(s->trace[s->ntrace - 1]);
+        s->trace[s->ntrace - 1] = line;
+        if (strcmp(e->in_reply_to, s->request_id) == 0)
+            s->answers++;
     }
 }
 
@@ -216,26 +223,29 @@ static kd_status_t sim_publish(void *arg, const kd_decisions_t *round, char *err
     /* As the daemon: a round's records first, then its commands. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < round->count; i++) {
-            const kd_decision_t *x = &round->items[i];
-            bool record = x->topic == KD_TOPIC_DEPLOYMENTS;
-
-            size_t bytes;
+            kd_decision_t sent = round->items[i];
+            bool record = sent.topic == KD_TOPIC_DEPLOYMENTS;
 
             if (record != (pass == 0))
                 continue;
-            bytes = kdeploy__v1__envelope__get_packed_size(x->env);
-            if (bytes > s->max_bytes)
-                s->max_bytes = bytes;
-            if (bytes > SIM_MESSAGE_MAX)
-                CHECK_MSG(0, "a %s event of %zu bytes", kd_envelope_type(x->env), bytes);
+            if (sent.len > s->max_bytes)
+                s->max_bytes = sent.len;
+            if (sent.len > SIM_MESSAGE_MAX)
+                CHECK_MSG(0, "a %s event of %zu bytes", kd_envelope_type(sent.env), sent.len);
+            /* What the daemon publishes is the encoding: read from it. */
+            sent.env = NULL;
+            if (kd_envelope_decode(sent.bytes, sent.len, &sent.env, NULL, 0) != KD_OK)
+                abort();
             s->published++;
-            sim_record(s, x);
+            sim_record(s, &sent);
             if (record && s->keep_history) {
                 SIM_GROW(s->history, s->nhist, s->caphist);
-                s->history[s->nhist++] = sim_copy(x->env);
+                s->history[s->nhist++] = sent.env;
+                sent.env = NULL;
             } else if (!record) {
-                sim_keep_cmd(s, x->env);
+                sim_keep_cmd(s, sent.env);
             }
+            kd_envelope_free(sent.env);
         }
     return KD_OK;
 }
@@ -290,16 +300,31 @@ static Kdeploy__V1__DeploymentSpec *sim_spec(const char *yaml)
     return spec;
 }
 
-static void sim_request(sim_t *s, kd_envelope_t *req)
+/* A request with the event id it has: s->answers counts the events that
+ * answer it. Never more than one. */
+static void sim_request_as(sim_t *s, kd_envelope_t *req)
 {
     kd_decisions_t dec;
     kd_core_ctx_t c;
 
+    snprintf(s->request_id, sizeof s->request_id, "%s", req->event_id);
+    s->answers = 0;
     kd_decisions_init(&dec);
     sim_ctx(s, &c);
     req->ts_ms = s->now;
     kd_core_request(s->m, &c, req, &dec);
     sim_execute(s, &dec);
+    CHECK_MSG(s->answers <= 1, "request %s answered %d times", s->request_id, s->answers);
+}
+
+/* The same with a new event id, "req-N" (N counts from 1). */
+static void sim_request(sim_t *s, kd_envelope_t *req)
+{
+    char eid[KD_UUID_LEN];
+
+    snprintf(eid, sizeof eid, "req-%d", ++s->next_request);
+    req->event_id = eid;
+    sim_request_as(s, req);
 }
 
 static void sim_create_spec(sim_t *s, const char *id, Kdeploy__V1__DeploymentSpec *spec)
@@ -324,8 +349,10 @@ static void sim_create(sim_t *s, const char *id, const char *yaml)
     kd_spec_free(spec);
 }
 
-/* stop, pause, resume */
-static void sim_control(sim_t *s, const char *id, kd_body_t kind)
+/* stop (with rollback if asked), pause, resume; event_id NULL: a new one,
+ * else that one (a request seen again). */
+static void sim_control_ex(sim_t *s, const char *id, kd_body_t kind, bool rollback,
+                           const char *event_id)
 {
     Kdeploy__V1__StopDeployment stop = KDEPLOY__V1__STOP_DEPLOYMENT__INIT;
     Kdeploy__V1__PauseDeployment pause = KDEPLOY__V1__PAUSE_DEPLOYMENT__INIT;
@@ -337,13 +364,24 @@ static void sim_control(sim_t *s, const char *id, kd_body_t kind)
     env.body_case = kind;
     stop.requested_by = pause.requested_by = resume.requested_by = "op@test";
     stop.reason = "test";
+    stop.rollback = rollback;
     if (kind == KD_BODY(STOP))
         env.stop = &stop;
     else if (kind == KD_BODY(PAUSE))
         env.pause = &pause;
     else
         env.resume = &resume;
-    sim_request(s, &env);
+    if (event_id) {
+        env.event_id = (char *)event_id;
+        sim_request_as(s, &env);
+    } else {
+        sim_request(s, &env);
+    }
+}
+
+static void sim_control(sim_t *s, const char *id, kd_body_t kind)
+{
+    sim_control_ex(s, id, kind, false, NULL);
 }
 
 static void sim_rollback(sim_t *s, const char *rollback_id, const char *undone)

@@ -128,12 +128,37 @@ static void test_brokers_from_environment(void)
     char err[256];
 
     setenv("KDEPLOY_BROKERS", "127.0.0.1:1234", 1);
-    kd_bus_conf_env_defaults(conf);
+    CHECK(kd_bus_conf_env_defaults(conf, err, sizeof err) == KD_OK);
     CHECK_STREQ(kd_bus_conf_brokers(conf), "127.0.0.1:1234");
     /* An explicit list wins over the environment. */
     kd_bus_conf_set(conf, "brokers", "127.0.0.1:9", err, sizeof err);
-    kd_bus_conf_env_defaults(conf);
+    CHECK(kd_bus_conf_env_defaults(conf, err, sizeof err) == KD_OK);
     CHECK_STREQ(kd_bus_conf_brokers(conf), "127.0.0.1:9");
+    kd_bus_conf_free(conf);
+}
+
+static void test_topic_prefix_from_environment(void)
+{
+    kd_bus_conf_t *conf = kd_bus_conf_new();
+    char err[256] = "", name[256];
+
+    CHECK_STREQ(kd_bus_conf_prefix(conf), "kdeploy.");
+    setenv("KDEPLOY_TOPIC_PREFIX", "ci-42.", 1);
+    CHECK(kd_bus_conf_env_defaults(conf, err, sizeof err) == KD_OK);
+    CHECK_STREQ(kd_bus_topic_name(conf, KD_TOPIC_STEPS, name, sizeof name), "ci-42.steps");
+    /* An option or the config file wins over the environment. */
+    CHECK(kd_bus_conf_set(conf, "topic_prefix", "prod.", err, sizeof err) == KD_OK);
+    CHECK(kd_bus_conf_env_defaults(conf, err, sizeof err) == KD_OK);
+    CHECK_STREQ(kd_bus_conf_prefix(conf), "prod.");
+    kd_bus_conf_free(conf);
+
+    /* Not a Kafka topic name: refused, naming the variable. */
+    conf = kd_bus_conf_new();
+    setenv("KDEPLOY_TOPIC_PREFIX", "a/b", 1);
+    CHECK(kd_bus_conf_env_defaults(conf, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "KDEPLOY_TOPIC_PREFIX");
+    CHECK(kd_bus_conf_set(conf, "topic_prefix", "", err, sizeof err) == KD_EINVAL);
+    unsetenv("KDEPLOY_TOPIC_PREFIX");
     kd_bus_conf_free(conf);
 }
 
@@ -189,6 +214,7 @@ int main(void)
     RUN(test_passthrough_to_librdkafka);
     RUN(test_bad_property_names_file_and_line);
     RUN(test_brokers_from_environment);
+    RUN(test_topic_prefix_from_environment);
     RUN(test_producer_needs_brokers);
     return check_summary();
 }

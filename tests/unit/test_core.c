@@ -452,6 +452,44 @@ static void test_silent_host_times_out(void)
     sim_free(&s);
 }
 
+/* The brokers were away for longer than the host timeout (the daemon
+ * decides nothing meanwhile): when they answer again, a running host gets
+ * full timeouts from that moment, for its silence and for its whole run. */
+static void test_outage_restarts_host_timers(void)
+{
+    sim_cmd_t cmd, held[2];
+    size_t nheld = 0;
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", "concurrency: 2\ntimeouts: {host: 60}\n");
+    /* Both download; their ApplicationStop results are held up. */
+    while (nheld < 2 && sim_take(&s, &cmd)) {
+        if (cmd.event == KD_EVENT(DownloadBundle)) {
+            sim_answer_cmd(&s, &cmd, KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED, NULL);
+            sim_free_cmd(&cmd);
+        } else {
+            held[nheld++] = cmd;
+        }
+    }
+    CHECK(nheld == 2);
+    s.now += 150 * 1000; /* the outage */
+    s.since = s.now;     /* the brokers answer again */
+    sim_tick(&s, 59 * 1000);
+    CHECK(sim_count(&s, "finished d1") == 0);
+    for (size_t i = 0; i < nheld; i++) {
+        if (strcmp(held[i].host, "a") == 0)
+            sim_answer_cmd(&s, &held[i], KDEPLOY__V1__STEP_STATUS__STEP_SUCCEEDED, NULL);
+        sim_free_cmd(&held[i]);
+    }
+    sim_answer_all(&s, NULL, 100);
+    CHECK(sim_count(&s, "finished d1 a succeeded") == 1);
+    sim_tick(&s, 2 * 1000); /* b stays silent: now it is gone */
+    CHECK(sim_count(&s, "finished d1 b failed: ApplicationStop: no result or heartbeat from b "
+                        "within 60 s") == 1);
+    sim_free(&s);
+}
+
 /* A heartbeat tells a slow hook from a dead worker: the silence clock
  * starts again, though the host's own timeout still bounds it. */
 static void test_heartbeat_keeps_a_step_alive(void)
@@ -561,38 +599,400 @@ static void test_host_and_deployment_timeouts(void)
 
 /* ---- pause and stop ---- */
 
-static void test_pause_resume_and_stop(void)
+static void restart_from(sim_t *s, size_t n);
+static void takeover(sim_t *s);
+
+/* The last request was answered once, by a line holding text that names
+ * it (" <- req-N" at its end). */
+static bool answered_by(const sim_t *s, const char *text)
 {
-    size_t steps;
+    char suffix[64];
+    size_t n = 0;
+
+    snprintf(suffix, sizeof suffix, " <- %s", s->request_id);
+    for (size_t i = 0; i < s->ntrace; i++) {
+        const char *line = s->trace[i];
+        size_t len = strlen(line);
+
+        n += strstr(line, text) && len >= strlen(suffix) &&
+             strcmp(line + len - strlen(suffix), suffix) == 0;
+    }
+    return n == 1 && s->answers == 1;
+}
+
+#define CHECK_ANSWER(s, text) CHECK_MSG(answered_by((s), (text)), "no single answer \"%s\" to %s", \
+                                        (text), (s)->request_id)
+
+/* Pause holds new hosts, but the host in flight goes through its whole
+ * workflow: never left between ApplicationStop and ApplicationStart. */
+static void test_pause_lets_the_host_in_flight_finish(void)
+{
     sim_t s;
 
     sim_init(&s);
     create_rolling(&s, "d1", "[a, b, c]", NULL);
-    sim_answer_all(&s, NULL, 2);
+    sim_answer_all(&s, NULL, 2); /* a: download and stop done, BeforeInstall in flight */
     sim_control(&s, "d1", KD_BODY(PAUSE));
-    CHECK(sim_count(&s, "status d1 paused") == 1);
-    sim_control(&s, "d1", KD_BODY(PAUSE)); /* twice: nothing new */
-    CHECK(sim_count(&s, "status d1 paused") == 1);
-    steps = sim_count(&s, "step d1 ");
-    sim_answer_all(&s, NULL, 100); /* the step in flight finishes... */
-    CHECK(sim_count(&s, "step d1 ") == steps); /* ...and nothing follows */
+    CHECK_ANSWER(&s, "status d1 paused");
+    CHECK(sim_status(&s, "d1") == STATUS(PAUSED));
+    sim_control(&s, "d1", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "refused d1 pause: the deployment is already paused");
+    CHECK(sim_status(&s, "d1") == STATUS(PAUSED));
+    sim_answer_all(&s, NULL, 100);
+    CHECK_STEPS(&s, "d1", "a", ROLLING_STEPS);
+    CHECK(sim_count(&s, "finished d1 a succeeded") == 1);
+    CHECK(sim_count(&s, "batch d1 1:") == 0 && sim_count(&s, "step d1 b") == 0);
     CHECK(s.ncmds == 0);
     sim_control(&s, "d1", KD_BODY(RESUME));
-    CHECK(sim_count(&s, "status d1 deploying") == 1);
-    CHECK(sim_count(&s, "step d1 ") == steps + 1);
+    CHECK_ANSWER(&s, "status d1 deploying");
+    CHECK(sim_count(&s, "batch d1 1: [b]") == 1);
+    sim_control(&s, "d1", KD_BODY(RESUME));
+    CHECK_ANSWER(&s, "refused d1 resume: the deployment is not paused");
     sim_answer_all(&s, NULL, 100000);
     CHECK(sim_status(&s, "d1") == STATUS(SUCCEEDED));
+    sim_control(&s, "d1", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "refused d1 pause: the deployment has already ended (succeeded)");
+    sim_free(&s);
 
-    create_rolling(&s, "d2", "[a, b, c]", NULL);
+    /* Behind a load balancer: a host paused while out of the pool goes
+     * back into it. */
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", "load_balancer: {server_group: web}\n");
+    sim_answer_all(&s, NULL, 3); /* through BlockTraffic */
+    sim_control(&s, "d1", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "status d1 paused");
+    sim_answer_all(&s, NULL, 100);
+    CHECK_STEPS(&s, "d1", "a", LB_STEPS);
+    CHECK(sim_count(&s, "traffic d1 a AllowTraffic") == 1);
+    CHECK(sim_count(&s, "step d1 b") == 0 && sim_count(&s, "traffic d1 b") == 0);
+    CHECK(sim_status(&s, "d1") == STATUS(PAUSED));
+    sim_free(&s);
+}
+
+static const char *fail_b_start(const char *id, const char *host, kd_event_t ev)
+{
+    return strcmp(id, "d1") == 0 && strcmp(host, "b") == 0 && ev == KD_EVENT(ApplicationStart)
+               ? "exit 1" : NULL;
+}
+
+/* Stop answers "stopping" at once; the hosts in flight finish their
+ * workflow (a failure is a failed host as usual), none starts, and the
+ * deployment ends stopped, counting its hosts. */
+static void test_stop_lets_hosts_in_flight_finish(void)
+{
+    long stopping;
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b, c, d]", "concurrency: 2\nfailure_threshold: 2\n");
     sim_answer_all(&s, NULL, 3);
-    sim_control(&s, "d2", KD_BODY(STOP));
-    CHECK(sim_status(&s, "d2") == STATUS(STOPPED));
-    steps = sim_count(&s, "step d2 ");
+    sim_control(&s, "d1", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "status d1 stopping: test");
+    CHECK(sim_status(&s, "d1") == STATUS(STOPPING));
+    stopping = sim_find(&s, "status d1 stopping", 0);
+    /* While it stops, nothing else is carried out. */
+    sim_control(&s, "d1", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "refused d1 pause: the deployment is stopping");
+    sim_control(&s, "d1", KD_BODY(RESUME));
+    CHECK_ANSWER(&s, "refused d1 resume: the deployment is stopping");
+    sim_control(&s, "d1", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "refused d1 stop: the deployment is already stopping");
+    CHECK(sim_status(&s, "d1") == STATUS(STOPPING));
+    sim_answer_all(&s, fail_b_start, 100000);
+    CHECK_STEPS(&s, "d1", "a", ROLLING_STEPS);
+    CHECK_STEPS(&s, "d1", "b", "DownloadBundle ApplicationStop BeforeInstall Install AfterInstall "
+                               "ApplicationStart");
+    CHECK(sim_count(&s, "finished d1 b failed: ApplicationStart failed: exit 1") == 1);
+    CHECK(sim_count(&s, "batch d1 1:") == 0);
+    CHECK(sim_count(&s, "step d1 c") == 0 && sim_count(&s, "step d1 d") == 0);
+    CHECK(sim_count(&s, "status d1 stopped: stopped by op@test: test: 1 host(s) done, 1 failed, "
+                        "2 not started") == 1);
+    CHECK(sim_find(&s, "finished d1 a succeeded", 0) > stopping);
+    CHECK(sim_find(&s, "status d1 stopped", 0) > sim_find(&s, "finished d1 a", 0));
+    CHECK(sim_status(&s, "d1") == STATUS(STOPPED));
+    CHECK(sim_count(&s, "rollback d1") == 0 && sim_count(&s, "failed d1") == 0);
+    sim_control(&s, "d1", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "refused d1 stop: the deployment has already ended (stopped)");
+    sim_free(&s);
+
+    /* Stop of a paused deployment: nothing runs, so it ends at once. */
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b, c]", NULL);
+    sim_answer_all(&s, NULL, 2);
+    sim_control(&s, "d1", KD_BODY(PAUSE));
+    sim_answer_all(&s, NULL, 100);
+    sim_control(&s, "d1", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "status d1 stopping");
+    CHECK(sim_find(&s, "status d1 stopping", 0) <
+          sim_find(&s, "status d1 stopped: stopped by op@test: test: 1 host(s) done, 0 failed, "
+                       "2 not started", 0));
+    CHECK_STEPS(&s, "d1", "a", ROLLING_STEPS);
+    CHECK(sim_count(&s, "step d1 b") == 0);
+    CHECK(sim_status(&s, "d1") == STATUS(STOPPED));
+    sim_free(&s);
+
+    /* Behind a load balancer: stopped while out of the pool, a host is
+     * put back in before the end. */
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", "load_balancer: {server_group: web}\n");
+    sim_answer_all(&s, NULL, 5); /* through ApplicationStop */
+    sim_control(&s, "d1", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "status d1 stopping");
+    sim_answer_all(&s, NULL, 100);
+    CHECK_STEPS(&s, "d1", "a", LB_STEPS);
+    CHECK(sim_find(&s, "traffic d1 a AllowTraffic", 0) < sim_find(&s, "status d1 stopped", 0));
+    CHECK(sim_count(&s, "step d1 b") == 0 && sim_count(&s, "traffic d1 b") == 0);
+    CHECK(sim_count(&s, "status d1 stopped: stopped by op@test: test: 1 host(s) done, 0 failed, "
+                        "1 not started") == 1);
+    sim_free(&s);
+}
+
+/* Blue-green: no swap while paused, nor after a stop; once the swap is
+ * under way there is nothing left to hold. */
+static void test_blue_green_pause_and_stop_never_swap(void)
+{
+    sim_t s;
+
+    sim_init(&s);
+    create_blue_green(&s, "d1", 2, 2);
     sim_answer_all(&s, NULL, 100000);
-    CHECK(sim_count(&s, "step d2 ") == steps);
-    CHECK(sim_count(&s, "batch d2 1:") == 0);
+    CHECK_STREQ(kd_model_live_group(s.m, "shop", "web"), "blue");
+
+    create_blue_green(&s, "d2", 2, 2); /* to green, one host a batch */
+    sim_answer_all(&s, NULL, 9);       /* g1 done; g2 downloaded, stopped */
+    CHECK(sim_count(&s, "batch d2 1: [g2]") == 1);
+    sim_control(&s, "d2", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "status d2 paused");
+    sim_answer_all(&s, NULL, 100);
+    CHECK_STEPS(&s, "d2", "g2", ROLLING_STEPS);
+    CHECK(sim_count(&s, "finished d2 g2 succeeded") == 1);
+    CHECK(sim_count(&s, "traffic d2 shop SwapTraffic") == 0);
+    CHECK(sim_status(&s, "d2") == STATUS(PAUSED));
     sim_control(&s, "d2", KD_BODY(RESUME));
-    CHECK(sim_count(&s, "rejected d2: the deployment has already ended") == 1);
+    CHECK(sim_count(&s, "traffic d2 shop SwapTraffic") == 1);
+    sim_answer_all(&s, NULL, 100);
+    CHECK(sim_count(&s, "succeeded d2 live=green") == 1);
+
+    create_blue_green(&s, "d3", 2, 2); /* to blue */
+    while (s.ncmds && !s.cmds[0].traffic)
+        sim_answer_all(&s, NULL, 1);
+    CHECK(s.ncmds == 1 && s.cmds[0].event == KD_EVENT(SwapTraffic));
+    sim_control(&s, "d3", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "refused d3 pause: the traffic swap is already under way");
+    sim_control(&s, "d3", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "refused d3 stop: the traffic swap is already under way");
+    sim_answer_all(&s, NULL, 100);
+    CHECK(sim_count(&s, "succeeded d3 live=blue") == 1);
+
+    create_blue_green(&s, "d4", 2, 2); /* to green */
+    sim_answer_all(&s, NULL, 2);
+    sim_control_ex(&s, "d4", KD_BODY(STOP), true, NULL);
+    CHECK_ANSWER(&s, "status d4 stopping (rollback)");
+    sim_answer_all(&s, NULL, 100);
+    CHECK_STEPS(&s, "d4", "g1", ROLLING_STEPS);
+    CHECK(sim_count(&s, "step d4 g2") == 0);
+    CHECK(sim_count(&s, "traffic d4") == 0);
+    CHECK(sim_count(&s, "status d4 stopped: stopped by op@test: test: 1 host(s) done, 0 failed, "
+                        "1 not started; not rolled back: traffic never moved") == 1);
+    CHECK(sim_count(&s, "rollback d4") == 0 && sim_count(&s, "rejected") == 0);
+    CHECK(sim_status(&s, "d4") == STATUS(STOPPED));
+    CHECK_STREQ(kd_model_live_group(s.m, "shop", "web"), "blue");
+    sim_free(&s);
+}
+
+static const char *fail_c_install(const char *id, const char *host, kd_event_t ev)
+{
+    return strcmp(id, "d3") == 0 && strcmp(host, "c") == 0 && ev == KD_EVENT(Install)
+               ? "exit 2" : NULL;
+}
+
+/* stop with rollback: once stopped, the hosts the deployment started are
+ * rolled back (only those), as an automatic rollback would; the stop is
+ * kept across a planner restart. The undone deployment ends "rollback
+ * succeeded", with its "stopped" in its history. */
+static void test_stop_with_rollback_rolls_back_started_hosts(void)
+{
+    sim_cmd_t cmd;
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b, c, d]", "concurrency: 2\n");
+    sim_answer_all(&s, NULL, 100000);
+    s.now += MINUTE;
+    create_rolling(&s, "d2", "[a, b, c, d]", "concurrency: 2\n");
+    sim_answer_all(&s, NULL, 5); /* a and b in the middle of their workflow */
+    sim_control_ex(&s, "d2", KD_BODY(STOP), true, NULL);
+    CHECK_ANSWER(&s, "status d2 stopping (rollback): test");
+    /* A new planner takes over here: what was in flight is sent again. */
+    while (sim_take(&s, &cmd))
+        sim_free_cmd(&cmd);
+    s.now += 1000;
+    restart_from(&s, s.nhist);
+    takeover(&s);
+    CHECK(s.ncmds == 2);
+    sim_answer_all(&s, NULL, 100000);
+    CHECK(sim_count(&s, "dispatch d2 a ") == 7 && sim_count(&s, "dispatch d2 b ") == 7);
+    CHECK(sim_count(&s, "step d2 c") == 0 && sim_count(&s, "step d2 d") == 0);
+    CHECK(sim_count(&s, "status d2 stopped: stopped by op@test: test: 2 host(s) done, 0 failed, "
+                        "2 not started") == 1);
+    CHECK(sim_count(&s, "rollback d2 as rb-1 hosts=[a,b]") == 1);
+    CHECK(sim_find(&s, "status d2 stopped", 0) < sim_find(&s, "rollback d2 as rb-1", 0));
+    CHECK_STEPS(&s, "rb-1", "a", ROLLING_ROLLBACK_STEPS);
+    CHECK_STEPS(&s, "rb-1", "b", ROLLING_ROLLBACK_STEPS);
+    CHECK(sim_count(&s, "step rb-1 a Install rev=d1") == 1);
+    CHECK(sim_count(&s, "step rb-1 c") == 0 && sim_count(&s, "step rb-1 d") == 0);
+    CHECK(sim_status(&s, "rb-1") == STATUS(ROLLBACK_SUCCEEDED));
+    CHECK(sim_status(&s, "d2") == STATUS(ROLLBACK_SUCCEEDED));
+    CHECK_STREQ(kd_model_installed(s.m, "shop", "web", "a"), "d1");
+    CHECK_STREQ(kd_model_installed(s.m, "shop", "web", "c"), "d1");
+    sim_free(&s);
+}
+
+/* A failure past the threshold while stopping fails the deployment as
+ * usual, and the rollback the stop asked for still comes. */
+static void test_stop_with_rollback_after_a_failure(void)
+{
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b, c, d]", "concurrency: 2\n");
+    sim_answer_all(&s, NULL, 100000);
+    s.now += MINUTE;
+    create_rolling(&s, "d3", "[c, d, a, b]", "concurrency: 2\n");
+    sim_answer_all(&s, NULL, 2);
+    sim_control_ex(&s, "d3", KD_BODY(STOP), true, NULL);
+    sim_answer_all(&s, fail_c_install, 100000);
+    CHECK(sim_count(&s, "failed d3: 1 host(s) failed (threshold 1) [c,d]") == 1);
+    CHECK(sim_count(&s, "status d3 stopped") == 0);
+    CHECK(sim_count(&s, "rollback d3 as rb-1 hosts=[c,d]") == 1);
+    CHECK(sim_status(&s, "d3") == STATUS(ROLLBACK_SUCCEEDED));
+    sim_free(&s);
+}
+
+/* A rollback is stopped like any deployment; it has not restored what it
+ * undoes, which says so. And it is not rolled back itself. */
+static void test_stop_of_a_rollback(void)
+{
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", NULL);
+    sim_answer_all(&s, NULL, 100000);
+    create_rolling(&s, "d2", "[a, b]", NULL);
+    sim_answer_all(&s, NULL, 100000);
+    sim_rollback(&s, "rb-x", "d2");
+    CHECK_ANSWER(&s, "accepted rb-x");
+    CHECK(sim_count(&s, "rollback d2 as rb-x hosts=[a,b] <-") == 0);
+    sim_answer_all(&s, NULL, 2);
+    sim_control_ex(&s, "rb-x", KD_BODY(STOP), true, NULL);
+    CHECK_ANSWER(&s, "refused rb-x stop: a rollback is not rolled back");
+    sim_control(&s, "rb-x", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "status rb-x stopping");
+    sim_answer_all(&s, NULL, 100000);
+    CHECK_STEPS(&s, "rb-x", "a", ROLLING_ROLLBACK_STEPS);
+    CHECK(sim_count(&s, "step rb-x b") == 0);
+    CHECK(sim_status(&s, "rb-x") == STATUS(STOPPED));
+    CHECK(sim_count(&s, "status d2 rollback failed: rb-x") == 1);
+    CHECK(sim_status(&s, "d2") == STATUS(ROLLBACK_FAILED));
+    sim_free(&s);
+}
+
+/* Time runs while paused: a silent host still times out, and so does the
+ * deployment (its commands expire with it). */
+static void test_timeouts_while_paused(void)
+{
+    sim_t s;
+
+    sim_init(&s);
+    create_rolling(&s, "d1", "[a, b]", "timeouts: {host: 60, deployment: 600}\n");
+    sim_answer_all(&s, NULL, 1);
+    sim_control(&s, "d1", KD_BODY(PAUSE));
+    sim_tick(&s, 61 * 1000);
+    CHECK(sim_count(&s, "finished d1 a failed: ApplicationStop: no result or heartbeat from a "
+                        "within 60 s") == 1);
+    CHECK(sim_count(&s, "failed d1: 1 host(s) failed (threshold 1) [a]") == 1);
+
+    create_rolling(&s, "d2", "[a, b]", "timeouts: {host: 60, deployment: 600}\n");
+    sim_answer_all(&s, NULL, 1);
+    sim_control(&s, "d2", KD_BODY(PAUSE));
+    sim_answer_all(&s, NULL, 100);
+    CHECK(sim_count(&s, "finished d2 a succeeded") == 1);
+    sim_tick(&s, 599 * 1000);
+    CHECK(sim_status(&s, "d2") == STATUS(PAUSED));
+    sim_tick(&s, 2 * 1000);
+    CHECK(sim_count(&s, "failed d2: deployment timed out after 600 s") == 1);
+    CHECK(sim_count(&s, "step d2 b") == 0);
+    sim_free(&s);
+}
+
+/* ---- answers ---- */
+
+static void create_as(sim_t *s, const char *id, const char *hosts, const char *event_id)
+{
+    Kdeploy__V1__CreateDeployment cr = KDEPLOY__V1__CREATE_DEPLOYMENT__INIT;
+    char *yaml = rolling(hosts, NULL);
+    kd_envelope_t env;
+    char eid[KD_UUID_LEN];
+
+    kd_envelope_init(&env, eid, id, "kdeploy@test");
+    cr.spec = sim_spec(yaml);
+    cr.requested_by = "op@test";
+    env.body_case = KD_BODY(CREATE);
+    env.create = &cr;
+    env.event_id = (char *)event_id;
+    sim_request_as(s, &env);
+    kd_spec_free(cr.spec);
+    free(yaml);
+}
+
+/* Every request gets exactly one answer naming it, refusals included; a
+ * request seen again after a restart gets no second one, even where the
+ * answer would now differ. */
+static void test_every_request_answered_once(void)
+{
+    size_t lines;
+    sim_t s;
+
+    sim_init(&s);
+    create_as(&s, "d1", "[a, b]", "c-1");
+    CHECK_ANSWER(&s, "accepted d1");
+    CHECK(sim_count(&s, "hosts d1 0: [a,b] <-") == 0); /* the rest answers nothing */
+    create_as(&s, "d2", "[a]", "c-2");
+    CHECK_ANSWER(&s, "rejected d2: shop/web already has an active deployment, d1");
+    sim_rollback(&s, "rb-1", "d1");
+    CHECK_ANSWER(&s, "rejected rb-1: the deployment is still running");
+    sim_control(&s, "nope", KD_BODY(STOP));
+    CHECK_ANSWER(&s, "refused nope stop: no such deployment");
+    sim_control(&s, "nope", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "refused nope pause: no such deployment");
+    sim_control(&s, "nope", KD_BODY(RESUME));
+    CHECK_ANSWER(&s, "refused nope resume: no such deployment");
+    sim_control(&s, "../x", KD_BODY(PAUSE));
+    CHECK_ANSWER(&s, "rejected ../x: the deploy id is not a name");
+    sim_control_ex(&s, "d1", KD_BODY(PAUSE), false, "p-1");
+    CHECK_ANSWER(&s, "status d1 paused");
+    /* Refusals change nothing: a model rebuilt from the topic agrees. */
+    CHECK(kd_model_find(s.m, "nope") == NULL);
+
+    /* A new planner reads the same requests again (not committed). */
+    restart_from(&s, s.nhist);
+    lines = s.ntrace;
+    sim_control_ex(&s, "d1", KD_BODY(PAUSE), false, "p-1");
+    create_as(&s, "d1", "[a, b]", "c-1");
+    CHECK(s.ntrace == lines && s.answers == 0);
+    CHECK(sim_status(&s, "d1") == STATUS(PAUSED));
+    sim_control(&s, "d1", KD_BODY(RESUME));
+    CHECK_ANSWER(&s, "status d1 deploying");
+    sim_answer_all(&s, NULL, 100000);
+    CHECK(sim_status(&s, "d1") == STATUS(SUCCEEDED));
+    /* d2 was refused while d1 ran; seen again now, it is not taken. */
+    lines = s.ntrace;
+    create_as(&s, "d2", "[a]", "c-2");
+    CHECK(s.ntrace == lines && kd_model_find(s.m, "d2") == NULL);
+    sim_rollback(&s, "rb-2", "d1");
+    CHECK_ANSWER(&s, "accepted rb-2");
+    CHECK(sim_count(&s, "rollback d1 as rb-2 hosts=[a,b]") == 1);
+    CHECK(sim_count(&s, "rollback d1 as rb-2 hosts=[a,b] <-") == 0);
     sim_free(&s);
 }
 
@@ -613,7 +1013,7 @@ static void test_requests_refused(void)
     sim_rollback(&s, "rb-2", "nope");
     CHECK(sim_count(&s, "rejected rb-2: no such deployment to roll back") == 1);
     sim_control(&s, "nope", KD_BODY(STOP));
-    CHECK(sim_count(&s, "rejected nope: no such deployment") == 1);
+    CHECK(sim_count(&s, "refused nope stop: no such deployment") == 1);
     sim_answer_all(&s, NULL, 1000);
     sim_rollback(&s, "rb-3", "d1");
     CHECK(sim_count(&s, "accepted rb-3") == 1);
@@ -1071,10 +1471,18 @@ int main(void)
     RUN(test_blue_green_failure_never_moves_traffic);
     RUN(test_blue_green_swap_failure_and_timeout);
     RUN(test_silent_host_times_out);
+    RUN(test_outage_restarts_host_timers);
     RUN(test_heartbeat_keeps_a_step_alive);
     RUN(test_host_and_deployment_timeouts);
     RUN(test_rollback_skips_dead_hosts);
-    RUN(test_pause_resume_and_stop);
+    RUN(test_pause_lets_the_host_in_flight_finish);
+    RUN(test_stop_lets_hosts_in_flight_finish);
+    RUN(test_blue_green_pause_and_stop_never_swap);
+    RUN(test_stop_with_rollback_rolls_back_started_hosts);
+    RUN(test_stop_with_rollback_after_a_failure);
+    RUN(test_stop_of_a_rollback);
+    RUN(test_timeouts_while_paused);
+    RUN(test_every_request_answered_once);
     RUN(test_requests_refused);
     RUN(test_duplicate_hosts);
     RUN(test_hostile_requests_refused);

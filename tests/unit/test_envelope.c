@@ -126,7 +126,7 @@ static void test_every_event_kind_round_trips(void)
         kd_envelope_free(back);
         protobuf_c_message_free_unpacked(body, NULL);
     }
-    CHECK_MSG(kinds == 22, "expected 22 event kinds, found %d", kinds);
+    CHECK_MSG(kinds == 24, "expected 24 event kinds, found %d", kinds);
 }
 
 static void test_step_command_fields(void)

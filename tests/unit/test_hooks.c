@@ -354,6 +354,7 @@ static void test_env_reaches_hook(void)
                                .application_name = "shop", .group_name = "web",
                                .group_id = "g-9", .operation = "ROLLBACK",
                                .host_id = "web-01", .install_prefix = "/srv/p" };
+    const char *labels[] = { "role=web", "topology.io/zone=eu-1a", NULL };
     kd_appspec_env_t vars[] = { { "FROM_APPSPEC", "a" }, { "SHARED", "appspec" },
                                 { "PATH", "/opt/app/bin:/usr/bin:/bin" } };
     const char *host_env[] = { "FROM_HOST=h", "SHARED=host", NULL };
@@ -368,12 +369,15 @@ static void test_env_reaches_hook(void)
         "JDCLOUD_CODEDEPLOY_OPERATION=ROLLBACK", "PATH=/opt/app/bin:/usr/bin:/bin",
         "FROM_APPSPEC=a", "FROM_HOST=h", "SHARED=host", "KDEPLOY_HOST_ID=web-01",
         "KDEPLOY_INSTALL_PREFIX=/srv/p",
+        "KDEPLOY_HOST_LABELS=role=web,topology.io/zone=eu-1a", "KDEPLOY_LABEL_ROLE=web",
+        "KDEPLOY_LABEL_TOPOLOGY_IO_ZONE=eu-1a",
     };
     kd_hook_env_t *env = NULL;
     kd_hook_spec_t spec;
     kd_hook_outcome_t out;
     char lines[KD_HOOK_TAIL_MAX + 2], want[256];
 
+    d.labels = labels;
     d.operation = "DEPLOY";
     CHECK(kd_hook_env_build(&d, vars, 3, host_env, &env, g_err, sizeof g_err) == KD_EINVAL);
     CHECK(env == NULL);
@@ -382,7 +386,7 @@ static void test_env_reaches_hook(void)
     CHECK(kd_hook_env_build(&d, vars, 3, host_env, &env, g_err, sizeof g_err) == KD_OK);
     if (!env)
         return;
-    CHECK(kd_hook_env_count(env) == 18);
+    CHECK(kd_hook_env_count(env) == 21);
     setenv("KD_WORKER_ONLY", "leak", 1);
     kd_hook_spec_init(&spec);
     spec.argv = argv;
@@ -409,6 +413,8 @@ static void test_env_reaches_hook(void)
     CHECK_STREQ(kd_hook_env_get(env, "PATH"), KD_HOOK_DEFAULT_PATH);
     /* No install prefix: an empty one, so "$KDEPLOY_INSTALL_PREFIX/opt/app" works. */
     CHECK_STREQ(kd_hook_env_get(env, "KDEPLOY_INSTALL_PREFIX"), "");
+    /* No labels: an empty list, and no KDEPLOY_LABEL_ variable. */
+    CHECK_STREQ(kd_hook_env_get(env, "KDEPLOY_HOST_LABELS"), "");
     kd_hook_env_free(env);
 }
 

@@ -315,6 +315,39 @@ static void test_events_delivered_and_signed(void)
     receiver_stop(&r);
 }
 
+/* A stop is told when it ends ("stopped"), not when it starts. */
+static void test_stopped_is_told_once(void)
+{
+    Kdeploy__V1__DeploymentStatusChanged sc = KDEPLOY__V1__DEPLOYMENT_STATUS_CHANGED__INIT;
+    receiver_t r = {0};
+    char yaml[256];
+    kd_notify_t *n;
+    kd_envelope_t env;
+
+    receiver_start(&r);
+    snprintf(yaml, sizeof yaml, "notify:\n  - url: http://127.0.0.1:%u/\n"
+             "    events: [stopped]\n", r.port);
+    n = notifier(yaml, NULL);
+    feed_deployment(n, "stop-0001"); /* none of these is a stop */
+    sc.requested_by = "ops@laptop";
+    sc.reason = "2 hosts done, 1 not started";
+    sc.status = KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPING;
+    env_base(&env, "stop-0001", KD_BODY(STATUS_CHANGED));
+    env.status_changed = &sc;
+    kd_notify_event(n, &env);
+    sc.status = KDEPLOY__V1__DEPLOYMENT_STATUS__DEPLOYMENT_STOPPED;
+    kd_notify_event(n, &env);
+    CHECK(kd_notify_flush(n, 20000) == KD_OK);
+    CHECK(r.count == 1);
+    if (r.count == 1) {
+        CHECK_STREQ(r.seen[0].event, "stopped");
+        CHECK_CONTAINS(r.seen[0].body, "shop/web 2.4 was stopped: 2 hosts done, 1 not started");
+        CHECK_CONTAINS(r.seen[0].body, "\"requested_by\":\"ops@laptop\"");
+    }
+    kd_notify_free(n);
+    receiver_stop(&r);
+}
+
 static void test_retried_with_backoff_then_delivered(void)
 {
     receiver_t r = {.fail_first = 2};
@@ -455,6 +488,7 @@ int main(void)
     RUN(test_signature_known_vector);
     RUN(test_config_errors_name_the_line);
     RUN(test_events_delivered_and_signed);
+    RUN(test_stopped_is_told_once);
     RUN(test_retried_with_backoff_then_delivered);
     RUN(test_refusal_is_not_retried_and_tries_are_bounded);
     RUN(test_hung_receiver_never_holds_the_caller);

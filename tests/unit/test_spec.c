@@ -9,6 +9,7 @@
 #include "check.h"
 #include "fsutil.h"
 #include "spec.h"
+#include "spec_check.h"
 
 typedef Kdeploy__V1__DeploymentSpec spec_t;
 
@@ -232,8 +233,26 @@ static const struct bad_case {
     const char *want;
 } bad_cases[] = {
     {BASE "colour: blue\n", "spec.yaml:7: colour: unknown key"},
-    {BASE "  sah256: abc\n", "spec.yaml:7: revision.sah256: unknown key"},
-    {BASE "scripts:\n  stpo: x\n", "spec.yaml:8: scripts.stpo: unknown key"},
+    {BASE "  sah256: abc\n", "spec.yaml:7: revision.sah256: unknown key (did you mean sha256?)"},
+    {BASE "scripts:\n  stp: x\n", "spec.yaml:8: scripts.stp: unknown key (did you mean stop?)"},
+    {BASE "concurency: 2\n", "spec.yaml:7: concurency: unknown key (did you mean concurrency?)"},
+    {BASE "failure_treshold: 2\n", "spec.yaml:7: failure_treshold: unknown key (did you mean failure_threshold?)"},
+    /* Hosts selected by labels, named deployment configs. */
+    {HEAD "hosts: {labels: {}}\n", "spec.yaml:6: hosts.labels: expected 1 to 32 labels, not 0"},
+    {HEAD "hosts:\n  labels: {role: \"we b\"}\n", "spec.yaml:7: hosts.labels.role: \"we b\" is not a label value"},
+    {HEAD "hosts:\n  labels: {-role: web}\n", "spec.yaml:7: hosts.labels: \"-role\" is not a label name"},
+    {HEAD "hosts:\n  labels: {role: [web]}\n", "spec.yaml:7: hosts.labels.role: expected a label value, not a list"},
+    {HEAD "hosts:\n  labels: web\n", "spec.yaml:7: hosts.labels: expected a mapping of keys to values"},
+    {HEAD "hosts:\n  labels:\n    role: web\n    role: db\n", "spec.yaml:9: hosts.labels.role: given twice"},
+    {HEAD "hosts: {labels: {role: web}}\n" BLUE_GREEN, "spec.yaml:6: hosts: not allowed with strategy blue_green"},
+    {BASE "allow_unknown_hosts: perhaps\n", "spec.yaml:7: allow_unknown_hosts: expected true or false"},
+    {BASE "deployment_config: TwoAtATime\n", "spec.yaml:7: deployment_config: expected OneAtATime, HalfAtATime or AllAtOnce, not \"TwoAtATime\""},
+    {BASE "deployment_config: OneAtATime\nconcurrency: 2\n", "spec.yaml:8: concurrency: not allowed with deployment_config, which sets the batch size"},
+    {BASE "minimum_healthy_hosts: 1\nfailure_threshold: 2\n", "spec.yaml:8: failure_threshold: not allowed with minimum_healthy_hosts"},
+    {BASE "deployment_config: AllAtOnce\nminimum_healthy_hosts: 1\n", "spec.yaml:8: minimum_healthy_hosts: give deployment_config or minimum_healthy_hosts, not both"},
+    {BASE "minimum_healthy_hosts: 100%\n", "spec.yaml:7: minimum_healthy_hosts: expected a number of hosts (0 or more) or a percentage from 0% to 99%"},
+    {BASE "minimum_healthy_hosts: -1\n", "spec.yaml:7: minimum_healthy_hosts: expected a number of hosts"},
+    {BASE "minimum_healthy_hosts: 3\n", "spec.yaml:7: minimum_healthy_hosts: 3 leaves none of the 3 hosts listed to deploy to"},
     {BASE "strategy: {a: b}\n", "spec.yaml:7: strategy: expected rolling or blue_green, not a mapping"},
     {BASE "strategy: canary\n", "spec.yaml:7: strategy: expected rolling or blue_green, not \"canary\""},
     {BASE "failure_threshold: abc\n", "spec.yaml:7: failure_threshold: expected a whole number from 1"},
@@ -301,7 +320,7 @@ static const struct bad_case {
     {"application: shop\n" "group: web\n" "hosts: []\n" "revision: {url: http://x/y, md5: " MD5 "}\n",
      "spec.yaml:3: hosts: must list at least one host"},
     {"application: shop\n" "group: web\n" "hosts: web-01\n" "revision: {url: http://x/y, md5: " MD5 "}\n",
-     "spec.yaml:3: hosts: expected a list of host names, not a single value"},
+     "spec.yaml:3: hosts: expected a list of host names or {labels: {...}}, not a single value"},
     {"application: shop\n" "group: web\n" "hosts:\n  - web-01\n  - web-02\n  - web-01\n"
      "revision: {url: http://x/y, md5: " MD5 "}\n",
      "spec.yaml:6: hosts[2]: \"web-01\" is listed twice (first at line 4)"},
@@ -550,6 +569,140 @@ static void test_load_file_errors(void)
     CHECK(kd_remove_tree(dir, err, sizeof err) == KD_OK);
 }
 
+static void test_label_selector(void)
+{
+    static const char text[] = HEAD
+        "hosts:\n"
+        "  labels: {role: web, zone: eu-west/a}\n"
+        "allow_unknown_hosts: true\n";
+    char err[1024] = "";
+    spec_t *spec = NULL;
+
+    CHECK_MSG(parse(text, &spec, err, sizeof err) == KD_OK, "%s", err);
+    if (!spec)
+        return;
+    CHECK(spec->n_hosts == 0);
+    CHECK(spec->n_host_selector == 2);
+    CHECK_STREQ(spec->host_selector[0]->key, "role");
+    CHECK_STREQ(spec->host_selector[0]->value, "web");
+    CHECK_STREQ(spec->host_selector[1]->key, "zone");
+    CHECK_STREQ(spec->host_selector[1]->value, "eu-west/a");
+    CHECK(spec->allow_unknown_hosts);
+    /* The planner's own check takes it too; with a list as well, not. */
+    CHECK_MSG(kd_spec_check(spec, err, sizeof err) == KD_OK, "%s", err);
+    kd_spec_free(spec);
+}
+
+static void test_label_grammar(void)
+{
+    char key[KD_LABEL_LEN_MAX + 1], value[KD_LABEL_LEN_MAX + 1], err[256];
+    char long_key[80];
+
+    CHECK(kd_label_parse("role=web", key, value, err, sizeof err) == KD_OK);
+    CHECK_STREQ(key, "role");
+    CHECK_STREQ(value, "web");
+    CHECK(kd_label_parse("topology.kubernetes.io/zone=eu-1a", key, value, err, sizeof err) ==
+          KD_OK);
+    CHECK(kd_label_parse("role", key, value, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "expected KEY=VALUE");
+    CHECK(kd_label_parse("=web", key, value, err, sizeof err) == KD_EINVAL);
+    CHECK(kd_label_parse("role=", key, value, err, sizeof err) == KD_EINVAL);
+    CHECK(kd_label_parse("role=a b", key, value, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "the value must be");
+    CHECK(kd_label_parse(".role=web", key, value, err, sizeof err) == KD_EINVAL);
+    memset(long_key, 'k', 64);
+    memcpy(long_key + 64, "=v", 3);
+    CHECK(kd_label_parse(long_key, key, value, err, sizeof err) == KD_EINVAL);
+    memcpy(long_key + 63, "=v", 3);
+    CHECK(kd_label_parse(long_key, key, value, err, sizeof err) == KD_OK);
+}
+
+static void test_named_configs(void)
+{
+    static const struct {
+        const char *line;
+        size_t hosts, batch;
+        uint32_t threshold;
+    } cases[] = {
+        {"deployment_config: OneAtATime\n", 10, 1, 1},
+        {"deployment_config: HalfAtATime\n", 10, 5, 6},
+        {"deployment_config: HalfAtATime\n", 3, 1, 2},  /* 2 must stay healthy */
+        {"deployment_config: AllAtOnce\n", 10, 10, 10}, /* fails only if all fail */
+        {"minimum_healthy_hosts: 2\n", 10, 8, 9},
+        {"minimum_healthy_hosts: 75%\n", 10, 2, 3},     /* 7.5 rounded up: 8 */
+        {"minimum_healthy_hosts: 0\n", 4, 4, 4},
+        {"minimum_healthy_hosts: 9\n", 4, 1, 1},        /* more than the fleet */
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[512], err[1024] = "";
+        spec_t *spec = NULL;
+
+        snprintf(text, sizeof text, HEAD "hosts: {labels: {role: web}}\n%s", cases[i].line);
+        CHECK_MSG(parse(text, &spec, err, sizeof err) == KD_OK, "case %zu: %s", i, err);
+        if (!spec)
+            continue;
+        CHECK(kd_spec_has_named_config(spec));
+        CHECK(spec->n_concurrency == 0 && spec->failure_threshold == 0);
+        CHECK_MSG(kd_spec_batch_size(spec, 0, cases[i].hosts) == cases[i].batch,
+                  "case %zu: batch %zu", i, kd_spec_batch_size(spec, 0, cases[i].hosts));
+        CHECK_MSG(kd_spec_failure_threshold_for(spec, cases[i].hosts) == cases[i].threshold,
+                  "case %zu: threshold %u", i,
+                  kd_spec_failure_threshold_for(spec, cases[i].hosts));
+        CHECK_MSG(kd_spec_check(spec, err, sizeof err) == KD_OK, "case %zu: %s", i, err);
+        kd_spec_free(spec);
+    }
+}
+
+/* Without a named config, the threshold is the spec's own. */
+static void test_threshold_without_config(void)
+{
+    char err[1024] = "";
+    spec_t *spec = NULL;
+
+    CHECK_MSG(parse(BASE "failure_threshold: 2\n", &spec, err, sizeof err) == KD_OK, "%s", err);
+    if (!spec)
+        return;
+    CHECK(!kd_spec_has_named_config(spec));
+    CHECK(kd_spec_failure_threshold_for(spec, 3) == 2);
+    spec->n_concurrency = 0; /* a wire spec with none: one host a batch */
+    CHECK(kd_spec_batch_size(spec, 0, 3) == 1);
+    spec->n_concurrency = 1;
+    kd_spec_free(spec);
+}
+
+/* A group file is a spec without its revision. */
+static void test_group_files(void)
+{
+    static const char group[] =
+        "application: shop\n"
+        "group: web\n"
+        "hosts: {labels: {role: web}}\n"
+        "deployment_config: HalfAtATime\n";
+    char err[1024] = "";
+    spec_t *spec = NULL;
+
+    CHECK_MSG(kd_spec_parse_group("g.yaml", group, strlen(group), &spec, err, sizeof err) ==
+                  KD_OK, "%s", err);
+    if (spec)
+        CHECK(spec->revision == NULL);
+    kd_spec_free(spec);
+    spec = NULL;
+    CHECK(kd_spec_parse_group("g.yaml", BASE, strlen(BASE), &spec, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "g.yaml:4: revision: a group holds no revision");
+    static const char typo[] = "application: shop\ngroup: web\nhots: [a]\n";
+
+    CHECK(kd_spec_parse_group("g.yaml", typo, strlen(typo), &spec, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "g.yaml:3: hots: unknown key (did you mean hosts?)");
+    CHECK_CONTAINS(err, "g.yaml:1: hosts: is required for a rolling deployment");
+    CHECK(kd_spec_parse_group("g.yaml", "application: a\ngroup: b\nhosts: {lables: {r: w}}\n", 48,
+                              &spec, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "g.yaml:3: hosts.lables: unknown key (did you mean labels?)");
+    /* The same file is not a spec: a spec needs its revision. */
+    CHECK(kd_spec_parse("g.yaml", group, strlen(group), &spec, err, sizeof err) == KD_EINVAL);
+    CHECK_CONTAINS(err, "g.yaml:1: revision: is required");
+}
+
 int main(void)
 {
     RUN(test_full_example);
@@ -563,5 +716,10 @@ int main(void)
     RUN(test_batch_sizes);
     RUN(test_batch_size_wire_values);
     RUN(test_load_file_errors);
+    RUN(test_label_selector);
+    RUN(test_label_grammar);
+    RUN(test_named_configs);
+    RUN(test_threshold_without_config);
+    RUN(test_group_files);
     return check_summary();
 }

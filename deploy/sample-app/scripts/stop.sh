@@ -1,6 +1,6 @@
 #!/bin/sh
 # ApplicationStop: stop the running service, if any.
-home="${KDEPLOY_INSTALL_PREFIX:-${KD_PREFIX:-}}/opt/shop"
+home="${KDEPLOY_INSTALL_PREFIX}/opt/shop"
 pidfile="$home/run/server.pid"
 [ -f "$pidfile" ] || { echo "not running"; exit 0; }
 pid=$(cat "$pidfile")
