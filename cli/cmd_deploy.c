@@ -241,9 +241,11 @@ int kd_cmd_create(int argc, char **argv)
     }
     if (o.dry_run) {
         /* The hosts as the planner will find them: selected, or unknown. */
+        /* The plan is printed whatever the hosts' check found, which then
+         * decides the exit code. */
         if (conf || (rc = setup(&o, &conf)) < 0)
             rc = kd_cli_check_hosts(conf, spec) == KD_OK ? 0 : 1;
-        if (rc == 0)
+        if (rc <= 1 && (spec->n_hosts || !spec->n_host_selector))
             print_plan(spec);
         kd_spec_free(spec);
         kd_bus_conf_free(conf);
