@@ -89,7 +89,8 @@ static void selector_str(const Kdeploy__V1__DeploymentSpec *spec, char *buf, siz
 }
 
 /* A request the planner cannot answer yet: the hosts topic may hold
- * announcements it has not read (a worker started just before the create). */
+ * announcements it has not read (a worker started just before the create).
+ * Said once: the daemon asks again with the topic read (KD_HOSTS_READ). */
 static bool wait_for_hosts(const kd_core_ctx_t *c, const kd_envelope_t *req, kd_decisions_t *out)
 {
     if (c->hosts_read != KD_HOSTS_MAYBE_BEHIND)
@@ -112,13 +113,17 @@ static bool select_hosts(const kd_model_t *m, const kd_core_ctx_t *c, const kd_e
     char sel[KD_LABEL_MAX * (2 * KD_LABEL_LEN_MAX + 2) + 1], why[sizeof sel + 256];
     size_t n = 0;
 
+    /* Chosen from every announcement made before the create, not from
+     * those read so far: a worker started just before is one of them. */
+    if (wait_for_hosts(c, req, out))
+        return false;
     if (kd_model_select_hosts(m, (const Kdeploy__V1__HostLabel *const *)cr->spec->host_selector,
                               cr->spec->n_host_selector, names, &n) != KD_OK) {
         out->failed = true;
         return false;
     }
     selector_str(cr->spec, sel, sizeof sel);
-    if (n == 0 && !wait_for_hosts(c, req, out)) {
+    if (n == 0) {
         snprintf(why, sizeof why, "hosts.labels: no announced host has the labels %s "
                  "(kdeploy hosts --label shows which do)", sel);
         kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
