@@ -1,5 +1,5 @@
 /* `kdeploy broker`: a Kafka-protocol broker on loopback, built on
- * librdkafka's mock cluster, with kdeploy's six topics created. It keeps
+ * librdkafka's mock cluster, with kdeploy's topics created. It keeps
  * everything in memory and serves one machine: a demo, tests, a laptop.
  * Production points every service at a real Kafka cluster instead. */
 #include "cmd_broker.h"

@@ -440,9 +440,11 @@ int kd_cmd_create(int argc, char **argv)
     }
     if (o.dry_run) {
         /* The hosts as the planner will find them: selected, or unknown. */
+        /* The plan is printed whatever the hosts' check found, which then
+         * decides the exit code. */
         if (conf || (rc = setup(&o, &conf)) < 0)
             rc = kd_cli_check_hosts(conf, spec) == KD_OK ? KD_EXIT_OK : KD_EXIT_FAILED;
-        if (rc == KD_EXIT_OK)
+        if (rc <= KD_EXIT_FAILED && (spec->n_hosts || !spec->n_host_selector))
             print_plan(spec, o.json);
         kd_spec_free(spec);
         kd_bus_conf_free(conf);

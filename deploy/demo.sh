@@ -67,7 +67,7 @@ spec() {
   cat > "$work/shop-$version.yaml" <<SPEC
 application: shop
 group: web
-hosts: [web-01, web-02, web-03]
+hosts: {labels: {role: web}}   # the hosts whose workers announced role=web
 revision: {url: "file://$work/shop-$version.tar.gz", sha256: $sha, label: "$version"}
 strategy: rolling
 concurrency: $conc
@@ -172,8 +172,9 @@ say "starting a planner and seven hosts"
 pids+=($!)
 for h in "${rolling[@]}" "${blue[@]}" "${green[@]}"; do
   mkdir -p "$work/$h/prefix"
+  case $h in web-*) role=web ;; *) role=bluegreen ;; esac
   "$bin/kdeploy-worker" --host-id "$h" --root "$work/$h/root" \
-      --install-prefix "$work/$h/prefix" --label "role=shop" \
+      --install-prefix "$work/$h/prefix" --label "role=$role" \
       --env "APP_PORT=${port[$h]}" --verify-key "$work/planner.pub" \
       > "$work/$h.log" 2>&1 &
   pids+=($!)

@@ -90,7 +90,8 @@ static void selector_str(const Kdeploy__V1__DeploymentSpec *spec, char *buf, siz
 }
 
 /* A request the planner cannot answer yet: the hosts topic may hold
- * announcements it has not read (a worker started just before the create). */
+ * announcements it has not read (a worker started just before the create).
+ * Said once: the daemon asks again with the topic read (KD_HOSTS_READ). */
 static bool wait_for_hosts(const kd_core_ctx_t *c, const kd_envelope_t *req, kd_decisions_t *out)
 {
     if (c->hosts_read != KD_HOSTS_MAYBE_BEHIND)
@@ -113,13 +114,17 @@ static bool select_hosts(const kd_model_t *m, const kd_core_ctx_t *c, const kd_e
     char sel[KD_LABEL_MAX * (2 * KD_LABEL_LEN_MAX + 2) + 1], why[sizeof sel + 256];
     size_t n = 0;
 
+    /* Chosen from every announcement made before the create, not from
+     * those read so far: a worker started just before is one of them. */
+    if (wait_for_hosts(c, req, out))
+        return false;
     if (kd_model_select_hosts(m, (const Kdeploy__V1__HostLabel *const *)cr->spec->host_selector,
                               cr->spec->n_host_selector, names, &n) != KD_OK) {
         out->failed = true;
         return false;
     }
     selector_str(cr->spec, sel, sizeof sel);
-    if (n == 0 && !wait_for_hosts(c, req, out)) {
+    if (n == 0) {
         snprintf(why, sizeof why, "hosts.labels: no announced host has the labels %s "
                  "(kdeploy hosts --label shows which do)", sel);
         kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
@@ -210,19 +215,48 @@ static void resend_resolved(const kd_model_t *m, const kd_core_ctx_t *c, const k
     free(names);
 }
 
-static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
-                   kd_decisions_t *out)
+/* The accepted event of a create that passed every check, then its host
+ * lists in slices; spec holds the hosts (a selector's resolved). */
+static void accept(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                   const Kdeploy__V1__DeploymentSpec *spec, kd_decisions_t *out)
 {
     const Kdeploy__V1__CreateDeployment *cr = req->create;
     Kdeploy__V1__DeploymentAccepted a = KDEPLOY__V1__DEPLOYMENT_ACCEPTED__INIT;
     kd_spec_shell_t shell;
     host_lists_t lists;
-    const kd_deploy_t *active, *d;
-    char id[KD_UUID_LEN], why[512];
+    char id[KD_UUID_LEN];
     kd_envelope_t env;
+
+    kd_spec_shell(&shell, spec);
+    a.spec = &shell.spec;
+    a.requested_by = cr->requested_by;
+    a.rollback_of = "";
+    a.status = STATUS(DEPLOYING);
+    a.operation = KDEPLOY__V1__OPERATION__UPDATE;
+    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
+        pick_blue_green(m, spec, &a);
+    lists = host_lists(spec, a.target_group);
+    a.hosts_total = (uint32_t)lists.n;
+    a.standby_total = (uint32_t)lists.nstandby;
+    kd_core_env(c, &env, id, req->deploy_id);
+    env.body_case = KD_BODY(ACCEPTED);
+    env.accepted = &a;
+    kd_info("%s: accepted: %s/%s to %u host(s), requested by %s", req->deploy_id,
+            spec->application, spec->group, a.hosts_total, cr->requested_by);
+    kd_decide(out, KD_TOPIC_DEPLOYMENTS, req->deploy_id, &env);
+    /* The host lists follow in slices (same key: in order, before
+     * anything else of this deployment). */
+    decide_slices(out, c, req->deploy_id, &lists, 0, 0);
+}
+
+static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelope_t *req,
+                   kd_decisions_t *out)
+{
+    const Kdeploy__V1__CreateDeployment *cr = req->create;
+    const kd_deploy_t *active, *d;
+    char why[512];
     /* A label selector's spec, with the hosts it selected. */
     Kdeploy__V1__DeploymentSpec resolved;
-    const Kdeploy__V1__DeploymentSpec *spec = cr->spec;
     const char **names = NULL;
 
     if ((d = kd_model_find(m, req->deploy_id))) {
@@ -250,36 +284,14 @@ static void create(const kd_model_t *m, const kd_core_ctx_t *c, const kd_envelop
         kd_decide_rejected(out, c, req->deploy_id, cr->requested_by, why);
         return;
     }
-    if (cr->spec->n_host_selector && !select_hosts(m, c, req, &resolved, &names, out)) {
-        free(names);
+    if (!cr->spec->n_host_selector) {
+        if (hosts_announced(m, c, req, cr->spec, out))
+            accept(m, c, req, cr->spec, out);
         return;
     }
-    if (cr->spec->n_host_selector)
-        spec = &resolved;
-    if (!hosts_announced(m, c, req, spec, out)) {
-        free(names);
-        return;
-    }
-    kd_spec_shell(&shell, spec);
-    a.spec = &shell.spec;
-    a.requested_by = cr->requested_by;
-    a.rollback_of = "";
-    a.status = STATUS(DEPLOYING);
-    a.operation = KDEPLOY__V1__OPERATION__UPDATE;
-    if (spec->strategy == KDEPLOY__V1__STRATEGY__BLUE_GREEN)
-        pick_blue_green(m, spec, &a);
-    lists = host_lists(spec, a.target_group);
-    a.hosts_total = (uint32_t)lists.n;
-    a.standby_total = (uint32_t)lists.nstandby;
-    kd_core_env(c, &env, id, req->deploy_id);
-    env.body_case = KD_BODY(ACCEPTED);
-    env.accepted = &a;
-    kd_info("%s: accepted: %s/%s to %u host(s), requested by %s", req->deploy_id,
-            cr->spec->application, cr->spec->group, a.hosts_total, cr->requested_by);
-    kd_decide(out, KD_TOPIC_DEPLOYMENTS, req->deploy_id, &env);
-    /* The host lists follow in slices (same key: in order, before
-     * anything else of this deployment). */
-    decide_slices(out, c, req->deploy_id, &lists, 0, 0);
+    /* Selected hosts are announced ones: nothing unknown to check. */
+    if (select_hosts(m, c, req, &resolved, &names, out))
+        accept(m, c, req, &resolved, out);
     free(names);
 }
 

@@ -383,6 +383,15 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
     for (size_t i = 0; i < o->host_count && rc == 0; i++)
         if (setup_host(&hosts[i], o, i, conf, producer) != 0)
             rc = 1;
+    /* Announced before the steps readers start, which takes the brokers a
+     * while: a deployment created right after the worker started finds its
+     * hosts known. Steps sent meanwhile wait on the topic (the readers start
+     * from the committed offsets). */
+    for (size_t i = 0; i < o->host_count && rc == 0; i++)
+        if (kd_agent_publish_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
+            kd_warn("%s: host status not published: %s", hosts[i].host.id, err);
+    if (rc == 0)
+        kd_info("announced %zu host(s) on the hosts topic", o->host_count);
     if (rc == 0 &&
         kd_fanout_start(conf, o->host_ids, o->host_count, &worker_stop, &fanout, err, sizeof err) != KD_OK) {
         kd_error("%s", err);
@@ -393,8 +402,6 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
         hosts[i].host.feed = kd_fanout_host(fanout, i);
     }
     for (size_t i = 0; i < o->host_count && rc == 0; i++) {
-        if (kd_agent_publish_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
-            kd_warn("%s: host status not published: %s", hosts[i].host.id, err);
         if (pthread_create(&hosts[i].thread, NULL, host_thread, &hosts[i]) != 0) {
             kd_error("cannot start a thread for %s", hosts[i].host.id);
             worker_stop = 1;

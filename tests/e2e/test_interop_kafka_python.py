@@ -11,7 +11,7 @@ import kdtest  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.partitioner.default import murmur2  # noqa: E402
 
-TOPICS = ["requests", "deployments", "steps", "traffic", "results", "hosts"]
+TOPICS = ["requests", "deployments", "steps", "traffic", "results", "hosts", "groups"]
 
 
 def read_one(bs, topic, partition, offset):
