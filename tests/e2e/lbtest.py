@@ -152,9 +152,12 @@ def failures(results):
 
 
 def versions(results):
-    """The sequence of distinct versions answered, in order ("shop 2.0 on x" -> "2.0")."""
+    """The sequence of distinct versions answered, in the order the requests
+    were sent ("shop 2.0 on x" -> "2.0"): the threads record answers as they
+    come, and a slow one sent before a swap may come after a fast one sent
+    after it."""
     seq = []
-    for _, ok, body in results:
+    for _, ok, body in sorted(results, key=lambda r: r[0]):
         if ok:
             v = body.split()[1] if len(body.split()) > 1 else body
             if not seq or seq[-1] != v:
