@@ -312,10 +312,12 @@ static int parse(int argc, char **argv, group_opts_t *o, const char *usage, int 
 static int setup(group_opts_t *o, kd_bus_conf_t **conf)
 {
     char err[1024];
+    kd_status_t st;
 
-    if (kd_cli_setup(&o->cli, "kdeploy", conf, NULL, err, sizeof err) != KD_OK) {
+    if ((st = kd_cli_setup(&o->cli, "kdeploy", conf, NULL, err, sizeof err)) != KD_OK) {
         fprintf(stderr, "kdeploy: %s\n", err);
-        return 2;
+        /* As every verb: unreachable brokers are not the operator's typing. */
+        return st == KD_EKAFKA ? 3 : 2;
     }
     if (!o->cli.log_level)
         kd_log_setup("kdeploy", KD_LOG_WARN, o->cli.log_json);

@@ -309,6 +309,7 @@ int kd_cmd_hosts(int argc, char **argv)
     json_t *hosts = json_object(), *list = NULL;
     bool as_json = false;
     char err[1024];
+    kd_status_t st;
     int opt, rc = 2;
 
     if (!filter || !hosts)
@@ -329,9 +330,10 @@ int kd_cmd_hosts(int argc, char **argv)
         goto out;
     }
     rc = 1;
-    if (kd_cli_setup(&cli, "kdeploy", &conf, NULL, err, sizeof err) != KD_OK) {
+    if ((st = kd_cli_setup(&cli, "kdeploy", &conf, NULL, err, sizeof err)) != KD_OK) {
         fprintf(stderr, "kdeploy: %s\n", err);
-        rc = 2;
+        /* As every verb: unreachable brokers are not the operator's typing. */
+        rc = st == KD_EKAFKA ? 3 : 2;
     } else if (kd_cli_read_hosts(conf, hosts, err, sizeof err) != KD_OK) {
         fprintf(stderr, "kdeploy: %s\n", err);
     } else if ((list = selected(hosts, filter))) {
