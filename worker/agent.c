@@ -17,8 +17,6 @@
 #include "steps.h"
 #include "utf8.h"
 
-#define AGENT_POLL_MS 200
-
 /* Backoff of a result the broker did not take (an outage). */
 #define PUBLISH_RETRY_FIRST_MS 500
 #define PUBLISH_RETRY_MAX_MS 30000
@@ -240,8 +238,8 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         st = kd_command_fresh(c, env, why, sizeof why);
     if (st == KD_OK) {
         st = handle_step(host, env, why, sizeof why);
-        /* Not committed: the worker stops, and the step comes again when it
-         * starts next. */
+        /* Not recorded as done: the worker stops, and the step comes again
+         * when it starts next. */
         if (st != KD_OK && st != KD_EPROTO) {
             kd_envelope_free(env);
             return kd_err(err, errsz, st, "%s", why);
@@ -251,34 +249,28 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         kd_error("%s: skipping the message at %s partition %d offset %lld: %s", host->id,
                  kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
     kd_envelope_free(env);
-    /* Skipped messages are committed too: one bad message must not block the
+    /* Skipped messages are done too: one bad message must not block the
      * host's steps behind it on every restart. */
-    return kd_consumer_commit_offset(c, m->offset + 1, err, errsz);
+    return kd_fanout_done(host->feed, m->offset + 1, err, errsz);
 }
 
-kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz)
+kd_status_t kd_agent_prepare(kd_host_t *host, char *err, size_t errsz)
 {
-    kd_consumer_t *c = kd_fanout_handle(host->feed);
-    kd_status_t st = KD_OK;
-
     /* Before any step is answered: a step cut short by a crash is reported
      * only once its hook has really ended. */
-    if ((st = kd_orphans_end(host->journal, host->id, KD_HOOK_KILL_GRACE_MS, err, errsz)) != KD_OK)
-        return st;
-    kd_info("%s: reading steps partition %d", host->id, kd_consumer_partition(c));
-    while (!*host->stop && st == KD_OK) {
-        kd_message_t *m = kd_fanout_next(host->feed, AGENT_POLL_MS);
-        kd_message_t *none = NULL;
+    return kd_orphans_end(host->journal, host->id, KD_HOOK_KILL_GRACE_MS, err, errsz);
+}
 
-        /* A reader's failure is looked at only when the queue is empty: what
-         * was read before it is still handled. */
-        if (m)
-            st = handle_message(host, c, m, err, errsz);
-        else if ((st = kd_fanout_status(host->fanout, err, errsz)) == KD_OK)
-            st = kd_consumer_poll(c, 0, &none, err, errsz); /* serves commit results */
-        kd_message_free(m);
+kd_status_t kd_agent_serve(void *opaque, kd_fanout_host_t *feed, kd_message_t *m, char *err,
+                           size_t errsz)
+{
+    kd_host_t *host = opaque;
+
+    if (!host->feed) {
+        host->feed = feed;
+        kd_info("%s: reading steps partition %d", host->id, kd_fanout_partition(feed));
     }
-    return st;
+    return handle_message(host, kd_fanout_handle(feed), m, err, errsz);
 }
 
 /* ---- host status ---- */
