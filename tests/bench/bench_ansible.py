@@ -73,6 +73,7 @@ def main():
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--percent", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="runs first, not counted")
     args = ap.parse_args()
     if not shutil.which("ansible-playbook"):
         print("bench_ansible: ansible-playbook is not installed: apt-get install ansible-core",
@@ -83,10 +84,10 @@ def main():
     try:
         bundle, sha = fleet.bundle("noop")
         kd, ans = [], []
-        for run in range(args.runs + 1):
+        for run in range(args.runs + args.warmup):
             t = fleet.deploy(f"ans{run}", bundle, sha, args.percent)
             a = run_ansible(fleet.dir, bundle, hosts, args.percent)
-            if run:  # the first warms caches and connections
+            if run >= args.warmup:  # the first warm caches and connections
                 kd.append(t)
                 ans.append(a)
     finally:

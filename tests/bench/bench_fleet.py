@@ -21,12 +21,12 @@ def measure(args, count):
     try:
         bundle, sha = fleet.bundle("noop")
         kd, sh = [], []
-        for run in range(args.runs + 1):
+        for run in range(args.runs + args.warmup):
             # A new application each run: a first deployment (no
             # ApplicationStop), so both sides run the same 4 hooks.
             t = fleet.deploy(f"fleet{run}", bundle, sha, args.percent)
             s = fleetbench.run_shell(bundle, hosts, args.percent, fleet.dir)
-            if run:  # the first warms caches and connections
+            if run >= args.warmup:  # the first warm caches and connections
                 kd.append(t)
                 sh.append(s)
     finally:
@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--processes", type=int, default=10, help="worker processes")
     ap.add_argument("--percent", type=int, default=10, help="hosts at a time, in %%")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="runs first, not counted")
     args = ap.parse_args()
     print(f"rolling deployment, {args.percent}% at a time, {args.processes} worker processes, "
           f"medians of {args.runs} runs")

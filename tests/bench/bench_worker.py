@@ -60,12 +60,14 @@ def measure(bin_dir, count, idle_s, extra):
             cmd += ["--host-id", f"w{i:05d}"]
         w = procs.start(cmd, "worker")
         time.sleep(5 + count / 100)  # started, every host announced, settled
-        sw, cpu = switches(w.pid), cpu_s(w.pid)
+        broker = next(p for p in procs.procs if p.kd_name == "broker")
+        sw, cpu, bcpu = switches(w.pid), cpu_s(w.pid), cpu_s(broker.pid)
         time.sleep(idle_s)
+        bcpu = (cpu_s(broker.pid) - bcpu) / idle_s * 100
         row = {"rss_kb": status(w.pid, "VmRSS"), "anon_kb": status(w.pid, "RssAnon"),
                "threads": status(w.pid, "Threads"),
                "switches_per_s": (switches(w.pid) - sw) / idle_s,
-               "cpu_pct": (cpu_s(w.pid) - cpu) / idle_s * 100}
+               "cpu_pct": (cpu_s(w.pid) - cpu) / idle_s * 100, "broker_pct": bcpu}
         t0 = time.perf_counter()
         os.killpg(w.pid, signal.SIGTERM)
         w.wait(timeout=60)
@@ -90,14 +92,15 @@ def main():
     print(f"idle worker over {args.idle:.0f} s (all its threads), then SIGTERM")
     print("RSS counts the shared libraries' pages; private is its anonymous memory")
     print(f"{'build':6} {'hosts':>6} {'RSS MB':>7} {'private':>8} {'threads':>8} {'switches/s':>11} "
-          f"{'CPU %':>6} {'stop s':>7}")
+          f"{'CPU %':>6} {'broker CPU %':>13} {'stop s':>7}")
     for count in (int(x) for x in args.hosts.split(",")):
         for name, build in builds:
             r = measure(os.path.join(build, "bin"), count, args.idle,
                         [a for x in args.X for a in ("-X", x)])
             print(f"{name:6} {count:6d} {r['rss_kb'] / 1024:7.1f} {r['anon_kb'] / 1024:8.1f} "
                   f"{r['threads']:8d} "
-                  f"{r['switches_per_s']:11.0f} {r['cpu_pct']:6.1f} {r['stop_s']:7.2f}"
+                  f"{r['switches_per_s']:11.0f} {r['cpu_pct']:6.1f} {r['broker_pct']:13.1f} "
+                  f"{r['stop_s']:7.2f}"
                   + ("" if r["exit"] == 0 else f"  (exit {r['exit']})"), flush=True)
     return 0
 
