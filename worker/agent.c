@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,7 +336,7 @@ static void scan_installed(kd_host_t *host, Kdeploy__V1__HostStatus *hs, status_
     closedir(apps);
 }
 
-kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_t errsz)
+static kd_status_t send_status(kd_host_t *host, int alive, bool wait, char *err, size_t errsz)
 {
     Kdeploy__V1__HostStatus hs = KDEPLOY__V1__HOST_STATUS__INIT;
     status_scan_t *scan = calloc(1, sizeof *scan);
@@ -355,7 +356,17 @@ kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_
     kd_envelope_init(&env, id, "", kd_producer_self(host->producer));
     env.body_case = KD_BODY(HOST_STATUS);
     env.host_status = &hs;
-    st = kd_producer_send(host->producer, KD_TOPIC_HOSTS, host->id, &env, true, err, errsz);
+    st = kd_producer_send(host->producer, KD_TOPIC_HOSTS, host->id, &env, wait, err, errsz);
     free(scan);
     return st;
+}
+
+kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_t errsz)
+{
+    return send_status(host, alive, true, err, errsz);
+}
+
+kd_status_t kd_agent_queue_status(kd_host_t *host, int alive, char *err, size_t errsz)
+{
+    return send_status(host, alive, false, err, errsz);
 }

@@ -20,5 +20,8 @@ kd_status_t kd_agent_serve(void *opaque, kd_fanout_host_t *feed, kd_message_t *m
 /* Publishes the host's status (alive, agent version, revisions installed)
  * to the hosts topic. */
 kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_t errsz);
+/* The same without waiting for the broker: a process announcing many hosts
+ * queues them all, then waits once (kd_producer_flush reports failures). */
+kd_status_t kd_agent_queue_status(kd_host_t *host, int alive, char *err, size_t errsz);
 
 #endif

@@ -344,13 +344,18 @@ static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_
                 kd_error("%s: %s", o->host_ids[ready], err);
             rc = 1;
         }
+    /* Queued, then waited for once: a thousand hosts start and stop in one
+     * round trip, not a thousand. */
     for (size_t i = 0; i < o->host_count && rc == 0; i++)
-        if (kd_agent_publish_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
+        if (kd_agent_queue_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
             kd_warn("%s: host status not published: %s", hosts[i].host.id, err);
+    if (rc == 0 && kd_producer_flush(producer, 10000, err, sizeof err) != KD_OK)
+        kd_warn("host status not published: %s", err);
     if (rc == 0) {
         rc = run_fanout(hosts, o, conf, producer);
         for (size_t i = 0; i < o->host_count; i++)
-            kd_agent_publish_status(&hosts[i].host, 0, NULL, 0);
+            kd_agent_queue_status(&hosts[i].host, 0, NULL, 0);
+        kd_producer_flush(producer, 5000, NULL, 0);
     }
     for (size_t i = 0; i < ready; i++)
         kd_journal_close(hosts[i].host.journal);
