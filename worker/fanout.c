@@ -36,6 +36,7 @@ struct kd_fanout_host {
     /* Under the fan-out's lock: */
     queued_t *head, *tail;
     bool scheduled;          /* on the ready list, or being served */
+    bool failed;             /* its serve failed: served no more (the process stops) */
     kd_fanout_host_t *next_ready;
 };
 
@@ -102,7 +103,7 @@ static void serve_host(kd_fanout_t *f, kd_fanout_host_t *h)
 {
     kd_message_t *m;
 
-    while (!f->stopping && (m = pop_message(h))) {
+    while (!f->stopping && !h->failed && (m = pop_message(h))) {
         char err[512] = "";
         kd_status_t st;
 
@@ -110,8 +111,12 @@ static void serve_host(kd_fanout_t *f, kd_fanout_host_t *h)
         st = f->serve(h->host, h, m, err, sizeof err);
         kd_message_free(m);
         pthread_mutex_lock(&f->lock);
-        if (st != KD_OK)
+        /* The host's later steps wait: done after a step that failed to be
+         * recorded, they would move its offset past it. */
+        if (st != KD_OK) {
+            h->failed = true;
             fail_locked(f, st, err);
+        }
     }
     h->scheduled = false;
 }
@@ -197,7 +202,7 @@ static void dispatch(kd_fanout_t *f, kd_fanout_host_t *h, kd_message_t *m)
     else
         h->head = q;
     h->tail = q;
-    if (!h->scheduled) {
+    if (!h->scheduled && !h->failed) {
         h->scheduled = true;
         if (f->ready_tail)
             f->ready_tail->next_ready = h;
