@@ -187,9 +187,11 @@ static void dispatch(kd_fanout_t *f, kd_fanout_host_t *h, kd_message_t *m)
     queued_t *q = malloc(sizeof *q);
 
     if (!q) {
-        /* Not dropped: a later step of the host must not commit past it. */
+        /* The process stops, and the host takes no later step meanwhile:
+         * one done after it would record its offset past this one. */
         kd_message_free(m);
         pthread_mutex_lock(&f->lock);
+        h->failed = true;
         fail_locked(f, KD_ENOMEM, "out of memory");
         pthread_mutex_unlock(&f->lock);
         return;
