@@ -17,7 +17,7 @@ import fleetbench
 
 def measure(args, count):
     hosts = [f"f{count}-{i:05d}" for i in range(count)]
-    fleet = fleetbench.Fleet(args.build, hosts, args.processes)
+    fleet = fleetbench.Fleet(args.build, hosts, args.processes, interleave=args.interleave)
     try:
         bundle, sha = fleet.bundle("noop")
         kd, sh = [], []
@@ -41,10 +41,12 @@ def main():
     ap.add_argument("--processes", type=int, default=10, help="worker processes")
     ap.add_argument("--percent", type=int, default=10, help="hosts at a time, in %%")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--interleave", action="store_true",
+                    help="host i to process i %% processes: a batch spreads over the processes")
     ap.add_argument("--warmup", type=int, default=1, help="runs first, not counted")
     args = ap.parse_args()
-    print(f"rolling deployment, {args.percent}% at a time, {args.processes} worker processes, "
-          f"medians of {args.runs} runs")
+    print(f"rolling deployment, {args.percent}% at a time, {args.processes} worker processes"
+          f"{' (hosts interleaved)' if args.interleave else ''}, medians of {args.runs} runs")
     print(f"{'hosts':>7} {'kdeploy':>10} {'shell':>10} {'ratio':>7}")
     for count in (int(x) for x in args.hosts.split(",")):
         kd, sh = measure(args, count)

@@ -30,7 +30,10 @@ class Fleet:
     """A broker, a signing planner and `processes` worker processes serving
     `hosts` between them, all stopped by close()."""
 
-    def __init__(self, build, hosts, processes, partitions=6):
+    def __init__(self, build, hosts, processes, partitions=6, interleave=False):
+        """interleave: host i goes to process i % processes, so that a batch
+        (consecutive hosts) spreads over the processes, as a batch of real
+        hosts does; else each process takes a run of consecutive hosts."""
         kdtest.BIN = os.path.join(build, "bin")
         os.makedirs(kdtest.TMP, exist_ok=True)
         self.procs = kdtest.Procs()
@@ -43,7 +46,7 @@ class Fleet:
             self.procs.planner(self.bs, "--log-level", "warn")
             per = -(-len(hosts) // processes)
             for p in range(processes):
-                mine = hosts[p * per:(p + 1) * per]
+                mine = hosts[p::processes] if interleave else hosts[p * per:(p + 1) * per]
                 if not mine:
                     continue
                 cmd = [os.path.join(kdtest.BIN, "kdeploy-worker"), "--brokers", self.bs,
