@@ -2,11 +2,13 @@
 #include "bus_int.h"
 
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ids.h"
 #include "log.h"
@@ -24,9 +26,11 @@ struct kd_producer {
     char self[300];
     pthread_t poller;
     atomic_int stopping;
+    rd_kafka_queue_t *admin_q;      /* results of group commits, dropped by the poller */
     pthread_mutex_t lock;
     pthread_cond_t delivered;       /* broadcast on every waited-for report */
     rd_kafka_resp_err_t async_err;  /* first failed delivery since the last flush */
+    size_t pending;                 /* sent without wait, not yet reported */
 };
 
 /* The delivery of one message sent with wait. */
@@ -466,8 +470,12 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
         d->err = rkm->err;
         d->done = 1;
         pthread_cond_broadcast(&p->delivered);
-    } else if (rkm->err && !p->async_err) {
-        p->async_err = rkm->err;
+    } else {
+        if (rkm->err && !p->async_err)
+            p->async_err = rkm->err;
+        /* The last one ends a kd_producer_flush at once. */
+        if (p->pending > 0 && --p->pending == 0)
+            pthread_cond_broadcast(&p->delivered);
     }
     pthread_mutex_unlock(&p->lock);
     if (rkm->err)
@@ -486,12 +494,29 @@ static void warm_up(kd_producer_t *p)
         rd_kafka_metadata_destroy(md);
 }
 
+/* A group commit's outcome: a failed one is overwritten by the host's next
+ * commit, and its journal has the offset anyway. */
+static void drop_admin_results(kd_producer_t *p)
+{
+    rd_kafka_event_t *ev;
+
+    while ((ev = rd_kafka_queue_poll(p->admin_q, 0))) {
+        if (rd_kafka_event_error(ev))
+            kd_debug("group commit: %s", rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+    }
+}
+
 static void *poll_thread(void *arg)
 {
     kd_producer_t *p = arg;
 
-    while (!atomic_load(&p->stopping))
-        rd_kafka_poll(p->rk, 100);
+    /* A long wait: delivery reports end it early, and kd_producer_free
+     * ends it (rd_kafka_queue_yield), so an idle worker wakes once a second. */
+    while (!atomic_load(&p->stopping)) {
+        rd_kafka_poll(p->rk, 1000);
+        drop_admin_results(p);
+    }
     return NULL;
 }
 
@@ -537,8 +562,10 @@ kd_status_t kd_producer_new(const kd_bus_conf_t *conf, const char *service,
     kd_self_name(service, p->self, sizeof p->self);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->delivered, NULL);
+    p->admin_q = rd_kafka_queue_new(p->rk);
     warm_up(p);
     if (pthread_create(&p->poller, NULL, poll_thread, p) != 0) {
+        rd_kafka_queue_destroy(p->admin_q);
         rd_kafka_destroy(p->rk);
         pthread_cond_destroy(&p->delivered);
         pthread_mutex_destroy(&p->lock);
@@ -556,9 +583,20 @@ void kd_producer_free(kd_producer_t *p)
     /* The poll thread ends first; rd_kafka_flush serves the last delivery
      * reports itself. */
     atomic_store(&p->stopping, 1);
+    /* Ends the poller's wait at once (rd_kafka_yield would end only the
+     * calling thread's). */
+    {
+        rd_kafka_queue_t *main_q = rd_kafka_queue_get_main(p->rk);
+
+        rd_kafka_queue_yield(main_q);
+        rd_kafka_queue_destroy(main_q);
+    }
     pthread_join(p->poller, NULL);
+    drop_admin_results(p);
     if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         kd_warn("producer closed with %d messages undelivered", rd_kafka_outq_len(p->rk));
+    drop_admin_results(p);
+    rd_kafka_queue_destroy(p->admin_q);
     rd_kafka_destroy(p->rk);
     pthread_cond_destroy(&p->delivered);
     pthread_mutex_destroy(&p->lock);
@@ -629,6 +667,12 @@ static kd_status_t send_value(kd_producer_t *p, kd_topic_t topic, const char *ke
         return st;
     }
     kd_bus_topic_name(p->conf, topic, name, sizeof name);
+    if (!wait) {
+        /* Counted before it is queued: its report may come at once. */
+        pthread_mutex_lock(&p->lock);
+        p->pending++;
+        pthread_mutex_unlock(&p->lock);
+    }
     rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(name),
                              RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
                              RD_KAFKA_V_VALUE(value, len),
@@ -641,6 +685,11 @@ static kd_status_t send_value(kd_producer_t *p, kd_topic_t topic, const char *ke
         rd_kafka_headers_destroy(hdrs);
         if (owned)
             free(value);
+        if (!wait) {
+            pthread_mutex_lock(&p->lock);
+            p->pending--;
+            pthread_mutex_unlock(&p->lock);
+        }
         /* Too large never passes; anything else may once the broker is back. */
         return kd_err(err, errsz,
                       rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KD_ETOOLARGE : KD_EKAFKA,
@@ -684,17 +733,35 @@ kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const
     return wait_delivery(p, &d, err, errsz);
 }
 
+/* Waits on the poller's reports rather than with rd_kafka_flush: that
+ * polls the report queue itself in slices of up to 10 ms, and the reports
+ * it waits for are taken by the poller thread, so it noticed them only when
+ * a slice ended, up to 10 ms after the broker's ack (a planner round
+ * waits twice). */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz)
 {
-    rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms);
+    struct timespec until;
+    rd_kafka_resp_err_t rerr;
+    size_t left;
 
-    if (rerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
-        return kd_err(err, errsz, KD_ETIMEDOUT, "%d messages still undelivered",
-                      rd_kafka_outq_len(p->rk));
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&p->lock);
-    rerr = p->async_err;
-    p->async_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    while (p->pending > 0)
+        if (pthread_cond_timedwait(&p->delivered, &p->lock, &until) == ETIMEDOUT)
+            break;
+    left = p->pending;
+    rerr = left ? RD_KAFKA_RESP_ERR_NO_ERROR : p->async_err;
+    if (!left)
+        p->async_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     pthread_mutex_unlock(&p->lock);
+    if (left)
+        return kd_err(err, errsz, KD_ETIMEDOUT, "%zu messages still undelivered", left);
     if (rerr)
         return kd_err(err, errsz,
                       rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KD_ETOOLARGE : KD_EKAFKA,
@@ -702,3 +769,111 @@ kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_
     return KD_OK;
 }
 
+/* ---- group offsets through the producer's handle ---- */
+
+static rd_kafka_topic_partition_list_t *one_partition(const kd_producer_t *p, kd_topic_t topic,
+                                                      int32_t partition, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    char name[256];
+
+    kd_bus_topic_name(p->conf, topic, name, sizeof name);
+    rd_kafka_topic_partition_list_add(parts, name, partition)->offset = offset;
+    return parts;
+}
+
+static void ask_committed(kd_producer_t *p, rd_kafka_queue_t *q, const char *group,
+                          kd_topic_t topic, int32_t partition, size_t i)
+{
+    rd_kafka_topic_partition_list_t *parts = one_partition(p, topic, partition, 0);
+    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+
+    /* The index comes back with the result: the answers come in any order. */
+    rd_kafka_AdminOptions_set_opaque(opts, (void *)(uintptr_t)i);
+    rd_kafka_AdminOptions_set_request_timeout(opts, 10000, NULL, 0);
+    rd_kafka_ListConsumerGroupOffsets(p->rk, &req, 1, opts, q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static kd_status_t take_committed(rd_kafka_event_t *ev, int64_t *offsets, size_t n, char *err,
+                                  size_t errsz)
+{
+    const rd_kafka_ListConsumerGroupOffsets_result_t *res =
+        rd_kafka_event_ListConsumerGroupOffsets_result(ev);
+    size_t i = (size_t)(uintptr_t)rd_kafka_event_opaque(ev), cnt = 0;
+    const rd_kafka_group_result_t **groups;
+    const rd_kafka_topic_partition_list_t *parts;
+
+    if (rd_kafka_event_error(ev) || !res)
+        return kd_err(err, errsz, KD_EKAFKA, "reading committed offsets: %s",
+                      rd_kafka_event_error_string(ev));
+    groups = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &cnt);
+    if (i >= n || cnt != 1)
+        return kd_err(err, errsz, KD_EKAFKA, "reading committed offsets: unexpected answer");
+    if (rd_kafka_group_result_error(groups[0]))
+        return kd_err(err, errsz, KD_EKAFKA, "reading committed offsets of %s: %s",
+                      rd_kafka_group_result_name(groups[0]),
+                      rd_kafka_error_string(rd_kafka_group_result_error(groups[0])));
+    parts = rd_kafka_group_result_partitions(groups[0]);
+    /* librdkafka says RD_KAFKA_OFFSET_INVALID (-1001) for nothing committed. */
+    offsets[i] = parts && parts->cnt == 1 && !parts->elems[0].err && parts->elems[0].offset >= 0
+                     ? parts->elems[0].offset
+                     : -1;
+    return KD_OK;
+}
+
+kd_status_t kd_producer_group_offsets(kd_producer_t *p, kd_topic_t topic,
+                                      const char *const *groups, const int32_t *partitions,
+                                      size_t n, int64_t *offsets, char *err, size_t errsz)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->rk);
+    int64_t deadline = kd_now_ms() + 15000;
+    size_t answered = 0;
+    kd_status_t st = KD_OK;
+
+    /* All asked at once, each group of its own request (librdkafka takes one
+     * group per call), so a hundred hosts cost one round trip, not a hundred. */
+    for (size_t i = 0; i < n; i++) {
+        offsets[i] = -1;
+        ask_committed(p, q, groups[i], topic, partitions[i], i);
+    }
+    while (answered < n && st == KD_OK) {
+        int64_t left = deadline - kd_now_ms();
+        rd_kafka_event_t *ev = left > 0 ? rd_kafka_queue_poll(q, (int)left) : NULL;
+
+        if (!ev) {
+            st = kd_err(err, errsz, KD_ETIMEDOUT, "reading committed offsets: %zu of %zu "
+                        "groups did not answer", n - answered, n);
+            break;
+        }
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT) {
+            st = take_committed(ev, offsets, n, err, errsz);
+            answered++;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    /* Answers still on their way are destroyed with the queue. */
+    rd_kafka_queue_destroy(q);
+    return st;
+}
+
+kd_status_t kd_producer_commit_group(kd_producer_t *p, const char *group, kd_topic_t topic,
+                                     int32_t partition, int64_t next_offset, char *err,
+                                     size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts = one_partition(p, topic, partition, next_offset);
+    rd_kafka_AlterConsumerGroupOffsets_t *req =
+        rd_kafka_AlterConsumerGroupOffsets_new(group, parts);
+
+    (void)err;
+    (void)errsz;
+    /* Not waited for: the poller drops the answer (drop_admin_results). */
+    rd_kafka_AlterConsumerGroupOffsets(p->rk, &req, 1, NULL, p->admin_q);
+    rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return KD_OK;
+}

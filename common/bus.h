@@ -112,6 +112,20 @@ kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const
  * the last flush, or KD_ETIMEDOUT. */
 kd_status_t kd_producer_flush(kd_producer_t *p, int timeout_ms, char *err, size_t errsz);
 
+/* Consumer group offsets of many groups through the producer's one handle
+ * (a worker serving many hosts keeps each host's offset under its own
+ * group without a consumer handle per host).
+ * The committed offsets of groups[i] on partitions[i] of topic, asked all
+ * at once: offsets[i] is -1 when the group committed nothing there. */
+kd_status_t kd_producer_group_offsets(kd_producer_t *p, kd_topic_t topic,
+                                      const char *const *groups, const int32_t *partitions,
+                                      size_t n, int64_t *offsets, char *err, size_t errsz);
+/* Commits next_offset for group on topic[partition], asynchronously and not
+ * waited for: a lost commit is overwritten by the group's next one. */
+kd_status_t kd_producer_commit_group(kd_producer_t *p, const char *group, kd_topic_t topic,
+                                     int32_t partition, int64_t next_offset, char *err,
+                                     size_t errsz);
+
 /* ---- consumer ---- */
 
 typedef struct kd_consumer_opts {
@@ -135,6 +149,10 @@ typedef struct kd_consumer_opts {
      * anything published afterwards is read: how the operator's tool waits
      * for the answer to its request. No group is needed. */
     bool from_end;
+    /* Manual mode: no group membership and nothing read until
+     * kd_consumer_assign says which partitions of topics[0], from where
+     * (one reader for the hosts of a worker process). */
+    bool manual;
     /* Reader mode: every partition of the topics from the beginning, no
      * group, no commits; kd_consumer_at_end() tells when all are read. */
     bool read_all;
@@ -167,6 +185,10 @@ typedef struct kd_message {
 
 kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t *opts,
                             kd_consumer_t **out, char *err, size_t errsz);
+/* Manual mode: reads partitions[i] of topics[0] from offsets[i]
+ * (RD_KAFKA_OFFSET_BEGINNING is -2), replacing what was assigned before. */
+kd_status_t kd_consumer_assign(kd_consumer_t *c, const int32_t *partitions,
+                               const int64_t *offsets, size_t n, char *err, size_t errsz);
 /* Leaves the group (if any) and frees; accepts NULL. */
 void kd_consumer_free(kd_consumer_t *c);
 /* Waits up to timeout_ms for a message. KD_OK with *out NULL when none came.

@@ -259,7 +259,9 @@ kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t 
     kd_bus_topic_name(conf, opts->topics[0], c->first_topic, sizeof c->first_topic);
     if ((st = new_handle(c, opts, err, errsz)) != KD_OK)
         goto fail;
-    if (opts->read_all)
+    if (opts->manual)
+        st = KD_OK; /* kd_consumer_assign */
+    else if (opts->read_all)
         st = assign_all(c, opts, err, errsz);
     else if (opts->partition_key)
         st = assign_partition(c, opts, err, errsz);
@@ -272,6 +274,26 @@ kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t 
 fail:
     kd_consumer_free(c);
     return st;
+}
+
+kd_status_t kd_consumer_assign(kd_consumer_t *c, const int32_t *partitions,
+                               const int64_t *offsets, size_t n, char *err, size_t errsz)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new((int)n + 1);
+    rd_kafka_resp_err_t rerr;
+
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(parts, c->first_topic, partitions[i])->offset =
+            offsets[i];
+    if ((rerr = rd_kafka_assign(c->rk, parts)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(parts);
+        return kd_err(err, errsz, KD_EKAFKA, "assigning %s: %s", c->first_topic,
+                      rd_kafka_err2str(rerr));
+    }
+    if (c->assigned)
+        rd_kafka_topic_partition_list_destroy(c->assigned);
+    c->assigned = parts;
+    return KD_OK;
 }
 
 void kd_consumer_free(kd_consumer_t *c)

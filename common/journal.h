@@ -1,6 +1,9 @@
 /* A step journal on local disk (the worker's steps, lbctl's traffic
  * changes): each step id is recorded when it starts and, with its result
- * (the serialized result message), when it ends.
+ * (the serialized result message), when it ends; a worker also records
+ * the steps topic offset it has done up to. The records are appended to
+ * one preallocated file, journal.log, in the journal's directory; entries
+ * of the older layout (a file per entry) are still read.
  * A repeated delivery of a finished step republishes the recorded result
  * instead of running the hook again; a step found started but never
  * finished was cut short by a crash. */
@@ -8,6 +11,7 @@
 #define KD_JOURNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "status.h"
@@ -22,8 +26,9 @@ typedef enum {
 
 /* Opens (creating if needed) the journal in dir, which must be a directory
  * (not a symlink) owned by this process's user with mode 0700 (KD_EREFUSED
- * otherwise). Entries are written durably: the file and the directory are
- * fsync'd before a call returns. */
+ * otherwise). One process at a time: a journal open elsewhere is refused
+ * (KD_EREFUSED). Starts and results are durable (fdatasync) before a call
+ * returns. */
 kd_status_t kd_journal_open(const char *dir, kd_journal_t **out, char *err, size_t errsz);
 void kd_journal_close(kd_journal_t *j);
 
@@ -36,6 +41,14 @@ kd_status_t kd_journal_start(kd_journal_t *j, const char *step_id, char *err, si
 /* Records a step's result bytes (durably). */
 kd_status_t kd_journal_finish(kd_journal_t *j, const char *step_id, const void *result,
                               size_t len, char *err, size_t errsz);
+
+/* Records that the host's steps before next_offset are done (the steps
+ * topic's offset, in the host's partition). Not synced on its own: a
+ * crash may lose the last ones, which only brings those steps again. */
+kd_status_t kd_journal_set_offset(kd_journal_t *j, int64_t next_offset, char *err,
+                                  size_t errsz);
+/* The last recorded next offset, or -1 if none was. */
+int64_t kd_journal_offset(kd_journal_t *j);
 
 /* The process group a step's hook runs in, recorded before the hook may
  * exec (not fsync'd: only a worker crash, not a power cut, leaves a hook

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,6 @@
 #include "spec_check.h"
 #include "steps.h"
 #include "utf8.h"
-
-#define AGENT_POLL_MS 200
 
 /* Backoff of a result the broker did not take (an outage). */
 #define PUBLISH_RETRY_FIRST_MS 500
@@ -241,8 +240,8 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         st = kd_command_fresh(c, env, why, sizeof why);
     if (st == KD_OK) {
         st = handle_step(host, env, why, sizeof why);
-        /* Not committed: the worker stops, and the step comes again when it
-         * starts next. */
+        /* Not recorded as done: the worker stops, and the step comes again
+         * when it starts next. */
         if (st != KD_OK && st != KD_EPROTO) {
             kd_envelope_free(env);
             return kd_err(err, errsz, st, "%s", why);
@@ -252,34 +251,28 @@ static kd_status_t handle_message(kd_host_t *host, kd_consumer_t *c, kd_message_
         kd_error("%s: skipping the message at %s partition %d offset %lld: %s", host->id,
                  kd_topic_suffix(m->topic), m->partition, (long long)m->offset, why);
     kd_envelope_free(env);
-    /* Skipped messages are committed too: one bad message must not block the
+    /* Skipped messages are done too: one bad message must not block the
      * host's steps behind it on every restart. */
-    return kd_consumer_commit_offset(c, m->offset + 1, err, errsz);
+    return kd_fanout_done(host->feed, m->offset + 1, err, errsz);
 }
 
-kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz)
+kd_status_t kd_agent_prepare(kd_host_t *host, char *err, size_t errsz)
 {
-    kd_consumer_t *c = kd_fanout_handle(host->feed);
-    kd_status_t st = KD_OK;
-
     /* Before any step is answered: a step cut short by a crash is reported
      * only once its hook has really ended. */
-    if ((st = kd_orphans_end(host->journal, host->id, KD_HOOK_KILL_GRACE_MS, err, errsz)) != KD_OK)
-        return st;
-    kd_info("%s: reading steps partition %d", host->id, kd_consumer_partition(c));
-    while (!*host->stop && st == KD_OK) {
-        kd_message_t *m = kd_fanout_next(host->feed, AGENT_POLL_MS);
-        kd_message_t *none = NULL;
+    return kd_orphans_end(host->journal, host->id, KD_HOOK_KILL_GRACE_MS, err, errsz);
+}
 
-        /* A reader's failure is looked at only when the queue is empty: what
-         * was read before it is still handled. */
-        if (m)
-            st = handle_message(host, c, m, err, errsz);
-        else if ((st = kd_fanout_status(host->fanout, err, errsz)) == KD_OK)
-            st = kd_consumer_poll(c, 0, &none, err, errsz); /* serves commit results */
-        kd_message_free(m);
+kd_status_t kd_agent_serve(void *opaque, kd_fanout_host_t *feed, kd_message_t *m, char *err,
+                           size_t errsz)
+{
+    kd_host_t *host = opaque;
+
+    if (!host->feed) {
+        host->feed = feed;
+        kd_info("%s: reading steps partition %d", host->id, kd_fanout_partition(feed));
     }
-    return st;
+    return handle_message(host, kd_fanout_handle(feed), m, err, errsz);
 }
 
 /* ---- host status ---- */
@@ -367,7 +360,7 @@ static void scan_installed(kd_host_t *host, Kdeploy__V1__HostStatus *hs, status_
     closedir(apps);
 }
 
-kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_t errsz)
+static kd_status_t send_status(kd_host_t *host, int alive, bool wait, char *err, size_t errsz)
 {
     Kdeploy__V1__HostStatus hs = KDEPLOY__V1__HOST_STATUS__INIT;
     status_scan_t *scan = calloc(1, sizeof *scan);
@@ -388,7 +381,17 @@ kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_
     kd_envelope_init(&env, id, "", kd_producer_self(host->producer));
     env.body_case = KD_BODY(HOST_STATUS);
     env.host_status = &hs;
-    st = kd_producer_send(host->producer, KD_TOPIC_HOSTS, host->id, &env, true, err, errsz);
+    st = kd_producer_send(host->producer, KD_TOPIC_HOSTS, host->id, &env, wait, err, errsz);
     free(scan);
     return st;
+}
+
+kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_t errsz)
+{
+    return send_status(host, alive, true, err, errsz);
+}
+
+kd_status_t kd_agent_queue_status(kd_host_t *host, int alive, char *err, size_t errsz)
+{
+    return send_status(host, alive, false, err, errsz);
 }

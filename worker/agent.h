@@ -6,15 +6,22 @@
 #include "host.h"
 #include "status.h"
 
-/* Serves host until *host->stop is set: takes the host's step events from
- * its feed (the process's reader of the partition the host id maps to)
- * and commits each step's offset, under the group "kdeploy-worker-<host
- * id>", after its result is published. Returns KD_OK on a clean stop; an
- * error if the bus cannot be used. */
-kd_status_t kd_agent_run(kd_host_t *host, char *err, size_t errsz);
+/* Before the host's first step: ends the hooks a crashed worker left
+ * running for it (their steps are then reported cut short). */
+kd_status_t kd_agent_prepare(kd_host_t *host, char *err, size_t errsz);
+
+/* The fan-out's serve function (kd_fanout_serve_fn; opaque is the
+ * kd_host_t): performs one step message once, publishes its result, then
+ * records the step's offset as done (kd_fanout_done). Returns an error
+ * only if the bus or the disk cannot be used. */
+kd_status_t kd_agent_serve(void *opaque, kd_fanout_host_t *feed, kd_message_t *m, char *err,
+                           size_t errsz);
 
 /* Publishes the host's status (alive, agent version, revisions installed)
  * to the hosts topic. */
 kd_status_t kd_agent_publish_status(kd_host_t *host, int alive, char *err, size_t errsz);
+/* The same without waiting for the broker: a process announcing many hosts
+ * queues them all, then waits once (kd_producer_flush reports failures). */
+kd_status_t kd_agent_queue_status(kd_host_t *host, int alive, char *err, size_t errsz);
 
 #endif

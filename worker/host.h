@@ -1,6 +1,7 @@
 /* One host a worker process serves: its id, its directories, and the
  * shared handles its steps use. A process serves one host or several
- * (dense hosts, fleet simulation), one thread each. */
+ * (dense hosts, fleet simulation); a host with steps to do is served by a
+ * thread of the process's pool (fanout.h). */
 #ifndef KD_HOST_H
 #define KD_HOST_H
 
@@ -26,8 +27,7 @@ typedef struct kd_host {
     const kd_bus_conf_t *conf;
     kd_producer_t *producer;     /* shared by every host of the process */
     kd_journal_t *journal;
-    kd_fanout_t *fanout;         /* the process's steps readers */
-    kd_fanout_host_t *feed;      /* this host's steps, and its group's handle */
+    kd_fanout_host_t *feed;      /* this host's end of the process's steps reader */
     volatile sig_atomic_t *stop; /* set on SIGTERM/SIGINT: abort the running hook */
     kd_worker_metrics_t *metrics; /* shared by every host of the process; NULL: none */
 } kd_host_t;

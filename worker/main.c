@@ -70,10 +70,6 @@ typedef struct worker_host {
     kd_host_t host;
     char root[PATH_MAX];
     char prefix[PATH_MAX];
-    pthread_t thread;
-    int started;
-    kd_status_t status;
-    char err[1024];
 } worker_host_t;
 
 static volatile sig_atomic_t worker_stop;
@@ -330,18 +326,6 @@ static int pick_dir(const char *const *list, size_t count, size_t i, const worke
     return -1;
 }
 
-static void *host_thread(void *arg)
-{
-    worker_host_t *wh = arg;
-
-    wh->status = kd_agent_run(&wh->host, wh->err, sizeof wh->err);
-    if (wh->status != KD_OK) {
-        kd_error("%s: %s", wh->host.id, wh->err);
-        worker_stop = 1; /* one host failing stops the process: the supervisor restarts it */
-    }
-    return NULL;
-}
-
 static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
                       const kd_bus_conf_t *conf, kd_producer_t *producer)
 {
@@ -371,56 +355,76 @@ static int setup_host(worker_host_t *wh, const worker_opts_t *o, size_t i,
     return 0;
 }
 
-static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_t *producer)
+/* Reads and performs the hosts' steps until a stop (fanout.h): the calling
+ * thread reads, a pool of threads serves the hosts that have steps. */
+static int run_fanout(worker_host_t *hosts, const worker_opts_t *o, const kd_bus_conf_t *conf,
+                      kd_producer_t *producer)
 {
-    worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
+    kd_journal_t **journals = calloc(o->host_count, sizeof *journals);
+    void **opaque = calloc(o->host_count, sizeof *opaque);
     kd_fanout_t *fanout = NULL;
     char err[1024] = "";
     int rc = 0;
 
+    if (!journals || !opaque)
+        rc = 1;
+    for (size_t i = 0; i < o->host_count && rc == 0; i++) {
+        journals[i] = hosts[i].host.journal;
+        opaque[i] = &hosts[i].host;
+    }
+    if (rc == 0) {
+        kd_fanout_opts_t fo = {.conf = conf, .producer = producer, .host_ids = o->host_ids,
+                               .journals = journals, .hosts = opaque, .count = o->host_count,
+                               .serve = kd_agent_serve, .stop = &worker_stop};
+
+        if (kd_fanout_start(&fo, &fanout, err, sizeof err) != KD_OK ||
+            kd_fanout_run(fanout, err, sizeof err) != KD_OK) {
+            kd_error("%s", err);
+            rc = 1;
+        }
+    }
+    kd_fanout_free(fanout);
+    free(journals);
+    free(opaque);
+    return rc;
+}
+
+static int serve(const worker_opts_t *o, const kd_bus_conf_t *conf, kd_producer_t *producer)
+{
+    worker_host_t *hosts = calloc(o->host_count, sizeof *hosts);
+    char err[1024] = "";
+    size_t ready = 0;
+    int rc = 0;
+
     if (!hosts)
         return 1;
-    for (size_t i = 0; i < o->host_count && rc == 0; i++)
-        if (setup_host(&hosts[i], o, i, conf, producer) != 0)
+    for (; ready < o->host_count && rc == 0; ready++)
+        if (setup_host(&hosts[ready], o, ready, conf, producer) != 0 ||
+            kd_agent_prepare(&hosts[ready].host, err, sizeof err) != KD_OK) {
+            if (err[0])
+                kd_error("%s: %s", o->host_ids[ready], err);
             rc = 1;
-    /* Announced before the steps readers start, which takes the brokers a
-     * while: a deployment created right after the worker started finds its
-     * hosts known. Steps sent meanwhile wait on the topic (the readers start
-     * from the committed offsets). */
+        }
+    /* Queued, then waited for once: a thousand hosts start and stop in one
+     * round trip, not a thousand. */
     for (size_t i = 0; i < o->host_count && rc == 0; i++)
-        if (kd_agent_publish_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
+        if (kd_agent_queue_status(&hosts[i].host, 1, err, sizeof err) != KD_OK)
             kd_warn("%s: host status not published: %s", hosts[i].host.id, err);
+    if (rc == 0 && kd_producer_flush(producer, 10000, err, sizeof err) != KD_OK)
+        kd_warn("host status not published: %s", err);
+    /* Announced before the steps reader starts, which takes the brokers a
+     * while: a deployment created right after the worker started finds its
+     * hosts known. Steps sent meanwhile wait on the topic. */
     if (rc == 0)
         kd_info("announced %zu host(s) on the hosts topic", o->host_count);
-    if (rc == 0 &&
-        kd_fanout_start(conf, o->host_ids, o->host_count, &worker_stop, &fanout, err, sizeof err) != KD_OK) {
-        kd_error("%s", err);
-        rc = 1;
+    if (rc == 0) {
+        rc = run_fanout(hosts, o, conf, producer);
+        for (size_t i = 0; i < o->host_count; i++)
+            kd_agent_queue_status(&hosts[i].host, 0, NULL, 0);
+        kd_producer_flush(producer, 5000, NULL, 0);
     }
-    for (size_t i = 0; i < o->host_count && rc == 0; i++) {
-        hosts[i].host.fanout = fanout;
-        hosts[i].host.feed = kd_fanout_host(fanout, i);
-    }
-    for (size_t i = 0; i < o->host_count && rc == 0; i++) {
-        if (pthread_create(&hosts[i].thread, NULL, host_thread, &hosts[i]) != 0) {
-            kd_error("cannot start a thread for %s", hosts[i].host.id);
-            worker_stop = 1;
-            rc = 1;
-            break;
-        }
-        hosts[i].started = 1;
-    }
-    for (size_t i = 0; i < o->host_count; i++) {
-        if (hosts[i].started) {
-            pthread_join(hosts[i].thread, NULL);
-            if (hosts[i].status != KD_OK)
-                rc = 1;
-            kd_agent_publish_status(&hosts[i].host, 0, NULL, 0);
-        }
+    for (size_t i = 0; i < ready; i++)
         kd_journal_close(hosts[i].host.journal);
-    }
-    worker_stop = 1; /* the readers stop too */
-    kd_fanout_free(fanout);
     free(hosts);
     return rc;
 }

@@ -6,7 +6,12 @@ step's duration as the worker reports it. Reports p50 and p99 over every
 step of --runs deployments (7 steps each; a no-op bundle whose hooks only
 append a line to a log).
 
-Run from a build:  python3 tests/bench/bench_roundtrip.py --build build-rel [--runs 20]"""
+Run from a build:  python3 tests/bench/bench_roundtrip.py --build build-rel [--runs 20]
+
+To split the round trip: --fetch-wait MS gives the planner and the worker
+that fetch.wait.max.ms (the embedded broker answers a waiting fetch only
+when the wait ends), and --tmp /dev/shm puts the worker's journal on tmpfs,
+where fdatasync costs nothing."""
 import argparse
 import json
 import os
@@ -26,29 +31,46 @@ def percentile(values, p):
 
 
 def samples(kd, bs, deploy_id):
-    """Round trips (ms) of one deployment, from its replay."""
+    """Round trips (ms) of one deployment, from its replay, each with its
+    three legs: the planner's step to the worker starting it (delivery,
+    fetch wait, signature check), the worker's work after the hook (its
+    journal record of the result), and its result to the planner's next
+    step (publish, fetch wait, the planner's decision and records)."""
     out = subprocess.run([kd, "--brokers", bs, "replay", deploy_id, "--json"],
                          capture_output=True, text=True, timeout=120)
     lines = [json.loads(x) for x in out.stdout.splitlines() if x.strip()]
     dispatched = sorted((x["ts"], x.get("step")) for x in lines if x["kind"] == "step")
-    took = {x.get("step"): x.get("duration_ms", 0) for x in lines if x["kind"] == "step_result"}
-    return [(b[0] - a[0]) - took.get(a[1], 0) for a, b in zip(dispatched, dispatched[1:])]
+    results = {x.get("step"): x for x in lines if x["kind"] == "step_result"}
+    rows = []
+    for a, b in zip(dispatched, dispatched[1:]):
+        r = results.get(a[1])
+        if not r:
+            continue
+        hook_end = r["started_ms"] + r["duration_ms"]
+        rows.append(((b[0] - a[0]) - r["duration_ms"], r["started_ms"] - a[0],
+                     r["ts"] - hook_end, b[0] - r["ts"]))
+    return rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--fetch-wait", type=int, help="fetch.wait.max.ms of planner and worker")
+    ap.add_argument("--tmp", help="where the worker's root (and journal) lives")
     args = ap.parse_args()
     kdtest.BIN = os.path.join(args.build, "bin")
+    if args.tmp:
+        kdtest.TMP = args.tmp
+    extra = ["-X", f"fetch.wait.max.ms={args.fetch_wait}"] if args.fetch_wait is not None else []
     os.makedirs(kdtest.TMP, exist_ok=True)
     kd = os.path.join(kdtest.BIN, "kdeploy")
     procs = kdtest.Procs()
     rtts = []
     try:
         bs = procs.broker(partitions=2)
-        procs.planner(bs, "--log-level", "warn")
-        procs.worker(bs, "h1", "--log-level", "warn")
+        procs.planner(bs, "--log-level", "warn", *extra)
+        procs.worker(bs, "h1", "--log-level", "warn", *extra)
         d = procs.dir
         for run in range(args.runs + 1):
             sha = bundles.build(os.path.join(d, f"r{run}.tar.gz"), f"R{run}")
@@ -63,9 +85,17 @@ def main():
                 rtts += samples(kd, bs, out.stdout.split()[0])
     finally:
         procs.stop_all()
-    print(f"step round trip beyond the hook, {len(rtts)} steps of {args.runs} deployments")
-    print(f"  p50 {percentile(rtts, 50):6.1f} ms   p99 {percentile(rtts, 99):6.1f} ms   "
-          f"mean {statistics.mean(rtts):6.1f} ms")
+    print(f"step round trip beyond the hook, {len(rtts)} steps of {args.runs} deployments"
+          f" (fetch wait {args.fetch_wait if args.fetch_wait is not None else 'default'},"
+          f" journal in {args.tmp or kdtest.TMP})")
+    total = [x[0] for x in rtts]
+    print(f"  p50 {percentile(total, 50):6.1f} ms   p99 {percentile(total, 99):6.1f} ms   "
+          f"mean {statistics.mean(total):6.1f} ms")
+    legs = ("planner's step to the worker starting it", "worker after the hook (journal)",
+            "result to the planner's next step")
+    for i, name in enumerate(legs, 1):
+        v = [x[i] for x in rtts]
+        print(f"    {name:42s} p50 {percentile(v, 50):5.1f} ms  mean {statistics.mean(v):5.1f} ms")
     return 0
 
 
