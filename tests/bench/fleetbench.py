@@ -68,14 +68,11 @@ class Fleet:
         while time.time() < deadline:
             out = subprocess.run([self.kd, "--brokers", self.bs, "hosts", "--json"],
                                  capture_output=True, text=True, timeout=120)
-            seen = set()
-            for line in out.stdout.splitlines():
-                try:
-                    h = json.loads(line)
-                except ValueError:
-                    continue
-                if h.get("alive"):
-                    seen.add(h.get("host"))
+            try:
+                listed = json.loads(out.stdout) if out.returncode == 0 else []
+            except ValueError:
+                listed = []
+            seen = {h.get("host") for h in listed if h.get("alive")}
             if seen >= set(self.hosts):
                 return
             time.sleep(0.5)
