@@ -19,8 +19,8 @@
 #include "log.h"
 #include "spec.h"
 #include "spec_check.h"
+#include "topic_read.h"
 
-#define READ_TIMEOUT_MS 30000
 /* Stands for the revision when a group file is checked as a spec. */
 #define PLACEHOLDER_URL "file:///group-check"
 #define PLACEHOLDER_SHA256 "0000000000000000000000000000000000000000000000000000000000000000"
@@ -32,35 +32,33 @@ typedef Kdeploy__V1__DeploymentSpec spec_t;
 /* Called for every record in order: g is NULL for a tombstone (deleted). */
 typedef void (*group_fn)(void *arg, const char *name, const Kdeploy__V1__DeploymentGroup *g);
 
+typedef struct group_read {
+    group_fn fn;
+    void *arg;
+} group_read_t;
+
+static void group_record(void *arg, kd_consumer_t *c, const kd_message_t *m)
+{
+    const group_read_t *r = arg;
+    kd_envelope_t *env = NULL;
+
+    if (!kd_name_valid(m->key))
+        return;
+    if (!m->value || !m->len)
+        r->fn(r->arg, m->key, NULL);
+    else if (kd_message_decode(c, m, &env, NULL, 0) == KD_OK &&
+             env->body_case == KD_BODY(DEPLOYMENT_GROUP) && env->deployment_group->spec &&
+             strcmp(env->deployment_group->name, m->key) == 0)
+        r->fn(r->arg, m->key, env->deployment_group);
+    kd_envelope_free(env);
+}
+
 static kd_status_t read_groups(const kd_bus_conf_t *conf, group_fn fn, void *arg, char *err,
                                size_t errsz)
 {
-    kd_topic_t topic = KD_TOPIC_GROUPS;
-    kd_consumer_opts_t o = {.topics = &topic, .topic_count = 1, .read_all = true};
-    kd_consumer_t *c = NULL;
-    kd_status_t st = kd_consumer_new(conf, &o, &c, err, errsz);
-    int64_t deadline = kd_mono_ms() + READ_TIMEOUT_MS;
+    group_read_t r = {fn, arg};
 
-    while (st == KD_OK && !kd_consumer_at_end(c) && kd_mono_ms() < deadline) {
-        kd_message_t *m = NULL;
-        kd_envelope_t *env = NULL;
-
-        if ((st = kd_consumer_poll(c, 100, &m, err, errsz)) == KD_OK && m && kd_name_valid(m->key)) {
-            if (!m->value || !m->len)
-                fn(arg, m->key, NULL);
-            else if (kd_message_decode(c, m, &env, NULL, 0) == KD_OK &&
-                     env->body_case == KD_BODY(DEPLOYMENT_GROUP) && env->deployment_group->spec &&
-                     strcmp(env->deployment_group->name, m->key) == 0)
-                fn(arg, m->key, env->deployment_group);
-        }
-        kd_envelope_free(env);
-        kd_message_free(m);
-    }
-    if (st == KD_OK && !kd_consumer_at_end(c))
-        st = kd_err(err, errsz, KD_ETIMEDOUT, "the groups topic was not read to its end in %d s",
-                    READ_TIMEOUT_MS / 1000);
-    kd_consumer_free(c);
-    return st;
+    return kd_cli_read_topic(conf, KD_TOPIC_GROUPS, group_record, &r, err, errsz);
 }
 
 /* A deep copy, through the wire form: the spec outlives the message. */

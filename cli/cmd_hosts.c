@@ -15,8 +15,8 @@
 #include "envelope.h"
 #include "ids.h"
 #include "spec_check.h"
+#include "topic_read.h"
 
-#define READ_TIMEOUT_MS 30000
 /* A deploy id shown in a table: enough to tell deployments apart. */
 #define SHORT_ID 8
 
@@ -39,32 +39,21 @@ static json_t *host_json(const kd_envelope_t *env)
                      "installed", installed);
 }
 
+static void host_record(void *arg, kd_consumer_t *c, const kd_message_t *m)
+{
+    json_t *hosts = arg, *h;
+    kd_envelope_t *env = NULL;
+
+    if (kd_message_decode(c, m, &env, NULL, 0) == KD_OK &&
+        env->body_case == KD_BODY(HOST_STATUS) && kd_host_id_valid(env->host_status->host) &&
+        (h = host_json(env)))
+        json_object_set_new(hosts, env->host_status->host, h);
+    kd_envelope_free(env);
+}
+
 kd_status_t kd_cli_read_hosts(const kd_bus_conf_t *conf, json_t *hosts, char *err, size_t errsz)
 {
-    kd_topic_t topic = KD_TOPIC_HOSTS;
-    kd_consumer_opts_t o = {.topics = &topic, .topic_count = 1, .read_all = true};
-    kd_consumer_t *c = NULL;
-    kd_status_t st = kd_consumer_new(conf, &o, &c, err, errsz);
-    int64_t deadline = kd_mono_ms() + READ_TIMEOUT_MS;
-
-    while (st == KD_OK && !kd_consumer_at_end(c) && kd_mono_ms() < deadline) {
-        kd_message_t *m = NULL;
-        kd_envelope_t *env = NULL;
-        json_t *h;
-
-        if ((st = kd_consumer_poll(c, 100, &m, err, errsz)) == KD_OK && m &&
-            kd_message_decode(c, m, &env, NULL, 0) == KD_OK &&
-            env->body_case == KD_BODY(HOST_STATUS) && kd_host_id_valid(env->host_status->host) &&
-            (h = host_json(env)))
-            json_object_set_new(hosts, env->host_status->host, h);
-        kd_envelope_free(env);
-        kd_message_free(m);
-    }
-    if (st == KD_OK && !kd_consumer_at_end(c))
-        st = kd_err(err, errsz, KD_ETIMEDOUT, "the hosts topic was not read to its end in %d s",
-                    READ_TIMEOUT_MS / 1000);
-    kd_consumer_free(c);
-    return st;
+    return kd_cli_read_topic(conf, KD_TOPIC_HOSTS, host_record, hosts, err, errsz);
 }
 
 /* --label KEY=VALUE filters, all of which a host must carry. */
