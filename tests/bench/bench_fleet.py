@@ -8,7 +8,6 @@ the same run. Prints medians of --runs and their ratio.
 Run from a Release build:
   python3 tests/bench/bench_fleet.py --build build-rel --hosts 100,200,1000"""
 import argparse
-import os
 import statistics
 import sys
 

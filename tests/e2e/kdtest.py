@@ -79,14 +79,27 @@ def delete_topics(bootstrap):
         print(f"could not delete the test's topics ({PREFIX}*): {e}", file=sys.stderr)
 
 
+def kd(bs, *args, timeout=120):
+    """Runs `kdeploy --brokers bs ARGS...`; its CompletedProcess (text)."""
+    return subprocess.run([os.path.join(BIN, "kdeploy"), "--brokers", bs] + list(args),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(pred, timeout=60):
+    """Polls pred until it holds or timeout seconds pass; its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not pred():
+        time.sleep(0.1)
+    return pred()
+
+
 def wait_announced(bs, hosts, timeout=30):
     """True once `kdeploy hosts` lists every one of hosts: for what reads
     the hosts topic itself (create --dry-run), which nothing makes wait."""
     import json
     deadline = time.time() + timeout
     while True:
-        out = subprocess.run([os.path.join(BIN, "kdeploy"), "--brokers", bs, "hosts", "--json"],
-                             capture_output=True, text=True, timeout=60)
+        out = kd(bs, "hosts", "--json", timeout=60)
         try:
             seen = {h["host"] for h in json.loads(out.stdout)} if out.returncode == 0 else set()
         except ValueError:

@@ -3,26 +3,19 @@
 or rollback exits non-zero with the reason; pause and resume say so; with no planner, one line says nobody answered."""
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
-from test_rolling_deploy import HOSTS, KDEPLOY, hook_log, start_fleet  # noqa: E402
+from test_rolling_deploy import HOSTS, hook_log, start_fleet  # noqa: E402
 
 
-def kd(bs, *args, timeout=120):
-    return subprocess.run([KDEPLOY, "--brokers", bs] + list(args), capture_output=True,
-                          text=True, timeout=timeout)
+kd = kdtest.kd
 
 
-def wait_for(pred, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not pred():
-        time.sleep(0.1)
-    return pred()
+wait_for = kdtest.wait_for
 
 
 def main():

@@ -6,13 +6,12 @@ failing hook's real exit code (problem 10); --reason shows up in status,
 watch and replay; short ids, header rows, "1 host"; --json."""
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
-from test_cli_answers import kd, wait_for  # noqa: E402
+from kdtest import kd, wait_for  # noqa: E402
 from test_rolling_deploy import HOSTS, hook_log, start_fleet  # noqa: E402
 
 

@@ -4,15 +4,15 @@ spec without its revision on the compacted groups topic; `group list` and
 `kdeploy create --group NAME --revision URL --sha256 HEX` deploys it; a bad
 group file is refused with file:line errors and did-you-mean hints; `group
 delete` removes it."""
+import functools
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
-from test_rolling_deploy import KDEPLOY, hook_log, installed  # noqa: E402
+from test_rolling_deploy import hook_log, installed  # noqa: E402
 
 HOSTS = ["web-01", "web-02", "web-03"]
 
@@ -32,9 +32,7 @@ revision: {url: "http://x/y.tgz"}
 """
 
 
-def kd(bs, *args, timeout=90):
-    return subprocess.run([KDEPLOY, "--brokers", bs] + list(args), capture_output=True,
-                          text=True, timeout=timeout)
+kd = functools.partial(kdtest.kd, timeout=90)
 
 
 def write(path, text):

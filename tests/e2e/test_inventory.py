@@ -5,6 +5,7 @@ allows unknown hosts, and then the deployment waits for it; hooks are told
 the install prefix, the host id and its labels (problem 5); a bundle
 missing a hook script fails at DownloadBundle, before the running
 application is stopped (problem 6)."""
+import functools
 import hashlib
 import io
 import json
@@ -75,9 +76,7 @@ def broken_bundle(path, bundle_dir):
     return hashlib.sha256(data).hexdigest()
 
 
-def kd(bs, *args, timeout=60):
-    return subprocess.run([KDEPLOY, "--brokers", bs] + list(args), capture_output=True,
-                          text=True, timeout=timeout)
+kd = functools.partial(kdtest.kd, timeout=60)
 
 
 def spec_text(app, hosts, url, sha, extra=""):

@@ -16,12 +16,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
-from test_rolling_deploy import HOSTS, KDEPLOY, hook_log, installed, start_fleet  # noqa: E402
+from test_rolling_deploy import HOSTS, hook_log, installed, start_fleet  # noqa: E402
 
 
-def kd(bs, *args, timeout=120):
-    return subprocess.run([KDEPLOY, "--brokers", bs] + list(args), capture_output=True,
-                          text=True, timeout=timeout)
+kd = kdtest.kd
 
 
 def status(bs, deploy_id):
@@ -37,11 +35,7 @@ def ran(procs, host, event, rev):
     return any(line[:2] == [event, rev] for line in hook_log(procs, host))
 
 
-def wait_for(pred, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not pred():
-        time.sleep(0.1)
-    return pred()
+wait_for = kdtest.wait_for
 
 
 def check_no_host_left_half_way(t, procs, rev, before):

@@ -5,13 +5,12 @@ kafka-python, an independent client, finds every result of the deployment
 on kdeploy.results by the kdeploy-deploy-id header."""
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
-from test_rolling_deploy import HOSTS, KDEPLOY, create, start_fleet  # noqa: E402
+from test_rolling_deploy import HOSTS, create, start_fleet  # noqa: E402
 
 from kafka import KafkaConsumer  # noqa: E402
 
@@ -20,10 +19,7 @@ WORKFLOW = ["DownloadBundle", "ApplicationStop", "BeforeInstall", "Install", "Af
 ROLLBACK = WORKFLOW[1:]
 
 
-def kd(bs, *args):
-    out = subprocess.run([KDEPLOY, "--brokers", bs] + list(args), capture_output=True,
-                         text=True, timeout=120)
-    return out
+kd = kdtest.kd
 
 
 def results_by_header(bs, deploy_id):

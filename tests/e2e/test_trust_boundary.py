@@ -90,13 +90,7 @@ def hook_lines(procs):
         return [line.split() for line in f.read().splitlines()]
 
 
-def wait_for(cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
+wait_for = kdtest.wait_for
 
 
 # ---- 1 and 2: a hook user attacks the next deployment ----
