@@ -211,6 +211,15 @@ kd_status_t kd_bus_conf_env_defaults(kd_bus_conf_t *conf, char *err, size_t errs
     return KD_OK;
 }
 
+const char *kd_bus_group_name(const kd_bus_conf_t *conf, const char *group, char *buf,
+                              size_t bufsz)
+{
+    if (strcmp(conf->prefix, KD_DEFAULT_TOPIC_PREFIX) == 0)
+        return group;
+    snprintf(buf, bufsz, "%s%s", conf->prefix, group);
+    return buf;
+}
+
 const char *kd_bus_conf_prefix(const kd_bus_conf_t *conf)
 {
     return conf->prefix;
@@ -786,7 +795,9 @@ static void ask_committed(kd_producer_t *p, rd_kafka_queue_t *q, const char *gro
                           kd_topic_t topic, int32_t partition, size_t i)
 {
     rd_kafka_topic_partition_list_t *parts = one_partition(p, topic, partition, 0);
-    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
+    char name[512];
+    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(
+        kd_bus_group_name(p->conf, group, name, sizeof name), parts);
     rd_kafka_AdminOptions_t *opts =
         rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
 
@@ -866,8 +877,10 @@ kd_status_t kd_producer_commit_group(kd_producer_t *p, const char *group, kd_top
                                      size_t errsz)
 {
     rd_kafka_topic_partition_list_t *parts = one_partition(p, topic, partition, next_offset);
+    char name[512];
     rd_kafka_AlterConsumerGroupOffsets_t *req =
-        rd_kafka_AlterConsumerGroupOffsets_new(group, parts);
+        rd_kafka_AlterConsumerGroupOffsets_new(kd_bus_group_name(p->conf, group, name,
+                                                                 sizeof name), parts);
 
     (void)err;
     (void)errsz;

@@ -37,6 +37,14 @@ kd_status_t kd_bus_build_conf(const kd_bus_conf_t *conf, const char *const *defa
  * data arrives, so its consumers poll on a short wait instead. */
 bool kd_bus_is_embedded(const kd_bus_conf_t *conf);
 
+/* The consumer group name kdeploy's name for it stands for: the same
+ * under the default topic prefix, else prefixed by it, so installations
+ * sharing a cluster under their own prefixes (several fleets, or a test
+ * run per prefix) never share a group. Every use of a group id (members,
+ * committed offsets read or written for them) goes through it. */
+const char *kd_bus_group_name(const kd_bus_conf_t *conf, const char *group, char *buf,
+                              size_t bufsz);
+
 /* True if the operator set this librdkafka property. */
 bool kd_bus_conf_has(const kd_bus_conf_t *conf, const char *name);
 

@@ -78,14 +78,8 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
     const char *extra[] = {"group.id", o->group_id, "enable.partition.eof",
                            o->read_all ? "true" : "false", NULL};
 
-    /* Installations that share a cluster under their own topic prefixes
-     * (several fleets, or a test run per prefix) must not share consumer
-     * groups either: a group's members would be assigned one another's
-     * partitions. The default prefix keeps the plain names. */
-    if (o->group_id && strcmp(kd_bus_conf_prefix(c->conf), KD_DEFAULT_TOPIC_PREFIX) != 0) {
-        snprintf(group, sizeof group, "%s%s", kd_bus_conf_prefix(c->conf), o->group_id);
-        extra[1] = group;
-    }
+    if (o->group_id)
+        extra[1] = kd_bus_group_name(c->conf, o->group_id, group, sizeof group);
     rd_kafka_conf_t *rc;
     char rkerr[512];
     kd_status_t st;
