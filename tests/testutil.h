@@ -150,4 +150,37 @@ static inline int tu_stop(pid_t *pid, int sig)
     return status;
 }
 
+/* Starts `kdeploy broker` (KD_BIN_DIR) with its brokers file and log in
+ * dir; fills brokers with its address. Returns its pid, or -1 when it did
+ * not write its address within 20 s. */
+static inline pid_t tu_start_broker(const char *dir, int partitions, char *brokers,
+                                    size_t size)
+{
+    char exe[PATH_MAX], file[PATH_MAX], log[PATH_MAX], parts[16];
+    const char *bin = getenv("KD_BIN_DIR");
+    pid_t pid;
+
+    tu_pathf(exe, "%s/kdeploy", bin ? bin : "build/bin");
+    tu_pathf(file, "%s/brokers", dir);
+    tu_pathf(log, "%s/broker.log", dir);
+    snprintf(parts, sizeof parts, "%d", partitions);
+    pid = tu_spawn((char *[]){exe, "broker", "--brokers-file", file, "--partitions", parts,
+                              NULL},
+                   log);
+    for (int i = 0; pid > 0 && i < 400; i++) {
+        char *text = tu_read_text(file);
+
+        if (text && text[0]) {
+            text[strcspn(text, "\r\n")] = '\0';
+            snprintf(brokers, size, "%s", text);
+            free(text);
+            return pid;
+        }
+        free(text);
+        tu_sleep_ms(50);
+    }
+    tu_stop(&pid, SIGTERM);
+    return -1;
+}
+
 #endif

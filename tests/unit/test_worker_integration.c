@@ -41,21 +41,8 @@ static const char *deploy = DEPLOY; /* the deployment steps are sent for */
 
 static int start_broker(void)
 {
-    char path[PATH_MAX + 16], exe[PATH_MAX + 16], log[PATH_MAX + 16];
-    kd_buf_t b = KD_BUF_INIT(0);
-
-    snprintf(path, sizeof path, "%s/brokers", dir);
-    snprintf(exe, sizeof exe, "%s/kdeploy", bin);
-    snprintf(log, sizeof log, "%s/broker.log", dir);
-    broker_pid = tu_spawn((char *[]){exe, "broker", "--brokers-file", path, "--partitions", "3", NULL}, log);
-    for (int i = 0; i < 200 && b.len == 0; i++) {
-        usleep(50000);
-        kd_buf_reset(&b);
-        kd_read_file(path, &b, NULL, 0);
-    }
-    snprintf(brokers, sizeof brokers, "%.*s", (int)strcspn(kd_buf_str(&b), "\n"), kd_buf_str(&b));
-    kd_buf_free(&b);
-    return brokers[0] ? 0 : -1;
+    broker_pid = tu_start_broker(dir, 3, brokers, sizeof brokers);
+    return broker_pid > 0 ? 0 : -1;
 }
 
 static void start_worker(void)
