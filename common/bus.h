@@ -204,7 +204,8 @@ kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **ou
  * nothing only when the fetch's wait ends, so a consumer with opts.eager
  * fetches, while hurried, through a second handle whose wait is 1 ms
  * (the main one keeps its 5 ms, so an idle consumer costs what it did).
- * A lane unused for 30 s is closed. No effect on a real broker, which
+ * Past 1,000 messages a second the lane rests (fetches find data waiting
+ * then). A lane unused for 30 s is closed. No effect on a real broker, which
  * answers a waiting fetch as soon as data arrives, nor when the operator
  * set fetch.wait.max.ms. Call from the thread that polls. */
 void kd_consumer_hurry(kd_consumer_t *c, bool soon);

@@ -34,6 +34,9 @@ struct kd_consumer {
     struct lane_part *lane;                     /* the lane's partitions */
     size_t lane_count;
     bool lane_waiting;                          /* some wait for their next offset */
+    bool flooded;                               /* messages come fast enough without it */
+    int64_t window_ms;                          /* monotonic: this second's start */
+    unsigned window_count;                      /* messages delivered in it */
     atomic_long fast_held;                      /* fast's messages not yet freed */
     int64_t calm_since_ms;                      /* monotonic: hurrying last ended */
     size_t eager_delivered;                     /* messages the lane delivered first */
@@ -59,6 +62,10 @@ static const int eager_slice_ms = 20;
 /* An eager lane unused this long is closed: an idle process holds no
  * second handle and its threads. */
 static const int64_t eager_retire_ms = 30000;
+/* Past this many messages a second, fetches find data waiting and return
+ * at once: the lane would only read everything twice (a planner at
+ * scale), so it stops until the flow slows. */
+static const unsigned eager_flood_per_s = 1000;
 
 static void reader_group_id(char *buf, size_t size)
 {
@@ -179,7 +186,7 @@ static void mirror_assignment(kd_consumer_t *c, const rd_kafka_topic_partition_l
                                                      .partition = parts->elems[i].partition,
                                                      .topic = topic_of(c, parts->elems[i].topic)};
     }
-    if (c->hurrying)
+    if (c->hurrying && !c->flooded)
         lane_start(c);
 }
 
@@ -228,7 +235,8 @@ void kd_consumer_hurry(kd_consumer_t *c, bool soon)
         return;
     }
     if (c->fast) {
-        lane_start(c);
+        if (!c->flooded)
+            lane_start(c);
         return;
     }
     if (new_fast_handle(c, err, sizeof err) != KD_OK) {
@@ -258,13 +266,34 @@ static void close_fast(kd_consumer_t *c)
 
 /* The next message of either handle: the main one without waiting (its
  * callbacks stay timely), then the lane, up to a slice of the wait. */
+static void check_flood(kd_consumer_t *c)
+{
+    int64_t now = kd_mono_ms();
+    bool flooded;
+
+    if (now - c->window_ms < 1000)
+        return;
+    flooded = c->window_count >= eager_flood_per_s;
+    c->window_ms = now;
+    c->window_count = 0;
+    if (flooded == c->flooded)
+        return;
+    c->flooded = flooded;
+    if (flooded)
+        lane_stop(c);
+    else
+        lane_start(c);
+}
+
 static rd_kafka_message_t *poll_handles(kd_consumer_t *c, int timeout_ms, bool *from_fast)
 {
     rd_kafka_message_t *rkm;
 
     *from_fast = false;
-    if (!c->hurrying) {
-        if (c->fast && atomic_load(&c->fast_held) == 0 &&
+    if (c->hurrying)
+        check_flood(c);
+    if (!c->hurrying || c->flooded) {
+        if (!c->hurrying && c->fast && atomic_load(&c->fast_held) == 0 &&
             kd_mono_ms() - c->calm_since_ms >= eager_retire_ms)
             close_fast(c);
         return rd_kafka_consumer_poll(c->rk, timeout_ms);
@@ -751,6 +780,7 @@ kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **ou
     mark_eof(c, rkm, false);
     if (from_fast)
         c->eager_delivered++;
+    c->window_count++;
     if (!(*out = wrap(c, rkm, from_fast))) {
         rd_kafka_message_destroy(rkm);
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
