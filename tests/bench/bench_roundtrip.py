@@ -11,13 +11,19 @@ Run from a build:  python3 tests/bench/bench_roundtrip.py --build build-rel [--r
 To split the round trip: --fetch-wait MS gives the planner and the worker
 that fetch.wait.max.ms (the embedded broker answers a waiting fetch only
 when the wait ends), and --tmp /dev/shm puts the worker's journal on tmpfs,
-where fdatasync costs nothing."""
+where fdatasync costs nothing.
+
+It also reports what the processes cost: CPU of the planner, the worker and
+the broker, as a share of one core, while the deployments ran, then idle
+for 10 s after them (what an eager lane costs while steps are in flight,
+and that it costs nothing once they are not)."""
 import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -52,6 +58,22 @@ def samples(kd, bs, deploy_id):
     return rows
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_shares(pids, since, t0):
+    """Percent of one core each pid used since the cpu_s figures in since,
+    taken at monotonic time t0."""
+    wall = time.monotonic() - t0
+    return [100.0 * (cpu_s(p) - c) / wall for p, c in zip(pids, since)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
@@ -67,12 +89,17 @@ def main():
     kd = os.path.join(kdtest.BIN, "kdeploy")
     procs = kdtest.Procs()
     rtts = []
+    busy = idle = None
     try:
         bs = procs.broker(partitions=2)
-        procs.planner(bs, "--log-level", "warn", *extra)
-        procs.worker(bs, "h1", "--log-level", "warn", *extra)
+        broker = procs.procs[-1]
+        planner = procs.planner(bs, "--log-level", "warn", *extra)
+        worker = procs.worker(bs, "h1", "--log-level", "warn", *extra)
+        pids = [planner.pid, worker.pid, broker.pid]
         d = procs.dir
         for run in range(args.runs + 1):
+            if run == 1:
+                t0, since = time.monotonic(), [cpu_s(p) for p in pids]
             sha = bundles.build(os.path.join(d, f"r{run}.tar.gz"), f"R{run}")
             spec = bundles.spec(os.path.join(d, f"r{run}.yaml"), "rt", "web", ["h1"],
                                 "file://" + os.path.join(d, f"r{run}.tar.gz"), sha)
@@ -83,6 +110,11 @@ def main():
                 raise RuntimeError("deployment failed: " + out.stderr[-2000:])
             if run:  # the first warms caches and connections
                 rtts += samples(kd, bs, out.stdout.split()[0])
+        busy = cpu_shares(pids, since, t0)
+        time.sleep(2)  # past the worker's and the planner's hurry after a step
+        t0, since = time.monotonic(), [cpu_s(p) for p in pids]
+        time.sleep(10)
+        idle = cpu_shares(pids, since, t0)
     finally:
         procs.stop_all()
     print(f"step round trip beyond the hook, {len(rtts)} steps of {args.runs} deployments"
@@ -96,6 +128,9 @@ def main():
     for i, name in enumerate(legs, 1):
         v = [x[i] for x in rtts]
         print(f"    {name:42s} p50 {percentile(v, 50):5.1f} ms  mean {statistics.mean(v):5.1f} ms")
+    for what, shares in (("deploying (samples included)", busy), ("idle, 10 s after", idle)):
+        print(f"  CPU {what:29s} planner {shares[0]:5.1f} %  worker {shares[1]:5.1f} %  "
+              f"broker {shares[2]:5.1f} %")
     return 0
 
 
