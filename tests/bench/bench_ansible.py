@@ -74,29 +74,40 @@ def main():
     ap.add_argument("--percent", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="runs first, not counted")
+    ap.add_argument("--base", help="another build, measured in the same run")
     args = ap.parse_args()
     if not shutil.which("ansible-playbook"):
         print("bench_ansible: ansible-playbook is not installed: apt-get install ansible-core",
               file=sys.stderr)
         return 2
     hosts = [f"a{i:03d}" for i in range(args.hosts)]
-    fleet = fleetbench.Fleet(args.build, hosts, processes=1)
-    try:
-        bundle, sha = fleet.bundle("noop")
-        kd, ans = [], []
-        for run in range(args.runs + args.warmup):
-            t = fleet.deploy(f"ans{run}", bundle, sha, args.percent)
-            a = run_ansible(fleet.dir, bundle, hosts, args.percent)
-            if run >= args.warmup:  # the first warm caches and connections
-                kd.append(t)
-                ans.append(a)
-    finally:
-        fleet.close()
-    k, a = statistics.median(kd), statistics.median(ans)
+    builds = [args.build] + ([args.base] if args.base else [])
+    kd = {b: [] for b in builds}
+    ans = []
+    for run in range(args.runs + args.warmup):
+        counted = run >= args.warmup  # the first warm caches and connections
+        for b in builds:
+            # Each build its own broker and worker, one after the other, so
+            # neither runs while the other is measured.
+            fleet = fleetbench.Fleet(b, hosts, processes=1)
+            try:
+                bundle, sha = fleet.bundle("noop")
+                fleet.deploy(f"warm{run}", bundle, sha, args.percent)
+                t = fleet.deploy(f"ans{run}", bundle, sha, args.percent)
+                if counted:
+                    kd[b].append(t)
+                if b == builds[-1]:
+                    a = run_ansible(fleet.dir, bundle, hosts, args.percent)
+                    if counted:
+                        ans.append(a)
+            finally:
+                fleet.close()
+    a = statistics.median(ans)
     print(f"{args.hosts} hosts, {args.percent}% at a time, medians of {args.runs} runs")
-    print(f"  kdeploy  {k:8.2f} s")
     print(f"  ansible  {a:8.2f} s")
-    print(f"  kdeploy is {a / k:.1f}x faster")
+    for b in builds:
+        k = statistics.median(kd[b])
+        print(f"  kdeploy  {k:8.2f} s  ({b}): {a / k:.1f}x faster")
     return 0
 
 

@@ -14,9 +14,11 @@ import sys
 import fleetbench
 
 
-def measure(args, count):
+def measure(args, build, count, shell):
+    """Medians of kdeploy's runs with build and, when shell, of the shell
+    floor's, each run right after kdeploy's."""
     hosts = [f"f{count}-{i:05d}" for i in range(count)]
-    fleet = fleetbench.Fleet(args.build, hosts, args.processes, interleave=args.interleave)
+    fleet = fleetbench.Fleet(build, hosts, args.processes, interleave=args.interleave)
     try:
         bundle, sha = fleet.bundle("noop")
         kd, sh = [], []
@@ -24,7 +26,7 @@ def measure(args, count):
             # A new application each run: a first deployment (no
             # ApplicationStop), so both sides run the same 4 hooks.
             t = fleet.deploy(f"fleet{run}", bundle, sha, args.percent)
-            s = fleetbench.run_shell(bundle, hosts, args.percent, fleet.dir)
+            s = fleetbench.run_shell(bundle, hosts, args.percent, fleet.dir) if shell else 0
             if run >= args.warmup:  # the first warm caches and connections
                 kd.append(t)
                 sh.append(s)
@@ -43,13 +45,17 @@ def main():
     ap.add_argument("--interleave", action="store_true",
                     help="host i to process i %% processes: a batch spreads over the processes")
     ap.add_argument("--warmup", type=int, default=1, help="runs first, not counted")
+    ap.add_argument("--base", help="another build, measured first in the same run")
     args = ap.parse_args()
     print(f"rolling deployment, {args.percent}% at a time, {args.processes} worker processes"
           f"{' (hosts interleaved)' if args.interleave else ''}, medians of {args.runs} runs")
     print(f"{'hosts':>7} {'kdeploy':>10} {'shell':>10} {'ratio':>7}")
     for count in (int(x) for x in args.hosts.split(",")):
-        kd, sh = measure(args, count)
+        base = measure(args, args.base, count, False)[0] if args.base else None
+        kd, sh = measure(args, args.build, count, True)
         print(f"{count:7d} {kd:9.2f}s {sh:9.2f}s {kd / sh:6.2f}x", flush=True)
+        if base is not None:
+            print(f"{'':7s} {base:9.2f}s {'':10s} {base / sh:6.2f}x  ({args.base})", flush=True)
     return 0
 
 
