@@ -722,6 +722,9 @@ static void print_list(kd_model_t *m, const kd_notes_t *notes, const verb_opts_t
     n = i;
     /* The topic's partitions interleave: order by when each was accepted. */
     qsort(all, n, sizeof *all, newest_first);
+    /* Said on stderr: a script reading the table gets no row. */
+    if (!o->json && !n)
+        fprintf(stderr, "no deployments yet (kdeploy create -f SPEC starts one)\n");
     if (!o->json && n)
         printf("%-8s  %-12s %-10s %-10s %6s  %-19s  %-8s %s\n", "ID", "APPLICATION", "GROUP",
                "REVISION", "HOSTS", "STARTED", "TOOK", "STATUS");

@@ -22,6 +22,10 @@ def main():
         bs = procs.broker(partitions=4)
         start_fleet(procs, bs)
         d = procs.dir
+        empty = kd(bs, "list")
+        t.check(empty.returncode == 0 and empty.stdout == "" and
+                "no deployments yet" in empty.stderr,
+                f"list with no deployments says so, on stderr: {empty}")
 
         def rev(name, **kw):
             sha = bundles.build(os.path.join(d, name + ".tar.gz"), name, **kw)
