@@ -53,8 +53,9 @@ static int tracked(const replay_t *r, const char *id)
 
 static json_t *line(const kd_envelope_t *env, const char *kind, const char *rollback_of)
 {
-    json_t *o = json_pack("{s:s, s:I, s:s, s:s}", "deploy_id", env->deploy_id, "ts",
-                          (json_int_t)env->ts_ms, "kind", kind, "producer", env->producer);
+    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s}", "deploy_id", env->deploy_id, "ts",
+                          (json_int_t)env->ts_ms, "kind", kind, "producer", env->producer,
+                          "event_id", env->event_id ? env->event_id : "");
 
     if (rollback_of && *rollback_of)
         json_object_set_new(o, "rollback_of", json_string(rollback_of));
@@ -280,12 +281,19 @@ static kd_status_t replay_topics(const kd_bus_conf_t *conf, replay_t *r, char *e
     return read_topics(conf, r, all, 5, collect, err, errsz);
 }
 
+/* By time, then by event id: events of one millisecond come out in the
+ * same order at every replay, whatever order the partitions were read in. */
 static int by_ts(const void *a, const void *b)
 {
-    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "ts"));
-    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "ts"));
+    const json_t *p = *(json_t *const *)a, *q = *(json_t *const *)b;
+    json_int_t x = json_integer_value(json_object_get(p, "ts"));
+    json_int_t y = json_integer_value(json_object_get(q, "ts"));
+    const char *i = json_string_value(json_object_get(p, "event_id"));
+    const char *j = json_string_value(json_object_get(q, "event_id"));
 
-    return x < y ? -1 : x > y;
+    if (x != y)
+        return x < y ? -1 : 1;
+    return strcmp(i ? i : "", j ? j : "");
 }
 
 static void print_text(json_t *o)
@@ -327,8 +335,6 @@ static void print_all(replay_t *r)
 
     for (size_t i = 0; i < n; i++)
         items[i] = json_array_get(r->lines, i);
-    /* By time. qsort is not stable: events of one millisecond may come out
-     * in either order. */
     qsort(items, n, sizeof *items, by_ts);
     for (size_t i = 0; i < n; i++) {
         if (r->json) {

@@ -102,6 +102,10 @@ def main():
         replayed = [x for x in lines if x["deploy_id"] == id2 and x["kind"] == "step_result"]
         t.check(types.count(b"step_result") == len(replayed),
                 f"kafka-python saw {types.count(b'step_result')} results, replay {len(replayed)}")
+        again = kd(bs, "replay", id2, "--json")
+        t.check(again.stdout == out.stdout,
+                "a second replay prints the same lines in the same order")
+        t.check(all(x.get("event_id") for x in lines), "every replayed event names its event id")
         text = kd(bs, "replay", id2)
         t.check(text.returncode == 0 and "web-02" in text.stdout, "text replay prints")
     finally:
