@@ -95,5 +95,7 @@ kd_status_t kd_batch_verify(const kd_verifier_t *v, const void *value, size_t le
                                  sizeof why) != KD_OK)
         return kd_err(err, errsz, KD_ESIGNATURE, "batch proof: %s", why);
     signed_message(root, count, msg);
-    return kd_verify(v, msg, sizeof msg, sig, siglen, err, errsz);
+    if (kd_verify(v, msg, sizeof msg, sig, siglen, why, sizeof why) != KD_OK)
+        return kd_err(err, errsz, KD_ESIGNATURE, "batch %s", why);
+    return KD_OK;
 }
