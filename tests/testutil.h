@@ -150,4 +150,36 @@ static inline int tu_stop(pid_t *pid, int sig)
     return status;
 }
 
+/* Starts `kdeploy broker` (KD_BIN_DIR, else build/bin) with partitions per
+ * topic, its log and brokers file in dir, and waits up to 10 s for its
+ * bootstrap list, written into brokers (bufsz). Returns its pid, or -1
+ * (stopped) when it did not come up. */
+static inline pid_t tu_start_broker(const char *dir, int partitions, char *brokers,
+                                    size_t bufsz)
+{
+    char exe[PATH_MAX], path[PATH_MAX], log[PATH_MAX], parts[16];
+    const char *bin = getenv("KD_BIN_DIR");
+    pid_t pid;
+
+    snprintf(exe, sizeof exe, "%s/kdeploy", bin ? bin : "build/bin");
+    snprintf(path, sizeof path, "%s/brokers", dir);
+    snprintf(log, sizeof log, "%s/broker.log", dir);
+    snprintf(parts, sizeof parts, "%d", partitions);
+    pid = tu_spawn((char *[]){exe, "broker", "--brokers-file", path, "--partitions", parts,
+                              NULL}, log);
+    brokers[0] = 0;
+    for (int i = 0; i < 200 && pid > 0 && !brokers[0]; i++) {
+        FILE *f = fopen(path, "r");
+
+        tu_sleep_ms(50);
+        if (f && fgets(brokers, (int)bufsz, f))
+            brokers[strcspn(brokers, "\n")] = 0;
+        if (f)
+            fclose(f);
+    }
+    if (!brokers[0])
+        tu_stop(&pid, SIGTERM);
+    return brokers[0] ? pid : -1;
+}
+
 #endif
