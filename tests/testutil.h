@@ -157,7 +157,7 @@ static inline int tu_stop(pid_t *pid, int sig)
 static inline pid_t tu_start_broker(const char *dir, int partitions, char *brokers,
                                     size_t bufsz)
 {
-    char exe[PATH_MAX], path[PATH_MAX], log[PATH_MAX], parts[16];
+    char exe[PATH_MAX + 16], path[PATH_MAX + 16], log[PATH_MAX + 16], parts[16];
     const char *bin = getenv("KD_BIN_DIR");
     pid_t pid;
 
