@@ -1,7 +1,8 @@
 /* Signing commands one by one against in batches: Ed25519 signatures per
  * second, against commands per second signed as trees of 1,024 (hashing
  * every leaf and the tree, one signature per tree), and the verifier's
- * cost either way. Values are the size of a rolling step command.
+ * cost either way. Values are the size of a rolling step command as the
+ * planner sends it (337 to 346 bytes).
  *
  * Run from a build:  build-rel/tests/bench_sign [value bytes] */
 #include <limits.h>
@@ -32,7 +33,7 @@ static int die(const char *what, const char *err)
 
 int main(int argc, char **argv)
 {
-    size_t vlen = argc > 1 ? strtoul(argv[1], NULL, 10) : 400;
+    size_t vlen = argc > 1 ? strtoul(argv[1], NULL, 10) : 344;
     static uint8_t values[TREE][4096];
     static const void *ptrs[TREE];
     static size_t lens[TREE];
