@@ -115,8 +115,8 @@ kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const c
  * commands, instead of one per command) and sends them in order. Anything
  * else the thread sends meanwhile (a record, a command with wait) first
  * sends what is held, so order is kept. Other threads' sends are not part
- * of it. Without a signing key there is nothing to hold: sends go out as
- * usual. */
+ * of it (one batch at a time per producer). Without a signing key there
+ * is nothing to hold: sends go out as usual. */
 void kd_producer_batch_begin(kd_producer_t *p);
 /* Signs and sends what the batch holds and ends it. Delivery is as for
  * sends without wait: reported at the next kd_producer_flush(). */
