@@ -53,7 +53,7 @@ typedef struct kd_held {
 
 /* The most commands under one batch signature: each carries an audit path
  * of log2 of it hashes (10 here, 320 bytes). Hashing a command into a tree
- * costs some 1/60 of signing it alone (tests/bench/bench_sign.c), so at
+ * costs 1/55 to 1/90 of signing it alone (tests/bench/bench_sign.c), so at
  * this size the signature is a small part of the cost, and a bigger tree
  * would only lengthen the headers. */
 #define BATCH_MAX_LEAVES 1024
