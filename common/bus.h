@@ -32,6 +32,11 @@ typedef enum {
 #define KD_HEADER_TYPE "kdeploy-type"
 #define KD_HEADER_DEPLOY_ID "kdeploy-deploy-id"
 #define KD_HEADER_SIGNATURE "kdeploy-signature"
+/* A command signed in a batch (sign_batch.h) carries these two instead:
+ * the batch's signature and the command's proof (leaf index, count, audit
+ * path). */
+#define KD_HEADER_BATCH_SIGNATURE "kdeploy-batch-signature"
+#define KD_HEADER_BATCH_PROOF "kdeploy-batch-proof"
 
 typedef struct kd_bus_conf kd_bus_conf_t;
 typedef struct kd_producer kd_producer_t;
@@ -104,6 +109,18 @@ kd_status_t kd_producer_send(kd_producer_t *p, kd_topic_t topic, const char *key
 kd_status_t kd_producer_send_encoded(kd_producer_t *p, kd_topic_t topic, const char *key,
                                      const kd_envelope_t *env, const void *value, size_t len,
                                      bool wait, char *err, size_t errsz);
+/* Starts a batch for the calling thread: its step and traffic commands
+ * sent without wait are held, not sent, until kd_producer_batch_end signs
+ * them all at once (one Ed25519 signature per tree of up to 1,024
+ * commands, instead of one per command) and sends them in order. Anything
+ * else the thread sends meanwhile (a record, a command with wait) first
+ * sends what is held, so order is kept. Other threads' sends are not part
+ * of it (one batch at a time per producer). Without a signing key there
+ * is nothing to hold: sends go out as usual. */
+void kd_producer_batch_begin(kd_producer_t *p);
+/* Signs and sends what the batch holds and ends it. Delivery is as for
+ * sends without wait: reported at the next kd_producer_flush(). */
+kd_status_t kd_producer_batch_end(kd_producer_t *p, char *err, size_t errsz);
 /* Publishes a tombstone (a record with key and no value) to a compacted
  * topic, and waits for the broker to take it: compaction then drops key. */
 kd_status_t kd_producer_send_tombstone(kd_producer_t *p, kd_topic_t topic, const char *key,

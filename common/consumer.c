@@ -11,6 +11,7 @@
 #include "ids.h"
 #include "log.h"
 #include "partition.h"
+#include "sign_batch.h"
 
 struct kd_consumer {
     rd_kafka_t *rk;
@@ -844,6 +845,25 @@ kd_status_t kd_command_fresh(const kd_consumer_t *c, const kd_envelope_t *env, c
     return KD_OK;
 }
 
+/* A command's signature: its batch proof when it carries one (a planner
+ * signing in batches), else its own signature. Workers take both, so they
+ * can be upgraded before the planners. */
+static kd_status_t verify_command(const kd_verifier_t *v, const kd_message_t *m, char *err,
+                                  size_t errsz)
+{
+    const kd_message_int_t *mi = (const kd_message_int_t *)m;
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *sig = NULL, *proof = NULL;
+    size_t siglen = 0, prooflen = 0;
+
+    if (rd_kafka_message_headers(mi->rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, KD_HEADER_BATCH_SIGNATURE, &sig, &siglen) != 0)
+        return kd_verify(v, m->value, m->len, m->signature, m->signature_len, err, errsz);
+    if (rd_kafka_header_get_last(hdrs, KD_HEADER_BATCH_PROOF, &proof, &prooflen) != 0)
+        return kd_err(err, errsz, KD_ESIGNATURE, "batch signature without its proof");
+    return kd_batch_verify(v, m->value, m->len, sig, siglen, proof, prooflen, err, errsz);
+}
+
 kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
                               kd_envelope_t **out, char *err, size_t errsz)
 {
@@ -856,7 +876,7 @@ kd_status_t kd_message_decode(const kd_consumer_t *c, const kd_message_t *m,
      * or the topic calls for it, so a forged header cannot skip it. */
     if (v && (claimed == KD_BODY(STEP) || claimed == KD_BODY(TRAFFIC) ||
               m->topic == KD_TOPIC_STEPS || m->topic == KD_TOPIC_TRAFFIC) &&
-        (st = kd_verify(v, m->value, m->len, m->signature, m->signature_len, err, errsz)) != KD_OK)
+        (st = verify_command(v, m, err, errsz)) != KD_OK)
         return st;
     if ((st = kd_envelope_decode(m->value, m->len, &env, err, errsz)) != KD_OK)
         return st;

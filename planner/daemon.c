@@ -99,6 +99,10 @@ static kd_status_t publish_round(void *arg, const kd_decisions_t *dec, char *err
     for (int pass = 0; pass < 2 && st == KD_OK; pass++) {
         bool records = pass == 0, any = false;
 
+        /* The commands go out signed as one batch: a signature per
+         * thousand commands instead of one each. */
+        if (!records)
+            kd_producer_batch_begin(p->producer);
         for (size_t i = 0; i < dec->count && st == KD_OK; i++) {
             const kd_decision_t *x = &dec->items[i];
 
@@ -107,6 +111,13 @@ static kd_status_t publish_round(void *arg, const kd_decisions_t *dec, char *err
             st = kd_producer_send_encoded(p->producer, x->topic, x->key, x->env, x->bytes,
                                           x->len, false, err, errsz);
             any = true;
+        }
+        if (!records) {
+            char why[512];
+            kd_status_t est = kd_producer_batch_end(p->producer, why, sizeof why);
+
+            if (st == KD_OK && est != KD_OK)
+                st = kd_err(err, errsz, est, "%s", why);
         }
         if (st == KD_OK && any)
             st = kd_producer_flush(p->producer, FLUSH_TIMEOUT_MS, err, errsz);

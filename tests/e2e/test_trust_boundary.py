@@ -256,6 +256,63 @@ def attack_steps(t, procs, bs, worker):
     return worker
 
 
+# ---- 4b: batch-signed steps, tampered with ----
+
+def planner_steps(bs):
+    """The steps for HOST on the steps topic, as kafka-python reads them."""
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bs, consumer_timeout_ms=5000,
+                      api_version_auto_timeout_ms=10000)
+    tps = [TopicPartition(kdtest.topic("steps"), i)
+           for i in c.partitions_for_topic(kdtest.topic("steps")) or ()]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    found = [m for m in c if m.key == HOST.encode()]
+    c.close()
+    return found
+
+
+def attack_batch_proofs(t, procs, bs, name):
+    """The planner signs its steps in batches: each carries the batch's
+    signature and its proof, not a signature of its own. Copies with a
+    changed proof or value are refused by the worker, before decoding."""
+    from kafka import KafkaProducer
+    batched = [m for m in planner_steps(bs) if "kdeploy-batch-proof" in dict(m.headers)]
+    t.check(len(batched) >= 4, f"the planner's steps are batch-signed: {len(batched)}")
+    if not batched:
+        return
+    m = batched[-1]
+    h = dict(m.headers)
+    proof = h["kdeploy-batch-proof"]
+    t.check(len(h.get("kdeploy-batch-signature", b"")) == 64 and "kdeploy-signature" not in h
+            and len(proof) >= 8 and (len(proof) - 8) % 32 == 0,
+            f"batch headers: signature of 64 bytes, proof of 8 + 32k: {len(proof)}")
+    index = int.from_bytes(proof[:4], "big")
+
+    def forged(value, new_proof):
+        return [(k, new_proof if k == "kdeploy-batch-proof" else v) for k, v in m.headers], value
+
+    flipped = bytearray(m.value)
+    flipped[len(flipped) // 2] ^= 1
+    attempts = [
+        forged(m.value, proof[:-1] + bytes([proof[-1] ^ 1])),  # a path hash, or the count
+        forged(bytes(flipped), proof),                          # the command itself
+        forged(m.value, proof[:4] + index.to_bytes(4, "big") + proof[8:]),  # index >= count
+        forged(m.value, proof[:5]),                             # malformed
+    ]
+    base = sig_runs(procs)
+    before = procs.log_of(name).count("batch")
+    p = KafkaProducer(bootstrap_servers=bs, api_version_auto_timeout_ms=10000)
+    for headers, value in attempts:
+        p.send(kdtest.topic("steps"), key=m.key, value=value, headers=headers,
+               partition=m.partition).get(timeout=10)
+    p.close()
+    t.check(wait_for(lambda: procs.log_of(name).count("batch") >= before + len(attempts), 30),
+            "the worker refused each tampered batch-signed step: "
+            + procs.log_of(name)[-1500:])
+    t.check(sig_runs(procs) == base, "tampered steps ran nothing")
+
+
 # ---- 5: a worker killed mid-hook ----
 
 SLOW = """#!/bin/sh
@@ -331,6 +388,7 @@ def main():
         attack_config(t, procs, bs)
         attack_hook_user(t, procs, bs)
         worker = attack_steps(t, procs, bs, worker)
+        attack_batch_proofs(t, procs, bs, HOST + "-2")
         attack_kill_mid_hook(t, procs, bs, worker)
     finally:
         procs.stop_all_checked(t)

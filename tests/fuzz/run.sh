@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and runs one for a while:
-#   tests/fuzz/run.sh appspec|spec|step|unpack [SECONDS] [libFuzzer options...]
+#   tests/fuzz/run.sh appspec|spec|step|unpack|proof [SECONDS] [libFuzzer options...]
 # New inputs go to build-fuzz/corpus/fuzz_<name> (seeded from the committed
 # corpus); merge the interesting ones back with
 #   build-fuzz/fuzz/fuzz_<name> -merge=1 tests/fuzz/corpus/fuzz_<name> build-fuzz/corpus/fuzz_<name>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-name=${1:?usage: run.sh appspec|spec|step|unpack [SECONDS]}
+name=${1:?usage: run.sh appspec|spec|step|unpack|proof [SECONDS]}
 secs=${2:-600}
 shift $(( $# > 1 ? 2 : 1 ))
 command -v clang >/dev/null || { echo "run.sh: clang is needed for libFuzzer" >&2; exit 2; }
