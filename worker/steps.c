@@ -230,6 +230,7 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     fo.progress = fetch_progress;
     fo.opaque = &beat;
     fo.abort = c->host->stop;
+    fo.transient = true; /* unpacked, then removed, below */
     st = kd_bundle_fetch(&fo, err, errsz);
     kd_worker_metrics_download(c->host->metrics, st == KD_OK ? archive : NULL,
                                kd_mono_ms() - beat.started);
