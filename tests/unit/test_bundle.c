@@ -175,7 +175,8 @@ static void test_fetch_file_sha256_and_md5(void)
     CHECK_STREQ(got, BODY);
     free(got);
     CHECK(dir_count(tpath(dir, "dl")) == 1);
-    opts_for(&o, url, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", NULL, out);
+    opts_for(&o, url, "0123456789abcdef0123456789abcdef"
+                      "0123456789abcdef0123456789abcdef", NULL, out);
     o.transient = true;
     CHECK(kd_bundle_fetch(&o, err, sizeof err) == KD_ECHECKSUM);
 }
