@@ -353,6 +353,7 @@ struct launch {
     int status_fd;  /* CLOEXEC: closed unread by a successful execve */
     int gate_fd;    /* -1, or a pipe's read end: one byte lets the child exec */
     int gate_wfd;   /* its write end, which the child closes first */
+    int max_fd;     /* descriptors to close without close_range: 3..max_fd-1 */
 };
 
 enum child_stage {
@@ -373,7 +374,7 @@ struct child_report {
 
 /* The child's code runs on a stack of its own that the sanitizers do not
  * know: they must not instrument it. */
-#define CHILD_CODE __attribute__((no_sanitize_address, no_sanitize_undefined))
+#define CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
 
 /* syscall() reports failures in errno, which the child shares with the
  * thread that cloned it (the same thread pointer): the child reads it at
@@ -415,7 +416,7 @@ CHILD_CODE static void child_reset_signals(void)
 }
 
 /* Leaves only 0, 1, 2 and the status pipe open across exec. */
-CHILD_CODE static void child_close_fds(int keep)
+CHILD_CODE static void child_close_fds(int keep, int max_fd)
 {
 #ifdef SYS_close_range
     if (child_sys(SYS_close_range, 3, (long)~0U, (long)CLOSE_RANGE_CLOEXEC, 0) == 0)
@@ -425,7 +426,7 @@ CHILD_CODE static void child_close_fds(int keep)
         return;
 #endif
     /* Older kernels: every descriptor the table may hold. */
-    for (int fd = 3; fd < (1 << 20); fd++) {
+    for (int fd = 3; fd < max_fd; fd++) {
         if (fd != keep)
             (void)child_sys(SYS_close, fd, 0, 0, 0);
     }
@@ -475,7 +476,7 @@ CHILD_CODE __attribute__((noreturn)) static void child_exec(const struct launch 
         if (child_sys(SYS_setuid, l->uid, 0, 0, 0) != 0)
             child_fail(l->status_fd, STAGE_SETUID, errno);
     }
-    child_close_fds(l->status_fd);
+    child_close_fds(l->status_fd, l->max_fd);
     (void)child_sys(SYS_execve, (long)l->argv[0], (long)l->argv, (long)l->envp, 0);
     child_fail(l->status_fd, STAGE_EXEC, errno);
 }
@@ -601,6 +602,15 @@ static kd_status_t open_gate(const kd_hook_spec_t *spec, int gate[2], pid_t chil
     return KD_OK;
 }
 
+/* How many descriptors the child may have to close (sysconf is not for the
+ * child: it may call into libc's state). */
+static int open_max(void)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+
+    return max < 0 || max > (1L << 20) ? 1 << 20 : (int)max;
+}
+
 /* The child's stack: mapped fresh for each hook, with a guard page below. */
 static void *child_stack_map(void)
 {
@@ -641,6 +651,7 @@ static kd_status_t spawn(const kd_hook_spec_t *spec, struct launch *l, pid_t *pi
     l->status_fd = statp[1];
     l->gate_fd = gate[0];
     l->gate_wfd = gate[1];
+    l->max_fd = open_max();
     /* No handler of the worker may run in the child before it resets them. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
