@@ -122,6 +122,18 @@ kd_status_t kd_fsync_parent(const char *path, char *err, size_t errsz)
     return rc == 0 ? KD_OK : kd_err(err, errsz, KD_EIO, "fsync %s: %s", dir, strerror(errno));
 }
 
+kd_status_t kd_syncfs(const char *dir, char *err, size_t errsz)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return kd_err(err, errsz, KD_EIO, "%s: %s", dir, strerror(errno));
+    rc = syncfs(fd) == 0 ? 0 : errno;
+    close(fd);
+    return rc == 0 ? KD_OK : kd_err(err, errsz, KD_EIO, "syncfs %s: %s", dir, strerror(rc));
+}
+
 /* A new temporary file next to path: random name, never an existing file
  * or a symlink someone placed there. */
 static kd_status_t open_temp(const char *path, mode_t mode, char *tmp, size_t tmpsz, int *fd,
@@ -143,8 +155,11 @@ static kd_status_t open_temp(const char *path, mode_t mode, char *tmp, size_t tm
     return kd_err(err, errsz, KD_EIO, "%s: %s", tmp, strerror(errno));
 }
 
+/* How much of a replacement write_replace makes durable. */
+enum { SYNC_NONE, SYNC_DATA, SYNC_DIR };
+
 static kd_status_t write_replace(const char *path, const void *data, size_t len, mode_t mode,
-                                 bool durable, char *err, size_t errsz)
+                                 int sync, char *err, size_t errsz)
 {
     char tmp[PATH_MAX];
     int fd = -1;
@@ -154,7 +169,7 @@ static kd_status_t write_replace(const char *path, const void *data, size_t len,
         return st;
     st = write_all(fd, data, len);
     /* The mode asked for, whatever the umask. */
-    if (st == KD_OK && (fchmod(fd, mode) != 0 || (durable && fsync(fd) != 0)))
+    if (st == KD_OK && (fchmod(fd, mode) != 0 || (sync >= SYNC_DATA && fsync(fd) != 0)))
         st = KD_EIO;
     if (close(fd) != 0)
         st = KD_EIO;
@@ -166,19 +181,25 @@ static kd_status_t write_replace(const char *path, const void *data, size_t len,
         unlink(tmp);
         return kd_err(err, errsz, st, "writing %s: %s", path, strerror(saved));
     }
-    return durable ? kd_fsync_parent(path, err, errsz) : KD_OK;
+    return sync >= SYNC_DIR ? kd_fsync_parent(path, err, errsz) : KD_OK;
 }
 
 kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                                  char *err, size_t errsz)
 {
-    return write_replace(path, data, len, mode, true, err, errsz);
+    return write_replace(path, data, len, mode, SYNC_DIR, err, errsz);
 }
 
 kd_status_t kd_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
                                   char *err, size_t errsz)
 {
-    return write_replace(path, data, len, mode, false, err, errsz);
+    return write_replace(path, data, len, mode, SYNC_NONE, err, errsz);
+}
+
+kd_status_t kd_write_file_synced(const char *path, const void *data, size_t len, mode_t mode,
+                                 char *err, size_t errsz)
+{
+    return write_replace(path, data, len, mode, SYNC_DATA, err, errsz);
 }
 
 kd_status_t kd_dir_owned(const char *path, mode_t mode, char *err, size_t errsz)

@@ -27,6 +27,12 @@ kd_status_t kd_temp_name(char *out, size_t outsz, const char *prefix);
 /* fsync of the directory holding path, so a rename or create in it is
  * durable. */
 kd_status_t kd_fsync_parent(const char *path, char *err, size_t errsz);
+/* syncfs of the file system holding dir (a directory): everything written
+ * there so far is durable on return, renames included. On this kind of
+ * disk one syncfs after several writes costs less than an fsync of each
+ * file and directory (docs/benchmarks.md); it also writes what other
+ * processes left dirty on that file system. */
+kd_status_t kd_syncfs(const char *dir, char *err, size_t errsz);
 /* Reads a whole file into buf (bounded by buf's max). KD_ENOTFOUND if absent. */
 kd_status_t kd_read_file(const char *path, kd_buf_t *buf, char *err, size_t errsz);
 /* Writes data to path through a temporary file (random name, O_EXCL and
@@ -34,6 +40,12 @@ kd_status_t kd_read_file(const char *path, kd_buf_t *buf, char *err, size_t errs
  * see the old content or the new, never a part, and a power cut after the
  * return loses nothing. */
 kd_status_t kd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                                 char *err, size_t errsz);
+/* As kd_write_file_atomic, without the fsync of the directory: the data is
+ * durable before the rename, so after a crash path holds the old content
+ * or all of the new; the caller makes the rename durable (kd_syncfs after
+ * several such writes). */
+kd_status_t kd_write_file_synced(const char *path, const void *data, size_t len, mode_t mode,
                                  char *err, size_t errsz);
 /* As kd_write_file_atomic, without the fsyncs: readers see the old file or
  * the new, but a power cut may lose the write. For records that matter only

@@ -504,14 +504,15 @@ static kd_status_t download_with_retries(const kd_bundle_fetch_opts_t *o, downlo
 }
 
 /* Gives the verified download its final name, durably. */
-static kd_status_t download_commit(int fd, const char *tmp, const char *path, char *err,
-                                   size_t errsz)
+static kd_status_t download_commit(int fd, const char *tmp, const char *path, bool transient,
+                                   char *err, size_t errsz)
 {
-    if (fsync(fd) != 0)
+    if (!transient && fsync(fd) != 0)
         return kd_err(err, errsz, KD_EIO, "%s: %s", tmp, strerror(errno));
     if (rename(tmp, path) != 0)
         return kd_err(err, errsz, KD_EIO, "%s: %s", path, strerror(errno));
-    sync_parent(path);
+    if (!transient)
+        sync_parent(path);
     return KD_OK;
 }
 
@@ -544,7 +545,7 @@ kd_status_t kd_bundle_fetch(const kd_bundle_fetch_opts_t *o, char *err, size_t e
     if (st == KD_OK)
         st = digests_check(&dg, shown, err, errsz);
     if (st == KD_OK)
-        st = download_commit(d.fd, tmp, o->path, err, errsz);
+        st = download_commit(d.fd, tmp, o->path, o->transient, err, errsz);
     close(d.fd);
     if (st != KD_OK)
         unlink(tmp);

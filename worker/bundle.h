@@ -6,6 +6,7 @@
 #define KD_BUNDLE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,10 @@ typedef struct kd_bundle_fetch_opts {
     void *opaque;
     /* When *abort becomes non-zero the download stops: KD_ESTOPPED. */
     volatile sig_atomic_t *abort;
+    /* The verified file is only read and removed by this process (it is
+     * unpacked at once), so neither it nor its name is synced to disk:
+     * after a crash the step is done again from the start anyway. */
+    bool transient;
 } kd_bundle_fetch_opts_t;
 
 /* Bounds on what an archive may unpack to (a zip bomb guard). */

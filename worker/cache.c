@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,9 @@ kd_status_t kd_cache_installed_get(const char *root, const char *app, const char
     return st;
 }
 
-kd_status_t kd_cache_installed_set(const char *root, const char *app, const char *group,
-                                   const char *deploy_id, char *err, size_t errsz)
+static kd_status_t installed_write(const char *root, const char *app, const char *group,
+                                   const char *deploy_id, bool sync_dir, char *err,
+                                   size_t errsz)
 {
     char path[PATH_MAX], dir[PATH_MAX], line[256];
     kd_status_t st = kd_cache_group_dir(root, app, group, dir, sizeof dir, err, errsz);
@@ -91,7 +93,20 @@ kd_status_t kd_cache_installed_set(const char *root, const char *app, const char
     if (kd_pathf(path, sizeof path, "%s/installed", dir) != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "cache path too long");
     n = snprintf(line, sizeof line, "%s\n", deploy_id);
-    return kd_write_file_atomic(path, line, (size_t)n, 0644, err, errsz);
+    return sync_dir ? kd_write_file_atomic(path, line, (size_t)n, 0644, err, errsz)
+                    : kd_write_file_synced(path, line, (size_t)n, 0644, err, errsz);
+}
+
+kd_status_t kd_cache_installed_set(const char *root, const char *app, const char *group,
+                                   const char *deploy_id, char *err, size_t errsz)
+{
+    return installed_write(root, app, group, deploy_id, true, err, errsz);
+}
+
+kd_status_t kd_cache_installed_stage(const char *root, const char *app, const char *group,
+                                     const char *deploy_id, char *err, size_t errsz)
+{
+    return installed_write(root, app, group, deploy_id, false, err, errsz);
 }
 
 typedef struct cache_entry {

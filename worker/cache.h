@@ -30,6 +30,10 @@ kd_status_t kd_cache_installed_get(const char *root, const char *app, const char
                                    char *deploy_id, size_t idsz, char *err, size_t errsz);
 kd_status_t kd_cache_installed_set(const char *root, const char *app, const char *group,
                                    const char *deploy_id, char *err, size_t errsz);
+/* As kd_cache_installed_set, the rename not synced: for a caller that
+ * syncs the file system next (kd_install_opts_t.before_sync). */
+kd_status_t kd_cache_installed_stage(const char *root, const char *app, const char *group,
+                                     const char *deploy_id, char *err, size_t errsz);
 /* Removes the oldest deploy-* dirs of app/group beyond keep, never the
  * installed one nor the one named current. */
 kd_status_t kd_cache_prune(const char *root, const char *app, const char *group, unsigned keep,

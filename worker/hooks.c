@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +31,8 @@
  * starve the timeout. */
 #define DRAIN_MAX (1u << 20)
 #define MAX_GROUPS 65536
+/* The child's own stack until it execs: it makes only system calls. */
+#define CHILD_STACK_BYTES (64u * 1024)
 
 /* ---- the hook environment ---------------------------------------------- */
 
@@ -327,8 +332,13 @@ static size_t tail_copy(const struct tail *t, char *dst)
 
 /* ---- starting the child ------------------------------------------------ */
 
-/* Everything the child needs, prepared before fork so that the child only
- * makes async-signal-safe calls (the worker has other threads). */
+/* Everything the child needs, prepared before the clone. The child shares
+ * the worker's memory until it execs (clone with CLONE_VM, as posix_spawn
+ * does): no copy of the worker's page tables, and no copy-on-write faults
+ * in the worker's threads while the child starts. So the child only reads
+ * this and makes raw system calls: no libc state, no allocation, no
+ * sanitizer interceptors. Its own file table, cwd, credentials and
+ * signal handlers are its own (no CLONE_FILES, CLONE_FS, CLONE_SIGHAND). */
 struct launch {
     const char *const *argv;
     const char *const *envp;
@@ -343,6 +353,7 @@ struct launch {
     int status_fd;  /* CLOEXEC: closed unread by a successful execve */
     int gate_fd;    /* -1, or a pipe's read end: one byte lets the child exec */
     int gate_wfd;   /* its write end, which the child closes first */
+    int max_fd;     /* descriptors to close without close_range: 3..max_fd-1 */
 };
 
 enum child_stage {
@@ -361,89 +372,118 @@ struct child_report {
     int errnum;
 };
 
-__attribute__((noreturn)) static void child_fail(int fd, int stage, int errnum)
-{
-    struct child_report rep = { stage, errnum };
-    ssize_t n = write(fd, &rep, sizeof rep);
+/* The child's code runs on a stack of its own that the sanitizers do not
+ * know: they must not instrument it. */
+#define CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
 
-    (void)n;
-    _exit(127);
+/* syscall() reports failures in errno, which the child shares with the
+ * thread that cloned it (the same thread pointer): the child reads it at
+ * once, and the parent only reads errno after calls of its own. */
+CHILD_CODE static long child_sys(long nr, long a, long b, long c, long d)
+{
+    return syscall(nr, a, b, c, d);
 }
 
-static void child_reset_signals(void)
+CHILD_CODE __attribute__((noreturn)) static void child_fail(int fd, int stage, int errnum)
 {
-    struct sigaction sa;
-    sigset_t none;
+    struct child_report rep = { stage, errnum };
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP)
-            (void)sigaction(sig, &sa, NULL);  /* fails harmlessly for reserved numbers */
+    (void)child_sys(SYS_write, fd, (long)&rep, (long)sizeof rep, 0);
+    for (;;)
+        (void)child_sys(SYS_exit_group, 127, 0, 0, 0);
+}
+
+/* The kernel's struct sigaction, to reset dispositions without libc. */
+struct child_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+
+/* Every handler back to the default (the worker's handlers live in memory
+ * the child shares), then every signal unblocked: the hook starts clean. */
+CHILD_CODE static void child_reset_signals(void)
+{
+    struct child_sigaction dfl = { SIG_DFL, 0, NULL, 0 };
+    uint64_t none = 0;
+
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)  /* fails harmlessly for reserved numbers */
+            (void)child_sys(SYS_rt_sigaction, sig, (long)&dfl, 0, (long)sizeof dfl.mask);
     }
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)child_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, (long)sizeof none);
 }
 
 /* Leaves only 0, 1, 2 and the status pipe open across exec. */
-static void child_close_fds(int keep)
+CHILD_CODE static void child_close_fds(int keep, int max_fd)
 {
-    long max;
-
 #ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+    if (child_sys(SYS_close_range, 3, (long)~0U, (long)CLOSE_RANGE_CLOEXEC, 0) == 0)
         return;
-    if ((keep == 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
-        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
+    if ((keep == 3 || child_sys(SYS_close_range, 3, keep - 1, 0, 0) == 0) &&
+        child_sys(SYS_close_range, keep + 1, (long)~0U, 0, 0) == 0)
         return;
 #endif
-    max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > (1L << 20))
-        max = 1L << 20;
-    for (int fd = 3; fd < max; fd++) {
+    /* Older kernels: every descriptor the table may hold. */
+    for (int fd = 3; fd < max_fd; fd++) {
         if (fd != keep)
-            (void)close(fd);
+            (void)child_sys(SYS_close, fd, 0, 0, 0);
     }
 }
 
-__attribute__((noreturn)) static void child_exec(const struct launch *l)
+CHILD_CODE static int child_dup(int from, int to)
 {
-    int nul;
+    if (from == to)
+        return 0;
+#ifdef SYS_dup2
+    return child_sys(SYS_dup2, from, to, 0, 0) < 0 ? -1 : 0;
+#else
+    return child_sys(SYS_dup3, from, to, 0, 0) < 0 ? -1 : 0;
+#endif
+}
 
-    if (setpgid(0, 0) != 0)
+CHILD_CODE __attribute__((noreturn)) static void child_exec(const struct launch *l)
+{
+    long nul;
+
+    if (child_sys(SYS_setpgid, 0, 0, 0, 0) != 0)
         child_fail(l->status_fd, STAGE_SETPGID, errno);
     /* Nothing runs before the parent has recorded the group; if it dies
      * first, the gate reads EOF and the child goes away unstarted. */
     if (l->gate_fd >= 0) {
         char go;
-        ssize_t n;
+        long n;
 
-        close(l->gate_wfd);
-        while ((n = read(l->gate_fd, &go, 1)) < 0 && errno == EINTR)
+        (void)child_sys(SYS_close, l->gate_wfd, 0, 0, 0);
+        while ((n = child_sys(SYS_read, l->gate_fd, (long)&go, 1, 0)) < 0 && errno == EINTR)
             ;
         if (n != 1)
             child_fail(l->status_fd, STAGE_SETPGID, ECANCELED);
     }
     child_reset_signals();
-    nul = open("/dev/null", O_RDONLY);
-    if (nul < 0 || dup2(nul, 0) < 0 || dup2(l->out_fd, 1) < 0 || dup2(l->out_fd, 2) < 0)
+    nul = child_sys(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY, 0);
+    if (nul < 0 || child_dup((int)nul, 0) < 0 || child_dup(l->out_fd, 1) < 0 ||
+        child_dup(l->out_fd, 2) < 0)
         child_fail(l->status_fd, STAGE_STDIO, errno);
-    if (chdir(l->cwd) != 0)
+    if (child_sys(SYS_chdir, (long)l->cwd, 0, 0, 0) != 0)
         child_fail(l->status_fd, STAGE_CHDIR, errno);
-    /* Raw system calls: the libc wrappers coordinate every thread of the
-     * process, and after fork only this one exists. */
     if (l->switch_user) {
-        if (syscall(SYS_setgroups, l->ngroups, l->groups) != 0)
+        if (child_sys(SYS_setgroups, (long)l->ngroups, (long)l->groups, 0, 0) != 0)
             child_fail(l->status_fd, STAGE_SETGROUPS, errno);
-        if (syscall(SYS_setgid, l->gid) != 0)
+        if (child_sys(SYS_setgid, l->gid, 0, 0, 0) != 0)
             child_fail(l->status_fd, STAGE_SETGID, errno);
-        if (syscall(SYS_setuid, l->uid) != 0)
+        if (child_sys(SYS_setuid, l->uid, 0, 0, 0) != 0)
             child_fail(l->status_fd, STAGE_SETUID, errno);
     }
-    child_close_fds(l->status_fd);
-    execve(l->argv[0], (char *const *)l->argv, (char *const *)l->envp);
+    child_close_fds(l->status_fd, l->max_fd);
+    (void)child_sys(SYS_execve, (long)l->argv[0], (long)l->argv, (long)l->envp, 0);
     child_fail(l->status_fd, STAGE_EXEC, errno);
+}
+
+CHILD_CODE static int child_main(void *arg)
+{
+    child_exec(arg);
 }
 
 /* Moves a descriptor above 0..2 so dup2 onto the child's stdio cannot clobber
@@ -542,8 +582,6 @@ static kd_status_t await_exec(int fd, pid_t pid, const struct launch *l, char *e
     return report_error(&rep, l, err, errsz);
 }
 
-/* Forks and execs the hook. On success *pid runs in its own process group
- * (pgid == pid) and *out_fd is the non-blocking read end of its output. */
 /* Lets the gated child go once on_start has recorded its group. */
 static kd_status_t open_gate(const kd_hook_spec_t *spec, int gate[2], pid_t child, char *err,
                              size_t errsz)
@@ -564,13 +602,39 @@ static kd_status_t open_gate(const kd_hook_spec_t *spec, int gate[2], pid_t chil
     return KD_OK;
 }
 
+/* How many descriptors the child may have to close (sysconf is not for the
+ * child: it may call into libc's state). */
+static int open_max(void)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+
+    return max < 0 || max > (1L << 20) ? 1 << 20 : (int)max;
+}
+
+/* The child's stack: mapped fresh for each hook, with a guard page below. */
+static void *child_stack_map(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *stack = mmap(NULL, CHILD_STACK_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+
+    if (stack == MAP_FAILED)
+        return NULL;
+    if (page > 0 && (size_t)page < CHILD_STACK_BYTES)
+        (void)mprotect(stack, (size_t)page, PROT_NONE);
+    return stack;
+}
+
+/* Starts the hook (clone, exec). On success *pid runs in its own process group
+ * (pgid == pid) and *out_fd is the non-blocking read end of its output. */
 static kd_status_t spawn(const kd_hook_spec_t *spec, struct launch *l, pid_t *pid, int *out_fd,
                          char *err, size_t errsz)
 {
     int outp[2] = { -1, -1 }, statp[2] = { -1, -1 }, gate[2] = { -1, -1 };
     sigset_t all, old;
+    void *stack = NULL;
     pid_t child;
-    int fork_errno;
+    int clone_errno;
     kd_status_t st;
 
     st = make_pipe(outp, "output", err, errsz);
@@ -578,25 +642,29 @@ static kd_status_t spawn(const kd_hook_spec_t *spec, struct launch *l, pid_t *pi
         st = make_pipe(statp, "status", err, errsz);
     if (st == KD_OK && spec->on_start)
         st = make_pipe(gate, "gate", err, errsz);
+    if (st == KD_OK && !(stack = child_stack_map()))
+        st = kd_err(err, errsz, KD_ENOMEM, "no stack for the hook process: %s",
+                    strerror(errno));
     if (st != KD_OK)
         goto out;
     l->out_fd = outp[1];
     l->status_fd = statp[1];
     l->gate_fd = gate[0];
     l->gate_wfd = gate[1];
+    l->max_fd = open_max();
     /* No handler of the worker may run in the child before it resets them. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    child = fork();
-    if (child == 0)
-        child_exec(l);
-    fork_errno = errno;
+    /* The memory is shared until the exec: stack and *l stay untouched
+     * until await_exec sees the exec (or the child is reaped). */
+    child = clone(child_main, (char *)stack + CHILD_STACK_BYTES, CLONE_VM | SIGCHLD, l);
+    clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(outp[1]);
     close(statp[1]);
     outp[1] = statp[1] = -1;
     if (child < 0) {
-        st = kd_err(err, errsz, KD_EIO, "fork: %s", strerror(fork_errno));
+        st = kd_err(err, errsz, KD_EIO, "starting the hook process: %s", strerror(clone_errno));
         goto out;
     }
     if ((st = open_gate(spec, gate, child, err, errsz)) != KD_OK) {
@@ -618,6 +686,9 @@ static kd_status_t spawn(const kd_hook_spec_t *spec, struct launch *l, pid_t *pi
     *out_fd = outp[0];
     outp[0] = -1;
 out:
+    /* Every way here has the child exec'd, reaped or never started. */
+    if (stack)
+        munmap(stack, CHILD_STACK_BYTES);
     close_pair(gate);
     close_pair(statp);
     close_pair(outp);

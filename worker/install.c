@@ -35,6 +35,8 @@ typedef struct item {
     bool done;   /* written (or created) by this install */
     dev_t dev;   /* the inode written, so permissions touch nothing else */
     ino_t ino;
+    char *tmp;   /* a file or link made under this name in its directory, not
+                  * yet renamed to dst (write_items) */
 } item_t;
 
 /* An ordered list of items with an open-addressing index on dst, since
@@ -66,6 +68,7 @@ typedef struct plan {
     size_t nconflicts;     /* existing destination files under FAIL */
     char conflict[PATH_MAX];
     kd_safedir_t *sd;      /* the prefix, walked by descriptors */
+    dev_t manifest_dev;    /* the file system of the manifest */
     char *err;
     size_t errsz;
 } plan_t;
@@ -167,6 +170,7 @@ static void list_free(list_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free(l->v[i].dst);
+        free(l->v[i].tmp);
         free(l->v[i].src);
     }
     free(l->v);
@@ -273,11 +277,12 @@ static int print_items(FILE *f, const list_t *l, bool only_done)
         if (fprintf(f, "%c %s\n", l->v[i].kind, l->v[i].dst) < 0)
             return -1;
     }
-    return fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
+    return fflush(f) == 0 && fdatasync(fileno(f)) == 0 ? 0 : -1;
 }
 
 /* Writes the items (or only those done) to path through a temporary file,
- * fsync and rename, so a reader finds the old manifest or the new one. */
+ * its data synced, and a rename, so a reader finds the old manifest or the
+ * new one. The rename is made durable by kd_install_run's next syncfs. */
 static kd_status_t manifest_write(const char *path, const list_t *l, bool only_done, char *err,
                                   size_t errsz)
 {
@@ -304,7 +309,7 @@ static kd_status_t manifest_write(const char *path, const list_t *l, bool only_d
         unlink(tmp);
         return kd_err(err, errsz, KD_EIO, "writing manifest %s: %s", path, strerror(saved));
     }
-    return kd_fsync_parent(path, err, errsz);
+    return KD_OK;
 }
 
 static kd_status_t parse_line(list_t *l, char *line, ssize_t len, const char *path,
@@ -907,6 +912,8 @@ static void plan_free(plan_t *p)
 
 /* ---- writing ---- */
 
+static kd_status_t syncfs_of(const char *path, char *err, size_t errsz);
+
 /* Everything below writes through descriptors walked from the prefix by
  * p->sd: a component that is a symlink stops the install. */
 
@@ -997,19 +1004,20 @@ static kd_status_t open_temp(plan_t *p, const item_t *it, int pfd, char *tmp, si
                   strerror(errno));
 }
 
-/* fsync before the rename: after a crash the name holds the old data or
- * all of the new, never an empty file. */
+/* Not synced here: write_items syncs all the files of the install at once
+ * before it renames any of them. */
 static kd_status_t finish_file(plan_t *p, item_t *it, int out, const struct stat *sst)
 {
     if (fchmod(out, sst->st_mode & 07777) != 0 ||
-        futimens(out, (struct timespec[2]){sst->st_atim, sst->st_mtim}) != 0 || fsync(out) != 0)
+        futimens(out, (struct timespec[2]){sst->st_atim, sst->st_mtim}) != 0)
         return kd_err(p->err, p->errsz, KD_EIO, "writing %s: %s", it->dst, strerror(errno));
     return remember_inode(p, it, out);
 }
 
-/* Copies a regular file with its mode bits and times; readers of dst see
- * the old file or the new, never a part. */
-static kd_status_t copy_file(plan_t *p, item_t *it)
+/* Copies a regular file with its mode bits and times to a temporary name
+ * next to dst (it->tmp); write_items renames it once every file's data is
+ * durable, so readers of dst see the old file or the new, never a part. */
+static kd_status_t stage_file(plan_t *p, item_t *it)
 {
     char tmp[64] = "";
     const char *leaf;
@@ -1034,9 +1042,8 @@ static kd_status_t copy_file(plan_t *p, item_t *it)
     rc = close(out) == 0 ? KD_OK : kd_err(p->err, p->errsz, KD_EIO, "writing %s: %s", it->dst,
                                           strerror(errno));
     out = -1;
-    if (rc == KD_OK && renameat(pfd, tmp, pfd, leaf) != 0)
-        rc = kd_err(p->err, p->errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
-    it->done = rc == KD_OK;
+    if (rc == KD_OK && !(it->tmp = strdup(tmp)))
+        rc = kd_err(p->err, p->errsz, KD_ENOMEM, "out of memory");
 out:
     if (out >= 0)
         close(out);
@@ -1046,8 +1053,86 @@ out:
     return rc;
 }
 
-/* Recreates a symlink with the same target; the target is never followed. */
-static kd_status_t copy_link(plan_t *p, item_t *it)
+/* Gives a staged file or link its name. */
+static kd_status_t commit_item(plan_t *p, item_t *it)
+{
+    const char *leaf;
+    int pfd;
+    kd_status_t rc;
+
+    if ((rc = parent_of(p, it, &pfd, &leaf)) != KD_OK)
+        return rc;
+    if (renameat(pfd, it->tmp, pfd, leaf) != 0)
+        return kd_err(p->err, p->errsz, KD_EIO, "cannot replace %s: %s", it->dst,
+                      strerror(errno));
+    free(it->tmp);
+    it->tmp = NULL;
+    it->done = true;
+    return KD_OK;
+}
+
+/* Removes the staged files not renamed (after a failure). */
+static void drop_staged(plan_t *p)
+{
+    for (size_t i = 0; i < p->items.n; i++) {
+        item_t *it = &p->items.v[i];
+        const char *leaf;
+        int pfd;
+
+        if (!it->tmp)
+            continue;
+        if (kd_safedir_parent(p->sd, it->dst, &pfd, &leaf, NULL, 0) == KD_OK)
+            unlinkat(pfd, it->tmp, 0);
+        free(it->tmp);
+        it->tmp = NULL;
+    }
+}
+
+/* One syncfs per file system that the chosen items are on, through their
+ * directories' descriptors (an install prefix may span mounts): one pass
+ * for the whole install instead of an fsync per file and per directory.
+ * staged: the files written and not renamed yet; else all that is done. */
+#define SYNC_DEVS 16
+static kd_status_t sync_items(plan_t *p, bool staged, const dev_t *synced)
+{
+    dev_t seen[SYNC_DEVS];
+    size_t nseen = 0;
+
+    if (synced)
+        seen[nseen++] = *synced;
+
+    for (size_t i = 0; i < p->items.n; i++) {
+        const item_t *it = &p->items.v[i];
+        const char *leaf;
+        struct stat st;
+        size_t k;
+        int pfd;
+        kd_status_t rc;
+
+        if (staged ? !it->tmp : !it->done)
+            continue;
+        if ((rc = parent_of(p, it, &pfd, &leaf)) != KD_OK)
+            return rc;
+        if (fstat(pfd, &st) != 0)
+            return kd_err(p->err, p->errsz, KD_EIO, "stat of %s's directory: %s", it->dst,
+                          strerror(errno));
+        for (k = 0; k < nseen && seen[k] != st.st_dev; k++)
+            ;
+        if (k < nseen)
+            continue;
+        if (syncfs(pfd) != 0)
+            return kd_err(p->err, p->errsz, KD_EIO, "syncfs under %s: %s", it->dst,
+                          strerror(errno));
+        if (nseen < SYNC_DEVS)
+            seen[nseen++] = st.st_dev;
+    }
+    return KD_OK;
+}
+
+/* Recreates a symlink with the same target (never followed) under a
+ * temporary name, renamed over dst as files are (commit_item): the link is
+ * never missing. */
+static kd_status_t stage_link(plan_t *p, item_t *it)
 {
     char target[PATH_MAX], tmp[64];
     ssize_t n = readlink(it->src, target, sizeof target);
@@ -1074,13 +1159,10 @@ static kd_status_t copy_link(plan_t *p, item_t *it)
     }
     if (k == TEMP_TRIES)
         return kd_err(p->err, p->errsz, KD_EIO, "cannot create a symlink next to %s", it->dst);
-    /* Made aside and renamed over, as files are: the link is never missing. */
-    if (renameat(pfd, tmp, pfd, leaf) != 0) {
-        st = kd_err(p->err, p->errsz, KD_EIO, "cannot replace %s: %s", it->dst, strerror(errno));
+    if (!(it->tmp = strdup(tmp))) {
         unlinkat(pfd, tmp, 0);
-        return st;
+        return kd_err(p->err, p->errsz, KD_ENOMEM, "out of memory");
     }
-    it->done = true;
     return KD_OK;
 }
 
@@ -1111,9 +1193,21 @@ static kd_status_t write_items(plan_t *p)
     for (size_t i = 0; i < items->n && st == KD_OK; i++) {
         item_t *it = &items->v[i];
 
-        st = it->kind == 'd' ? make_dir(p, it) : it->kind == 'l' ? copy_link(p, it)
-                                                                 : copy_file(p, it);
+        st = it->kind == 'd' ? make_dir(p, it) : it->kind == 'l' ? stage_link(p, it)
+                                                                 : stage_file(p, it);
     }
+    /* One sync before any file or link takes its name: the manifest that
+     * lists them is durable first, and each name will hold the old data or
+     * all of the new after a crash. */
+    if (st == KD_OK)
+        st = syncfs_of(p->o->manifest_path, p->err, p->errsz);
+    if (st == KD_OK)
+        st = sync_items(p, true, &p->manifest_dev);
+    for (size_t i = 0; i < items->n && st == KD_OK; i++)
+        if (items->v[i].tmp)
+            st = commit_item(p, &items->v[i]);
+    if (st != KD_OK)
+        drop_staged(p);
     /* Directory modes last: a read-only source directory must not keep us
      * from filling its copy. Exact bits, whatever the umask. */
     for (size_t i = 0; i < items->n && st == KD_OK; i++) {
@@ -1232,6 +1326,42 @@ static kd_status_t check_perm_overlaps(plan_t *p, const kd_appspec_permission_t 
     return st;
 }
 
+/* path's directory, into dir. */
+static kd_status_t dir_of(const char *path, char *dir, size_t dirsz, char *err, size_t errsz)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash)
+        return kd_pathf(dir, dirsz, ".");
+    if (kd_pathf(dir, dirsz, "%.*s", slash == path ? 1 : (int)(slash - path), path) != KD_OK)
+        return kd_err(err, errsz, KD_EINVAL, "%s: path too long", path);
+    return KD_OK;
+}
+
+/* syncfs of the file system holding path's directory. */
+static kd_status_t syncfs_of(const char *path, char *err, size_t errsz)
+{
+    char dir[PATH_MAX];
+    kd_status_t st = dir_of(path, dir, sizeof dir, err, errsz);
+
+    return st == KD_OK ? kd_syncfs(dir, err, errsz) : st;
+}
+
+/* The device of the file system holding path's directory. */
+static kd_status_t manifest_dev(const char *path, dev_t *dev, char *err, size_t errsz)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    kd_status_t rc;
+
+    if ((rc = dir_of(path, dir, sizeof dir, err, errsz)) != KD_OK)
+        return rc;
+    if (stat(dir, &st) != 0)
+        return kd_err(err, errsz, KD_EIO, "%s: %s", dir, strerror(errno));
+    *dev = st.st_dev;
+    return KD_OK;
+}
+
 /* ---- the public API ---- */
 
 kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
@@ -1252,8 +1382,10 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
      * a crash mid-copy, the next install still removes what this one wrote. */
     if ((st = plan_all(p, files, nfiles, perms, nperms)) != KD_OK ||
         (st = remove_listed(p->sd, &p->prev, err, errsz)) != KD_OK ||
-        (st = manifest_write(o->manifest_path, &p->items, false, err, errsz)) != KD_OK)
+        (st = manifest_write(o->manifest_path, &p->items, false, err, errsz)) != KD_OK ||
+        (st = manifest_dev(o->manifest_path, &p->manifest_dev, err, errsz)) != KD_OK)
         goto out;
+
     /* From here on the manifest is rewritten whatever happens, listing only
      * what is really on disk. */
     st = write_items(p);
@@ -1262,6 +1394,16 @@ kd_status_t kd_install_run(const kd_appspec_file_t *files, size_t nfiles,
     /* After a failure, err keeps the first error, not the rewrite's. */
     st2 = manifest_write(o->manifest_path, &p->items, true, st == KD_OK ? err : NULL,
                          st == KD_OK ? errsz : 0);
+    if (st == KD_OK)
+        st = st2;
+    /* The caller's own record of the install rides on the same sync. */
+    if (st == KD_OK && o->before_sync)
+        st = o->before_sync(o->opaque, err, errsz);
+    /* The manifest, the caller's record, and the renames, directories,
+     * owners and modes: durable before the step reports them. */
+    st2 = syncfs_of(o->manifest_path, st == KD_OK ? err : NULL, st == KD_OK ? errsz : 0);
+    if (st2 == KD_OK)
+        st2 = sync_items(p, false, &p->manifest_dev);
     if (st == KD_OK)
         st = st2;
 out:

@@ -36,6 +36,12 @@ typedef struct kd_install_opts {
     /* The manifest of the previous install on this host; NULL or a missing
      * file means none. May be the same path as manifest_path. */
     const char *previous_manifest;
+    /* NULL, or called once everything is written, before the last sync,
+     * when the install succeeded: a record the caller writes there, on the
+     * manifest's file system (data synced, then renamed), is made durable
+     * by that same sync. */
+    kd_status_t (*before_sync)(void *opaque, char *err, size_t errsz);
+    void *opaque;
 } kd_install_opts_t;
 
 /* Installs a revision. In order:
@@ -53,7 +59,10 @@ typedef struct kd_install_opts {
  *     "") is the whole bundle, the appspec file included. Missing parent
  *     directories are created. Regular files keep their mode bits and mtime
  *     and appear atomically (temp file in the same directory + rename);
- *     symlinks are recreated with the same target, never followed;
+ *     symlinks are recreated with the same target, never followed. Files
+ *     and links are written under temporary names first; one syncfs per
+ *     file system makes the manifest and their data durable, then they are
+ *     renamed;
  *  4. applies `permissions` (as the AWS agent) to what this install wrote:
  *     an object that is a file written here gets owner/group/mode itself (if
  *     type allows files; a pattern or except on a file object is an error);
@@ -67,7 +76,8 @@ typedef struct kd_install_opts {
  *     chmod (when mode >= 0) so setuid bits survive;
  *  5. rewrites the manifest to list exactly what was written. This also
  *     happens when step 3 or 4 fails midway, so a later cleanup removes the
- *     partial install.
+ *     partial install. Then (on success) before_sync, and one more syncfs
+ *     per file system: all of it is durable when this returns.
  * Every path under the prefix is reached by directory descriptors from a
  * descriptor of the prefix (see safedir.h): a component that is a symlink,
  * or a directory owned by anyone but root, the worker's user or an owner

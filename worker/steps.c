@@ -230,6 +230,7 @@ static kd_status_t download(step_ctx_t *c, const char *id, const Kdeploy__V1__Re
     fo.progress = fetch_progress;
     fo.opaque = &beat;
     fo.abort = c->host->stop;
+    fo.transient = true; /* unpacked, then removed, below */
     st = kd_bundle_fetch(&fo, err, errsz);
     kd_worker_metrics_download(c->host->metrics, st == KD_OK ? archive : NULL,
                                kd_mono_ms() - beat.started);
@@ -583,6 +584,21 @@ static kd_file_exists_t install_policy(const step_ctx_t *c, const revision_t *r)
     return KD_FILE_EXISTS_FAIL;
 }
 
+/* The cache's record of the revision installed, written with the install's
+ * last sync. */
+typedef struct installed_rec {
+    const step_ctx_t *c;
+    const revision_t *r;
+} installed_rec_t;
+
+static kd_status_t record_installed(void *opaque, char *err, size_t errsz)
+{
+    const installed_rec_t *rec = opaque;
+
+    return kd_cache_installed_stage(rec->c->host->root, rec->c->cmd->application,
+                                    rec->c->cmd->group, rec->r->id, err, errsz);
+}
+
 static kd_status_t install_revision(step_ctx_t *c, const revision_t *r, char *err, size_t errsz)
 {
     char installed[160] = "", manifest[PATH_MAX], previous[PATH_MAX] = "", prev_dir[PATH_MAX];
@@ -590,7 +606,7 @@ static kd_status_t install_revision(step_ctx_t *c, const revision_t *r, char *er
     const kd_appspec_file_t *files = kd_appspec_files(r->appspec, &nfiles);
     const kd_appspec_permission_t *perms = kd_appspec_permissions(r->appspec, &nperms);
     kd_install_opts_t o = {0};
-    kd_status_t st;
+    installed_rec_t rec = {c, r};
 
     if (kd_pathf(manifest, sizeof manifest, "%s/install.manifest", r->dir) != KD_OK)
         return kd_err(err, errsz, KD_EINVAL, "path too long");
@@ -604,10 +620,9 @@ static kd_status_t install_revision(step_ctx_t *c, const revision_t *r, char *er
     o.policy = install_policy(c, r);
     o.manifest_path = manifest;
     o.previous_manifest = previous[0] ? previous : NULL;
-    if ((st = kd_install_run(files, nfiles, perms, nperms, &o, err, errsz)) != KD_OK)
-        return st;
-    return kd_cache_installed_set(c->host->root, c->cmd->application, c->cmd->group, r->id,
-                                  err, errsz);
+    o.before_sync = record_installed;
+    o.opaque = &rec;
+    return kd_install_run(files, nfiles, perms, nperms, &o, err, errsz);
 }
 
 static void step_install(step_ctx_t *c)

@@ -165,6 +165,20 @@ static void test_fetch_file_sha256_and_md5(void)
     opts_for(&o, url, sha, md5, out);
     CHECK_MSG(kd_bundle_fetch(&o, err, sizeof err) == KD_OK, "%s", err);
     CHECK(kd_bundle_verify(out, sha, md5, err, sizeof err) == KD_OK);
+
+    /* A transient download (not synced) is verified and named the same. */
+    unlink(out);
+    opts_for(&o, url, sha, NULL, out);
+    o.transient = true;
+    CHECK_MSG(kd_bundle_fetch(&o, err, sizeof err) == KD_OK, "%s", err);
+    got = slurp(out);
+    CHECK_STREQ(got, BODY);
+    free(got);
+    CHECK(dir_count(tpath(dir, "dl")) == 1);
+    opts_for(&o, url, "0123456789abcdef0123456789abcdef"
+                      "0123456789abcdef0123456789abcdef", NULL, out);
+    o.transient = true;
+    CHECK(kd_bundle_fetch(&o, err, sizeof err) == KD_ECHECKSUM);
 }
 
 static void count_progress(void *opaque, uint64_t bytes)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 
 static char g_dir[PATH_MAX];
 static char g_err[1024];
+static const char *g_threads_script;
 
 /* Writes "#!/bin/sh\n" + body to g_dir/name with mode; returns the path
  * (rotating buffers). */
@@ -525,6 +527,65 @@ static void test_child_starts_clean(void)
     CHECK(out.timed_out && out.term_signal == SIGTERM);
 }
 
+/* Hooks started from several threads at once: each child shares the
+ * worker's memory until it execs, so each must see its own argv, env and
+ * pipes, whatever the other threads do meanwhile. */
+#define SPAWN_THREADS 4
+#define SPAWN_EACH 8
+
+typedef struct {
+    int id;
+    int ok;
+} spawner_t;
+
+static void *spawner(void *arg)
+{
+    spawner_t *t = arg;
+    char want[40], env0[48], err[256];
+
+    for (int i = 0; i < SPAWN_EACH; i++) {
+        const char *envp[] = { env0, NULL };
+        const char *argv[] = { g_threads_script, NULL };
+        kd_hook_spec_t spec;
+        kd_hook_outcome_t out;
+
+        snprintf(env0, sizeof env0, "TOKEN=t%d-%d", t->id, i);
+        snprintf(want, sizeof want, "t%d-%d\n", t->id, i);
+        kd_hook_spec_init(&spec);
+        spec.argv = argv;
+        spec.envp = envp;
+        spec.cwd = g_dir;
+        spec.timeout_ms = 10000;
+        if (kd_hook_run(&spec, &out, err, sizeof err) == KD_OK && out.exit_code == 0 &&
+            strcmp(out.tail, want) == 0)
+            t->ok++;
+    }
+    return NULL;
+}
+
+static void test_hooks_from_threads(void)
+{
+    pthread_t th[SPAWN_THREADS];
+    spawner_t t[SPAWN_THREADS];
+    int started = 0, ok = 0;
+
+    g_threads_script = script("token.sh", "echo \"$TOKEN\"", 0755);
+    for (int i = 0; i < SPAWN_THREADS; i++) {
+        t[i].id = i;
+        t[i].ok = 0;
+        if (pthread_create(&th[i], NULL, spawner, &t[i]) == 0)
+            started++;
+        else
+            break;
+    }
+    CHECK(started == SPAWN_THREADS);
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        ok += t[i].ok;
+    }
+    CHECK(ok == SPAWN_THREADS * SPAWN_EACH);
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -555,6 +616,7 @@ int main(void)
     RUN(test_progress_while_running);
     RUN(test_abort_flag_stops_hook);
     RUN(test_child_starts_clean);
+    RUN(test_hooks_from_threads);
     nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary();
 }
