@@ -4,6 +4,7 @@
  * Production points every service at a real Kafka cluster instead. */
 #include "cmd_broker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
@@ -13,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "bus.h"
@@ -168,6 +173,45 @@ static void move_all_leaders(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o
     kd_info("partition leaders moved (round %d)", round);
 }
 
+/* The mock cluster's listening sockets are this process's own; it leaves
+ * Nagle's algorithm on, so a connection with two small answers in flight
+ * (a producer's requests pipelined, a fetch beside a produce) held the
+ * second until the client's delayed ACK, 40 ms later: every planner round
+ * with records and commands paid it twice. Accepted connections inherit
+ * TCP_NODELAY from their listener. Returns how many were set. */
+static int nodelay_listeners(const char *bootstraps)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int set = 0;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name), listening = 0, on = 1;
+        socklen_t len = sizeof listening;
+        struct sockaddr_in sin;
+        socklen_t sl = sizeof sin;
+        struct stat st;
+        char port[16];
+        const char *at;
+
+        if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
+            getsockname(fd, (struct sockaddr *)&sin, &sl) != 0 || sin.sin_family != AF_INET)
+            continue;
+        /* Only the cluster's: its port is in the bootstrap list. */
+        snprintf(port, sizeof port, ":%d", ntohs(sin.sin_port));
+        for (at = strstr(bootstraps, port); at; at = strstr(at + 1, port))
+            if (at[strlen(port)] == '\0' || at[strlen(port)] == ',')
+                break;
+        if (at && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0)
+            set++;
+    }
+    closedir(d);
+    return set;
+}
+
 static void serve(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o)
 {
     struct sigaction sa;
@@ -199,8 +243,11 @@ static void serve(rd_kafka_mock_cluster_t *mc, const broker_opts_t *o)
             down = !down;
             if (down)
                 rd_kafka_mock_broker_set_down(mc, o->broker_count);
-            else
+            else {
                 rd_kafka_mock_broker_set_up(mc, o->broker_count);
+                /* A broker taken down gets a new listener, as it came. */
+                nodelay_listeners(rd_kafka_mock_cluster_bootstraps(mc));
+            }
             kd_info("broker %d %s", o->broker_count, down ? "down" : "up again");
         }
     }
@@ -229,6 +276,9 @@ static int run_broker(const broker_opts_t *o)
         return 1;
     }
     bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+    if (nodelay_listeners(bootstraps) < o->broker_count)
+        kd_warn("could not turn Nagle's algorithm off on every listener: answers may wait "
+                "40 ms for the client's ACK");
     if (create_topics(mc, o, err, sizeof err) != KD_OK ||
         (o->brokers_file && write_brokers_file(o->brokers_file, bootstraps, err, sizeof err) != KD_OK)) {
         kd_error("%s", err);
