@@ -182,6 +182,10 @@ typedef struct kd_consumer_opts {
     /* Group mode: a stable group.instance.id (static membership), so that a
      * restarted member takes its predecessor's partitions at once. */
     const char *instance_id;
+    /* Group, partition and manual modes, on the embedded broker: the
+     * consumer may open an eager lane while its owner says messages are due
+     * (kd_consumer_hurry). */
+    bool eager;
 } kd_consumer_opts_t;
 
 /* One message. Strings are NUL-terminated; value is the raw envelope. */
@@ -212,6 +216,18 @@ void kd_consumer_free(kd_consumer_t *c);
  * Transient broker errors are logged and not returned; fatal ones are. */
 kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **out,
                              char *err, size_t errsz);
+/* Says whether messages are due soon (a step in flight: its result, or
+ * the host's next step). The embedded broker answers a fetch that finds
+ * nothing only when the fetch's wait ends, so a consumer with opts.eager
+ * fetches, while hurried, through a second handle whose wait is 1 ms
+ * (the main one keeps its 5 ms, so an idle consumer costs what it did).
+ * Past 1,000 messages a second the lane rests (fetches find data waiting
+ * then). A lane unused for 30 s is closed. No effect on a real broker, which
+ * answers a waiting fetch as soon as data arrives, nor when the operator
+ * set fetch.wait.max.ms. Call from the thread that polls. */
+void kd_consumer_hurry(kd_consumer_t *c, bool soon);
+/* How many messages the eager lane delivered (before the main handle). */
+size_t kd_consumer_eager_count(const kd_consumer_t *c);
 /* Commits the offset after m for the consumer's group, asynchronously:
  * after a crash, messages since the last commit that landed come again
  * (kdeploy's consumers treat repeats as no-ops). */

@@ -1,6 +1,7 @@
 /* The consumer half of the bus: group members (planner), one-partition
  * readers (a worker reads only its host's partition of `steps`), and
  * whole-topic readers (status, replay). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +24,289 @@ struct kd_consumer {
     char first_topic[256];                      /* group mode: topics[0]'s full name */
     void (*on_rebalance)(void *, bool, const int32_t *, size_t);
     void *opaque;
+    /* The eager lane (kd_consumer_hurry), on the embedded broker only: a
+     * second handle with a 1 ms fetch wait, assigned the same partitions
+     * while its owner expects messages soon. Both handles' messages pass
+     * through next[], so what both bring is delivered once, in order. */
+    bool eager;                                 /* the lane may be used */
+    bool hurrying;
+    rd_kafka_t *fast;
+    rd_kafka_queue_t *fast_q;
+    struct lane_part *lane;                     /* the lane's partitions */
+    size_t lane_count;
+    bool lane_waiting;                          /* some wait for their next offset */
+    bool flooded;                               /* messages come fast enough without it */
+    int64_t window_ms;                          /* monotonic: this second's start */
+    unsigned window_count;                      /* messages delivered in it */
+    atomic_long fast_held;                      /* fast's messages not yet freed */
+    int64_t calm_since_ms;                      /* monotonic: hurrying last ended */
+    size_t eager_delivered;                     /* messages the lane delivered first */
+    int64_t *next[KD_TOPIC_COUNT];              /* per partition: the next offset, -1 unknown */
+    int32_t next_cap[KD_TOPIC_COUNT];
 };
 
 /* A message and the librdkafka message it came from. */
 typedef struct kd_message_int {
     kd_message_t pub;
     rd_kafka_message_t *rkm;
+    atomic_long *held;                          /* the eager lane's count, if it came from it */
     char *key;
     char *type;
     char *deploy_id;
 } kd_message_int_t;
 
 static const int metadata_timeout_ms = 10000;
+/* Hurrying, the owner's poll waits on the eager lane at most this long
+ * before looking at the main handle again (its callbacks, its partitions
+ * the lane does not have yet). */
+static const int eager_slice_ms = 20;
+/* An eager lane unused this long is closed: an idle process holds no
+ * second handle and its threads. */
+static const int64_t eager_retire_ms = 30000;
+/* Past this many messages a second, fetches find data waiting and return
+ * at once: the lane would only read everything twice (a planner at
+ * scale), so it stops until the flow slows. */
+static const unsigned eager_flood_per_s = 1000;
+
+static void reader_group_id(char *buf, size_t size)
+{
+    /* Readers never join or commit, but librdkafka wants a group id. */
+    char uuid[KD_UUID_LEN];
+
+    kd_uuid_new(uuid);
+    snprintf(buf, size, "kdeploy-reader-%s", uuid);
+}
+
+/* ---- the eager lane ---- */
+
+static void forget_positions(kd_consumer_t *c)
+{
+    for (int t = 0; t < KD_TOPIC_COUNT; t++)
+        for (int32_t i = 0; i < c->next_cap[t]; i++)
+            c->next[t][i] = -1;
+}
+
+/* The slot of a partition's next offset, grown on demand; NULL for a
+ * topic that is not kdeploy's or a partition beyond any real cluster's. */
+static int64_t *next_slot(kd_consumer_t *c, kd_topic_t t, int32_t part)
+{
+    if ((int)t < 0 || t >= KD_TOPIC_COUNT || part < 0 || part >= 1 << 16)
+        return NULL;
+    if (part >= c->next_cap[t]) {
+        int32_t cap = part < 64 ? 64 : part * 2;
+        int64_t *grown = realloc(c->next[t], (size_t)cap * sizeof *grown);
+
+        if (!grown)
+            return NULL;
+        for (int32_t i = c->next_cap[t]; i < cap; i++)
+            grown[i] = -1;
+        c->next[t] = grown;
+        c->next_cap[t] = cap;
+    }
+    return &c->next[t][part];
+}
+
+static kd_topic_t topic_of(const kd_consumer_t *c, const char *name);
+
+/* Whether to deliver rkm, and if so it becomes its partition's last. The
+ * main handle's messages unless delivered already (its position trails the
+ * lane's); the lane's only when exactly the next one: the main handle reads
+ * everything, so a lane that ever started ahead or skipped could only make
+ * messages look delivered that were not. */
+static bool take_message(kd_consumer_t *c, const rd_kafka_message_t *rkm, bool from_fast)
+{
+    int64_t *next = next_slot(c, topic_of(c, rd_kafka_topic_name(rkm->rkt)), rkm->partition);
+
+    if (!next)
+        return !from_fast;
+    if (from_fast ? rkm->offset != *next : *next >= 0 && rkm->offset < *next)
+        return false;
+    *next = rkm->offset + 1;
+    return true;
+}
+
+/* The lane's partitions: the main handle's, each started at the next offset
+ * not yet delivered once that is known, and stopped while calm. */
+typedef struct lane_part {
+    rd_kafka_topic_t *rkt;
+    int32_t partition;
+    kd_topic_t topic;
+    bool started;
+} lane_part_t;
+
+static void lane_stop(kd_consumer_t *c)
+{
+    for (size_t i = 0; i < c->lane_count; i++)
+        if (c->lane[i].started) {
+            rd_kafka_consume_stop(c->lane[i].rkt, c->lane[i].partition);
+            c->lane[i].started = false;
+        }
+}
+
+/* Starts the partitions whose next offset is known: exactly there, so the
+ * lane never brings what was delivered before, nor anything out of turn. */
+static void lane_start(kd_consumer_t *c)
+{
+    c->lane_waiting = false;
+    for (size_t i = 0; i < c->lane_count; i++) {
+        lane_part_t *lp = &c->lane[i];
+        int64_t *next = next_slot(c, lp->topic, lp->partition);
+
+        if (lp->started)
+            continue;
+        if (!next || *next < 0)
+            c->lane_waiting = true; /* its first message comes through the main handle */
+        else if (rd_kafka_consume_start_queue(lp->rkt, lp->partition, *next, c->fast_q) == 0)
+            lp->started = true;
+    }
+}
+
+static void lane_clear(kd_consumer_t *c)
+{
+    lane_stop(c);
+    for (size_t i = 0; i < c->lane_count; i++)
+        rd_kafka_topic_destroy(c->lane[i].rkt);
+    free(c->lane);
+    c->lane = NULL;
+    c->lane_count = 0;
+}
+
+/* The lane follows the main handle's assignment (parts; NULL: none). */
+static void mirror_assignment(kd_consumer_t *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (!c->fast)
+        return;
+    lane_clear(c);
+    if (!parts || parts->cnt <= 0 || !(c->lane = calloc((size_t)parts->cnt, sizeof *c->lane)))
+        return;
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->fast, parts->elems[i].topic, NULL);
+
+        if (rkt)
+            c->lane[c->lane_count++] = (lane_part_t){.rkt = rkt,
+                                                     .partition = parts->elems[i].partition,
+                                                     .topic = topic_of(c, parts->elems[i].topic)};
+    }
+    if (c->hurrying && !c->flooded)
+        lane_start(c);
+}
+
+/* The lane is librdkafka's simple consumer: it starts a partition at a
+ * given offset at once, with no group, no coordinator and no assignment
+ * state to go through, so it can follow each hurry exactly. */
+static kd_status_t new_fast_handle(kd_consumer_t *c, char *err, size_t errsz)
+{
+    static const char *const defaults[] = {
+        "enable.auto.commit", "false",
+        "fetch.error.backoff.ms", "20",
+        /* What the lane is for: the embedded broker answers a fetch that
+         * finds nothing when its wait ends, so this is the latency. */
+        "fetch.wait.max.ms", "1",
+        NULL,
+    };
+    rd_kafka_conf_t *rc;
+    char rkerr[512];
+    kd_status_t st;
+
+    if ((st = kd_bus_build_conf(c->conf, defaults, &rc, err, errsz)) != KD_OK)
+        return st;
+    if (!(c->fast = rd_kafka_new(RD_KAFKA_CONSUMER, rc, rkerr, sizeof rkerr))) {
+        rd_kafka_conf_destroy(rc);
+        return kd_err(err, errsz, KD_EKAFKA, "creating the eager consumer: %s", rkerr);
+    }
+    if (!(c->fast_q = rd_kafka_queue_new(c->fast))) {
+        rd_kafka_destroy(c->fast);
+        c->fast = NULL;
+        return kd_err(err, errsz, KD_ENOMEM, "out of memory");
+    }
+    return KD_OK;
+}
+
+void kd_consumer_hurry(kd_consumer_t *c, bool soon)
+{
+    rd_kafka_topic_partition_list_t *mine = NULL;
+    char err[512];
+
+    if (!c->eager || soon == c->hurrying)
+        return;
+    c->hurrying = soon;
+    if (!soon) {
+        c->calm_since_ms = kd_mono_ms();
+        lane_stop(c);
+        return;
+    }
+    if (c->fast) {
+        if (!c->flooded)
+            lane_start(c);
+        return;
+    }
+    if (new_fast_handle(c, err, sizeof err) != KD_OK) {
+        kd_warn("%s; going on with the main consumer only", err);
+        c->eager = c->hurrying = false;
+        return;
+    }
+    if (rd_kafka_assignment(c->rk, &mine) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        mirror_assignment(c, mine);
+        rd_kafka_topic_partition_list_destroy(mine);
+    }
+}
+
+size_t kd_consumer_eager_count(const kd_consumer_t *c)
+{
+    return c->eager_delivered;
+}
+
+static void close_fast(kd_consumer_t *c)
+{
+    lane_clear(c);
+    rd_kafka_queue_destroy(c->fast_q);
+    rd_kafka_destroy(c->fast);
+    c->fast_q = NULL;
+    c->fast = NULL;
+}
+
+/* The next message of either handle: the main one without waiting (its
+ * callbacks stay timely), then the lane, up to a slice of the wait. */
+static void check_flood(kd_consumer_t *c)
+{
+    int64_t now = kd_mono_ms();
+    bool flooded;
+
+    if (now - c->window_ms < 1000)
+        return;
+    flooded = c->window_count >= eager_flood_per_s;
+    c->window_ms = now;
+    c->window_count = 0;
+    if (flooded == c->flooded)
+        return;
+    c->flooded = flooded;
+    if (flooded)
+        lane_stop(c);
+    else
+        lane_start(c);
+}
+
+static rd_kafka_message_t *poll_handles(kd_consumer_t *c, int timeout_ms, bool *from_fast)
+{
+    rd_kafka_message_t *rkm;
+
+    *from_fast = false;
+    if (c->hurrying)
+        check_flood(c);
+    if (!c->hurrying || c->flooded) {
+        if (!c->hurrying && c->fast && atomic_load(&c->fast_held) == 0 &&
+            kd_mono_ms() - c->calm_since_ms >= eager_retire_ms)
+            close_fast(c);
+        return rd_kafka_consumer_poll(c->rk, timeout_ms);
+    }
+    if (c->lane_waiting)
+        lane_start(c);
+    if ((rkm = rd_kafka_consumer_poll(c->rk, 0)))
+        return rkm;
+    *from_fast = true;
+    return rd_kafka_consume_queue(c->fast_q, timeout_ms < eager_slice_ms ? timeout_ms
+                                                                         : eager_slice_ms);
+}
 
 /* Eager rebalancing: take or drop the whole assignment, then tell the
  * owner which partitions of its first topic it now has or lost. */
@@ -47,6 +319,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
     size_t n = 0;
 
     rd_kafka_assign(rk, assigned ? parts : NULL);
+    /* What was delivered before says nothing about where the new owner of
+     * a partition starts: the eager lane follows the main handle again. */
+    if (c->eager) {
+        forget_positions(c);
+        mirror_assignment(c, assigned ? parts : NULL);
+    }
     for (int i = 0; nums && i < parts->cnt; i++)
         if (strcmp(parts->elems[i].topic, c->first_topic) == 0)
             nums[n++] = parts->elems[i].partition;
@@ -86,11 +364,7 @@ static kd_status_t new_handle(kd_consumer_t *c, const kd_consumer_opts_t *o, cha
     kd_status_t st;
 
     if (!o->group_id) {
-        /* Readers never join or commit, but librdkafka wants a group id. */
-        char uuid[KD_UUID_LEN];
-
-        kd_uuid_new(uuid);
-        snprintf(reader_group, sizeof reader_group, "kdeploy-reader-%s", uuid);
+        reader_group_id(reader_group, sizeof reader_group);
         extra[1] = reader_group;
     }
     if ((st = kd_bus_build_conf(c->conf, defaults, &rc, err, errsz)) != KD_OK)
@@ -251,6 +525,10 @@ kd_status_t kd_consumer_new(const kd_bus_conf_t *conf, const kd_consumer_opts_t 
     c->partition = -1;
     c->on_rebalance = opts->on_rebalance;
     c->opaque = opts->opaque;
+    /* A real broker answers a waiting fetch when data comes: no lane
+     * needed. Nor when the operator chose the wait. */
+    c->eager = opts->eager && !opts->read_all && kd_bus_is_embedded(conf) &&
+               !kd_bus_conf_has(conf, "fetch.wait.max.ms");
     kd_bus_topic_name(conf, opts->topics[0], c->first_topic, sizeof c->first_topic);
     if ((st = new_handle(c, opts, err, errsz)) != KD_OK)
         goto fail;
@@ -288,6 +566,10 @@ kd_status_t kd_consumer_assign(kd_consumer_t *c, const int32_t *partitions,
     if (c->assigned)
         rd_kafka_topic_partition_list_destroy(c->assigned);
     c->assigned = parts;
+    if (c->eager) {
+        forget_positions(c);
+        mirror_assignment(c, parts);
+    }
     return KD_OK;
 }
 
@@ -301,6 +583,10 @@ void kd_consumer_free(kd_consumer_t *c)
         rd_kafka_consumer_close(c->rk);
         rd_kafka_destroy(c->rk);
     }
+    if (c->fast)
+        close_fast(c);
+    for (int t = 0; t < KD_TOPIC_COUNT; t++)
+        free(c->next[t]);
     if (c->assigned)
         rd_kafka_topic_partition_list_destroy(c->assigned);
     free(c->at_eof);
@@ -407,7 +693,7 @@ static kd_topic_t topic_of(const kd_consumer_t *c, const char *name)
     return KD_TOPIC_COUNT;
 }
 
-static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm)
+static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm, bool from_fast)
 {
     kd_message_int_t *m = calloc(1, sizeof *m);
     rd_kafka_headers_t *hdrs = NULL;
@@ -418,6 +704,11 @@ static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm)
         return NULL;
     rd_kafka_message_headers(rkm, &hdrs);
     m->rkm = rkm;
+    /* The lane's handle is closed only once its messages are all freed. */
+    if (from_fast) {
+        m->held = &c->fast_held;
+        atomic_fetch_add(m->held, 1);
+    }
     /* Keys and header values are bytes with a length, not C strings. */
     m->key = rkm->key ? strndup(rkm->key, rkm->key_len) : strdup("");
     m->type = header_str(hdrs, KD_HEADER_TYPE);
@@ -449,12 +740,27 @@ static kd_message_t *wrap(kd_consumer_t *c, rd_kafka_message_t *rkm)
 kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **out, char *err,
                              size_t errsz)
 {
-    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    rd_kafka_message_t *rkm;
+    bool from_fast;
     char fatal[512];
 
     *out = NULL;
-    if (!rkm)
+    /* Bounded: each message the two handles both bring is dropped once. */
+    for (int dropped = 0;; dropped++) {
+        if (!(rkm = poll_handles(c, dropped ? 0 : timeout_ms, &from_fast)))
+            return KD_OK;
+        if (rkm->err || !c->eager || take_message(c, rkm, from_fast))
+            break;
+        rd_kafka_message_destroy(rkm);
+        if (dropped == 10000)
+            return KD_OK;
+    }
+    if (from_fast && rkm->err) {
+        /* The main handle says the same about the same broker. */
+        kd_debug("eager consumer: %s", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
         return KD_OK;
+    }
     if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         mark_eof(c, rkm, true);
         rd_kafka_message_destroy(rkm);
@@ -473,7 +779,10 @@ kd_status_t kd_consumer_poll(kd_consumer_t *c, int timeout_ms, kd_message_t **ou
         return KD_OK;
     }
     mark_eof(c, rkm, false);
-    if (!(*out = wrap(c, rkm))) {
+    if (from_fast)
+        c->eager_delivered++;
+    c->window_count++;
+    if (!(*out = wrap(c, rkm, from_fast))) {
         rd_kafka_message_destroy(rkm);
         return kd_err(err, errsz, KD_ENOMEM, "out of memory");
     }
@@ -502,6 +811,8 @@ void kd_message_free(kd_message_t *m)
         return;
     if (mi->rkm)
         rd_kafka_message_destroy(mi->rkm);
+    if (mi->held)
+        atomic_fetch_sub(mi->held, 1);
     free(mi->key);
     free(mi->type);
     free(mi->deploy_id);

@@ -37,6 +37,8 @@ typedef struct daemon {
     kd_deploy_metrics_t *dm;            /* may be NULL */
     kd_notify_t *notify;                /* may be NULL */
     int64_t last_gauges_ms;
+    int64_t commanded_ms;               /* monotonic: steps or traffic last sent */
+    unsigned in_flight;                 /* hosts in flight, as of last_gauges_ms */
     int64_t heard_ms;                   /* monotonic: the brokers last answered */
     int64_t probed_ms;                  /* monotonic: the last probe */
     int64_t outage_ms;                  /* monotonic: since when they have not (0: they do) */
@@ -119,6 +121,8 @@ static kd_status_t publish_round(void *arg, const kd_decisions_t *dec, char *err
         }
         if (st == KD_OK && any)
             st = kd_producer_flush(p->producer, FLUSH_TIMEOUT_MS, err, errsz);
+        if (st == KD_OK && any && !records)
+            p->commanded_ms = kd_mono_ms();
         if (st != KD_OK)
             kd_deploy_metrics_publish_error(p->dm, records ? KD_TOPIC_DEPLOYMENTS : KD_TOPIC_STEPS);
     }
@@ -390,15 +394,16 @@ static kd_status_t take_over(daemon_t *p, char *err, size_t errsz)
     return execute(p, &dec, err, errsz);
 }
 
-/* Hosts in flight and active deployments, for the gauges: once a second,
- * from this thread (the model is not for the metrics server's). */
+/* Hosts in flight and active deployments, for the gauges and for
+ * hurrying the consumer: once a second, from this thread (the model is not
+ * for the metrics server's). */
 static void gauges(daemon_t *p, kd_consumer_t *group)
 {
     unsigned hosts = 0, active = 0;
     int64_t lag;
     char err[256];
 
-    if (!p->dm || kd_mono_ms() - p->last_gauges_ms < 1000)
+    if (kd_mono_ms() - p->last_gauges_ms < 1000)
         return;
     p->last_gauges_ms = kd_mono_ms();
     for (const kd_deploy_t *d = kd_model_first(p->model); d; d = kd_model_next(d)) {
@@ -410,6 +415,9 @@ static void gauges(daemon_t *p, kd_consumer_t *group)
         hosts += (unsigned)n.in_flight;
         active++;
     }
+    p->in_flight = hosts;
+    if (!p->dm)
+        return;
     kd_deploy_metrics_in_flight(p->dm, hosts, active);
     if (kd_consumer_lag(group, KD_TOPIC_REQUESTS, &lag, err, sizeof err) == KD_OK)
         kd_deploy_metrics_lag(p->dm, KD_TOPIC_REQUESTS, lag);
@@ -470,7 +478,7 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
     kd_consumer_opts_t ho = {.topics = hist_topics, .topic_count = 2, .read_all = true};
     kd_consumer_opts_t go = {.group_id = o->group, .topics = topics, .topic_count = 2,
                              .on_rebalance = on_rebalance, .opaque = p,
-                             .instance_id = o->instance_id};
+                             .instance_id = o->instance_id, .eager = true};
     kd_consumer_t *history = NULL, *group = NULL;
     batch_t batch = {0};
     int64_t last_tick = 0;
@@ -485,6 +493,9 @@ static kd_status_t loop(daemon_t *p, const kd_bus_conf_t *conf, const kd_daemon_
     p->history = history;
     kd_info("planning (%d partitions, group %s)", p->partition_count, o->group);
     while (!*stop && st == KD_OK) {
+        /* Results are due while hosts are in flight, and just after steps
+         * were sent (the count is a second old). */
+        kd_consumer_hurry(group, p->in_flight > 0 || kd_mono_ms() - p->commanded_ms < 1000);
         if ((st = follow_history(p, history, 0, err, errsz)) != KD_OK ||
             (st = take_batch(p, group, &batch, 50, err, errsz)) != KD_OK)
             break;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ids.h"
 #include "log.h"
 #include "partition.h"
 #include "ptrmap.h"
@@ -19,6 +20,12 @@
 #define READER_POLL_MS 500
 /* A pool thread with nothing to do for this long ends. */
 #define POOL_IDLE_MS 10000
+/* After a host's step, its next one (or the next batch's first) is due
+ * within a planner's round trip: the reader hurries this long after the
+ * last step ended, and while any step runs. */
+#define HURRY_AFTER_STEP_MS 1000
+/* While hurrying, how often the reader looks whether it still should. */
+#define HURRY_POLL_MS 100
 
 typedef struct queued {
     kd_message_t *m;
@@ -54,6 +61,8 @@ struct kd_fanout {
     pthread_cond_t gone;     /* the last pool thread ended */
     kd_fanout_host_t *ready_head, *ready_tail;
     size_t threads, idle;
+    size_t busy;             /* hosts scheduled: queued or being served */
+    int64_t step_ended_ms;   /* monotonic: a host's last serve ended */
     bool stopping;
     kd_status_t status;      /* the first failure */
     char err[512];
@@ -119,6 +128,8 @@ static void serve_host(kd_fanout_t *f, kd_fanout_host_t *h)
         }
     }
     h->scheduled = false;
+    f->busy--;
+    f->step_ended_ms = kd_mono_ms();
 }
 
 static void deadline_in(struct timespec *until, int ms)
@@ -206,6 +217,7 @@ static void dispatch(kd_fanout_t *f, kd_fanout_host_t *h, kd_message_t *m)
     h->tail = q;
     if (!h->scheduled && !h->failed) {
         h->scheduled = true;
+        f->busy++;
         if (f->ready_tail)
             f->ready_tail->next_ready = h;
         else
@@ -224,8 +236,14 @@ kd_status_t kd_fanout_run(kd_fanout_t *f, char *err, size_t errsz)
     while (!*f->stop) {
         kd_message_t *m = NULL;
         kd_fanout_host_t *h;
+        bool hurry;
 
-        if (kd_consumer_poll(f->reader, READER_POLL_MS, &m, why, sizeof why) != KD_OK) {
+        pthread_mutex_lock(&f->lock);
+        hurry = f->busy > 0 || kd_mono_ms() - f->step_ended_ms < HURRY_AFTER_STEP_MS;
+        pthread_mutex_unlock(&f->lock);
+        kd_consumer_hurry(f->reader, hurry);
+        if (kd_consumer_poll(f->reader, hurry ? HURRY_POLL_MS : READER_POLL_MS, &m, why,
+                             sizeof why) != KD_OK) {
             pthread_mutex_lock(&f->lock);
             fail_locked(f, KD_EKAFKA, why);
             pthread_mutex_unlock(&f->lock);
@@ -345,7 +363,7 @@ kd_status_t kd_fanout_start(const kd_fanout_opts_t *o, kd_fanout_t **out, char *
     /* The reader's group is only a name librdkafka requires: it never joins
      * and never commits; the hosts' groups hold their offsets. */
     kd_consumer_opts_t co = {.group_id = "kdeploy-worker-reader", .topics = &topic,
-                             .topic_count = 1, .manual = true};
+                             .topic_count = 1, .manual = true, .eager = true};
     kd_fanout_t *f = calloc(1, sizeof *f);
     int partitions = 0;
     kd_status_t st;
@@ -364,6 +382,7 @@ kd_status_t kd_fanout_start(const kd_fanout_opts_t *o, kd_fanout_t **out, char *
     f->serve = o->serve;
     f->stop = o->stop;
     f->max_threads = o->max_threads ? o->max_threads : o->count;
+    f->step_ended_ms = kd_mono_ms() - HURRY_AFTER_STEP_MS;
     if ((st = kd_consumer_new(o->conf, &co, &f->reader, err, errsz)) != KD_OK ||
         (st = kd_consumer_topic_partitions(f->reader, KD_TOPIC_STEPS, &partitions, err,
                                            errsz)) != KD_OK ||
