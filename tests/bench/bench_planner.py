@@ -18,6 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import kdtest  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
 
 STEPS = 7  # the rolling workflow's steps per host
 SHA = "0" * 64
@@ -39,13 +40,6 @@ def peak_rss_mb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
-
-
-def cpu_seconds(pid):
-    """User and system CPU time a process has used."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_log(procs, name, needle, timeout):

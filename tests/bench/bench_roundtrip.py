@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import bundles  # noqa: E402
 import kdtest  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
 
 
 def percentile(values, p):
@@ -58,20 +59,11 @@ def samples(kd, bs, deploy_id):
     return rows
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def cpu_shares(pids, since, t0):
-    """Percent of one core each pid used since the cpu_s figures in since,
+    """Percent of one core each pid used since the cpu_seconds figures in since,
     taken at monotonic time t0."""
     wall = time.monotonic() - t0
-    return [100.0 * (cpu_s(p) - c) / wall for p, c in zip(pids, since)]
+    return [100.0 * (cpu_seconds(p) - c) / wall for p, c in zip(pids, since)]
 
 
 def main():
@@ -99,7 +91,7 @@ def main():
         d = procs.dir
         for run in range(args.runs + 1):
             if run == 1:
-                t0, since = time.monotonic(), [cpu_s(p) for p in pids]
+                t0, since = time.monotonic(), [cpu_seconds(p) for p in pids]
             sha = bundles.build(os.path.join(d, f"r{run}.tar.gz"), f"R{run}")
             spec = bundles.spec(os.path.join(d, f"r{run}.yaml"), "rt", "web", ["h1"],
                                 "file://" + os.path.join(d, f"r{run}.tar.gz"), sha)
@@ -112,7 +104,7 @@ def main():
                 rtts += samples(kd, bs, out.stdout.split()[0])
         busy = cpu_shares(pids, since, t0)
         time.sleep(2)  # past the worker's and the planner's hurry after a step
-        t0, since = time.monotonic(), [cpu_s(p) for p in pids]
+        t0, since = time.monotonic(), [cpu_seconds(p) for p in pids]
         time.sleep(10)
         idle = cpu_shares(pids, since, t0)
     finally:

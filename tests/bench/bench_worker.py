@@ -16,8 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import kdtest  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
+from procstat import cpu_seconds  # noqa: E402
 
 
 def status(pid, key):
@@ -42,12 +41,6 @@ def switches(pid):
     return total
 
 
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def measure(bin_dir, count, idle_s, extra):
     kdtest.BIN = bin_dir
     procs = kdtest.Procs()
@@ -61,13 +54,13 @@ def measure(bin_dir, count, idle_s, extra):
         w = procs.start(cmd, "worker")
         time.sleep(5 + count / 100)  # started, every host announced, settled
         broker = next(p for p in procs.procs if p.kd_name == "broker")
-        sw, cpu, bcpu = switches(w.pid), cpu_s(w.pid), cpu_s(broker.pid)
+        sw, cpu, bcpu = switches(w.pid), cpu_seconds(w.pid), cpu_seconds(broker.pid)
         time.sleep(idle_s)
-        bcpu = (cpu_s(broker.pid) - bcpu) / idle_s * 100
+        bcpu = (cpu_seconds(broker.pid) - bcpu) / idle_s * 100
         row = {"rss_kb": status(w.pid, "VmRSS"), "anon_kb": status(w.pid, "RssAnon"),
                "threads": status(w.pid, "Threads"),
                "switches_per_s": (switches(w.pid) - sw) / idle_s,
-               "cpu_pct": (cpu_s(w.pid) - cpu) / idle_s * 100, "broker_pct": bcpu}
+               "cpu_pct": (cpu_seconds(w.pid) - cpu) / idle_s * 100, "broker_pct": bcpu}
         t0 = time.perf_counter()
         os.killpg(w.pid, signal.SIGTERM)
         w.wait(timeout=60)
